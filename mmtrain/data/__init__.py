@@ -1,0 +1,1 @@
+"""Datasets (turned into a :class:`~mmtrain.data.table.MultimodalTable`) and the datamodule."""

@@ -1,0 +1,118 @@
+"""The Lightning datamodule: featurizes each modality once, then serves padded batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from mmtrain.data.table import MultimodalTable
+from mmtrain.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SAMPLERS = ("random", "balanced")
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles train rows with a generator seeded by (seed, epoch), so a resumed run sees the same
+    order as an uninterrupted one. With ``weights`` it draws rows with replacement in proportion to
+    them (the balanced sampler); Lightning calls ``set_epoch`` each epoch."""
+
+    def __init__(self, num_rows: int, seed: int, weights: np.ndarray | None = None):
+        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is None:
+            return iter(torch.randperm(self.num_rows, generator=g).tolist())
+        return iter(torch.multinomial(self.weights, self.num_rows, True, generator=g).tolist())
+
+
+def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample [T_i, ...] -> x [B, T, ...] (zero-padded, T >= 1) and mask [B, T]."""
+    lengths = [f.shape[0] for f in features]
+    x = features[0].new_zeros((len(features), max(1, max(lengths)), *features[0].shape[1:]))
+    for i, f in enumerate(features):
+        x[i, : lengths[i]] = f
+    mask = torch.arange(x.shape[1]) < torch.tensor(lengths).unsqueeze(1)
+    return x, mask
+
+
+class MultimodalDataModule(L.LightningDataModule):
+    """Serves batches {"inputs": {m: (x, mask)}, "present": bool [B, M], "targets": {task: y}}.
+
+    featurizers: modality -> the encoder's ``featurize`` (list of raw values -> list of per-sample
+    tensors); it runs once over every row that has the modality, then the results are reused.
+    """
+
+    def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
+                 featurizers: dict[str, Callable], batch_size: int = 64, num_workers: int = 0,
+                 sampler: str = "random", balance_task: str | None = None, seed: int = 0):
+        super().__init__()
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be at least 1.")
+        self.table, self.modalities, self.tasks = table, modalities, tasks
+        self.featurizers, self.batch_size, self.num_workers = featurizers, batch_size, num_workers
+        self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
+        self.features: dict[str, list[torch.Tensor]] | None = None
+        self.present = torch.tensor(
+            np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.features is None:
+            self.features = {m: self._featurize(m) for m in self.modalities}
+
+    def _featurize(self, modality: str) -> list[torch.Tensor]:
+        raws = self.table.modalities[modality]
+        rows = [i for i, v in enumerate(raws) if v is not None]
+        start = time.perf_counter()
+        log.info("Featurizing %s: %d rows ...", modality, len(rows))
+        done = self.featurizers[modality]([raws[i] for i in rows])
+        log.info("Featurized %s in %.1f s", modality, time.perf_counter() - start)
+        empty = done[0].new_zeros((0, *done[0].shape[1:]))
+        features = [empty] * len(raws)
+        for i, f in zip(rows, done):
+            features[i] = f
+        return features
+
+    def batch(self, rows) -> dict:
+        rows = np.asarray(rows)
+        return {
+            "inputs": {m: pad([self.features[m][i] for i in rows]) for m in self.modalities},
+            "present": self.present[rows],
+            "targets": {t: torch.as_tensor(self.table.targets[t][rows]) for t in self.tasks},
+        }
+
+    def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
+        rows = self.table.indices(split)
+        return DataLoader(rows.tolist(), batch_size=self.batch_size, sampler=sampler,
+                          collate_fn=self.batch, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        rows = self.table.indices("train")
+        weights = None
+        if self.sampler_kind == "balanced":
+            labels = self.table.targets[self.balance_task][rows]
+            counts = np.bincount(labels)
+            weights = 1.0 / counts[labels]
+        return self._loader("train", EpochSampler(len(rows), self.seed, weights))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

