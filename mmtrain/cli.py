@@ -14,9 +14,12 @@ from mmtrain.errors import ConfigError
 @hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Runs one training job; returns the optimized metric (for sweepers such as Optuna)."""
-    from mmtrain.train import run
+    from mmtrain.checks import validate
 
     try:
+        validate(cfg)
+        from mmtrain.train import run
+
         metrics = run(cfg)
     except ConfigError as err:
         print(f"mmtrain: error: {err}", file=sys.stderr)

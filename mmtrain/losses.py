@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmtrain.checks import CLASS_WEIGHTS
 from mmtrain.errors import ConfigError
 
-CLASS_WEIGHTS = ("none", "balanced", "effective_number")
 
 
 def class_weights(counts: Sequence[int], mode, beta: float = 0.999) -> list[float] | None:

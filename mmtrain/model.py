@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
-from mmtrain.errors import ConfigError
+from mmtrain.errors import ConfigError, build
 
 
 @dataclass
@@ -64,13 +63,13 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
         if m not in cfg["encoder"]:
             raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
                               f"(configured encoders: {sorted(cfg['encoder'])}).")
-        encoders[m] = instantiate(cfg["encoder"][m])
-    fusion = instantiate(cfg["fusion"], in_dims={m: e.out_dim for m, e in encoders.items()})
+        encoders[m] = build(cfg["encoder"][m], f"encoder.{m}")
+    fusion = build(cfg["fusion"], "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
     heads = {}
     for task, spec in tasks.items():
         def make_head():
-            return instantiate(cfg["head"][task], in_dim=fusion.out_dim,
-                               num_outputs=1 if spec["type"] == "regression" else len(spec["classes"]))
+            return build(cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim,
+                           num_outputs=1 if spec["type"] == "regression" else len(spec["classes"]))
         heads[task] = (nn.ModuleList(make_head() for _ in fusion.members)
                        if fusion.decision_level else make_head())
     return MultimodalModel(encoders, fusion, heads, tasks)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torchmetrics
-from hydra.utils import instantiate
 
-from mmtrain.errors import ConfigError
+from mmtrain.errors import ConfigError, build
 from mmtrain.losses import build_loss
 from mmtrain.metrics import StageMetrics
 from mmtrain.model import build_model
@@ -91,7 +90,7 @@ class MultimodalModule(L.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.model_cfg["optim"]
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = instantiate(optim["optimizer"], params=params)
+        optimizer = build(optim["optimizer"], "optim.optimizer", params=params)
         scheduler = optim.get("scheduler") or {"name": "none"}
         name = scheduler["name"]
         if name == "none":

@@ -7,31 +7,55 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.table import MultimodalTable
-from mmtrain.errors import ConfigError
-from mmtrain.losses import CLASS_WEIGHTS, class_weights, positive_weights
+from mmtrain.errors import ConfigError, build
+from mmtrain.checks import validate
+from mmtrain.losses import class_weights, positive_weights
 from mmtrain.model import check_shapes
 from mmtrain.module import MultimodalModule
 
 log = logging.getLogger(__name__)
+# Lightning adds its own console handler; Hydra's root handlers already print (and file) its records.
+logging.getLogger("lightning.pytorch").handlers.clear()
+# Hydra's files in the run dir are expected beside Lightning's metrics.csv.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train (unless ``train=false``) and test; returns the flat test metrics of metrics.json."""
-    validate(cfg)
+    module, datamodule = prepare(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
+        test_ckpt = "best" if best else None
+    else:
+        test_ckpt = ckpt_path
+    trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+    metrics = dict(module.test_results)
+    if trainer.is_global_zero:
+        write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks)
+    return metrics
+
+
+def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
+    """Validated config -> the LightningModule and the datamodule, featurized and shape-checked."""
+    validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    table: MultimodalTable = instantiate(cfg.data.source)
+    table: MultimodalTable = build(cfg.data.source, "data.source")
     modalities, tasks = list(cfg.modalities), task_specs(cfg, table)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
     module = MultimodalModule(model_cfg, modalities, tasks)
@@ -46,56 +70,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         balance_task=cfg.data.balance_task, seed=cfg.seed)
     datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
-
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
-    if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        test_ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
-    else:
-        test_ckpt = ckpt_path
-    trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
-    metrics = dict(module.test_results)
-    if trainer.is_global_zero:
-        write_results(out_dir, cfg, metrics, module.test_confusion, tasks)
-    return metrics
-
-
-def validate(cfg: DictConfig) -> None:
-    """Checks that need no data, so a bad value fails in a second, before anything heavy runs."""
-    declared = list(cfg.data.modalities)
-    if cfg.modalities is None or len(cfg.modalities) == 0:
-        raise ConfigError(f"modalities is empty: list at least one of {declared} (e.g. modalities=[text]).")
-    unknown = [m for m in cfg.modalities if m not in declared]
-    if unknown:
-        raise ConfigError(f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
-                          f"which has {declared}.")
-    if not cfg.head:
-        raise ConfigError("head is empty: choose at least one task head (e.g. head=sentiment).")
-    missing = [t for t in cfg.head if t not in cfg.data.tasks]
-    if missing:
-        raise ConfigError(f"head.{missing[0]}: the data '{cfg.data.name}' has no task '{missing[0]}' "
-                          f"(its tasks: {list(cfg.data.tasks)}); remove it or pick head=<one of those>.")
-    monitor_task = str(cfg.monitor).split("/")[1] if str(cfg.monitor).count("/") >= 2 else None
-    if monitor_task not in cfg.head and cfg.monitor != "val/loss":
-        raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
-                          f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...) or val/loss.")
-    weights = cfg.loss.class_weights
-    if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
-        raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
-                          f"or a list with one weight per class.")
-    lr = cfg.optim.optimizer.lr
-    if not lr > 0:
-        raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    if precision.startswith("16") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "
-                          f"trainer.precision=bf16-mixed (runs on CPU) or 32-true.")
-    if cfg.data.sampler == "balanced" and cfg.data.balance_task not in cfg.head:
-        raise ConfigError(f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
-                          f"which is not a task of this run {list(cfg.head)}.")
+    return module, datamodule
 
 
 def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:

@@ -1,0 +1,50 @@
+"""Config checks that need no data and no heavy import, so a bad value fails within a second."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from mmtrain.errors import ConfigError
+
+CLASS_WEIGHTS = ("none", "balanced", "effective_number")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no data, so a bad value fails in a second, before anything heavy runs."""
+    declared = list(cfg.data.modalities)
+    if cfg.modalities is None or len(cfg.modalities) == 0:
+        raise ConfigError(f"modalities is empty: list at least one of {declared} (e.g. modalities=[text]).")
+    unknown = [m for m in cfg.modalities if m not in declared]
+    if unknown:
+        raise ConfigError(f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
+                          f"which has {declared}.")
+    if not cfg.head:
+        raise ConfigError("head is empty: choose at least one task head (e.g. head=sentiment).")
+    missing = [t for t in cfg.head if t not in cfg.data.tasks]
+    if missing:
+        raise ConfigError(f"head.{missing[0]}: the data '{cfg.data.name}' has no task '{missing[0]}' "
+                          f"(its tasks: {list(cfg.data.tasks)}); remove it or pick head=<one of those>.")
+    monitor_task = str(cfg.monitor).split("/")[1] if str(cfg.monitor).count("/") >= 2 else None
+    if monitor_task not in cfg.head and cfg.monitor != "val/loss":
+        raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
+                          f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...) or val/loss.")
+    weights = cfg.loss.class_weights
+    if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
+        raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
+                          f"or a list with one weight per class.")
+    lr = cfg.optim.optimizer.lr
+    if not lr > 0:
+        raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if precision.startswith("16") and not _cuda_available():
+        raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "
+                          f"trainer.precision=bf16-mixed (runs on CPU) or 32-true.")
+    if cfg.data.sampler == "balanced" and cfg.data.balance_task not in cfg.head:
+        raise ConfigError(f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
+                          f"which is not a task of this run {list(cfg.head)}.")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,42 @@
+"""Shared helpers: compose the real config (as the CLI would) and shrink it for speed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+# Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
+FAST = [
+    "encoder/text=scratch", "encoder.text.dim=32", "encoder.text.layers=1", "encoder.text.heads=2",
+    "encoder.audio.channels=32", "encoder.audio.layers=2", "fusion.dim=32",
+    "data.source.num_samples=240", "data.batch_size=32",
+    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+]
+
+
+def make_cfg(out_dir: Path, *overrides: str, fast: bool = True):
+    """The composed config with ``overrides``; with ``fast``, FAST too, less its settings of any
+    group the overrides choose (encoder/text=minilm drops the scratch model's sizes)."""
+    chosen = [o.split("=")[0].lstrip("+") for o in overrides if "/" in o.split("=")[0]]
+    shrink = [f for f in FAST if not any(f.startswith((g + "=", g.replace("/", ".") + ".")) for g in chosen)]
+    with initialize_config_module("mmtrain.conf", version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={out_dir}", *(shrink if fast else []),
+                                           *overrides])
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None,
+            executable: str | None = None):
+    """Run the installed console script (or `python -m mmtrain`) and return the CompletedProcess."""
+    command = [executable] if executable else [sys.executable, "-m", "mmtrain"]
+    return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    return lambda *overrides, **kw: make_cfg(tmp_path / "run", *overrides, **kw)

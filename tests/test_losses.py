@@ -1,0 +1,68 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmtrain.errors import ConfigError
+from mmtrain.losses import build_loss, class_weights, positive_weights
+from mmtrain.train import task_specs
+from mmtrain.data.news_audio import generate
+
+
+def test_balanced_weights_match_hand_computation():
+    # N / (C * n_c) with N = 100, C = 3
+    assert class_weights([10, 60, 30], "balanced") == pytest.approx([100 / 30, 100 / 180, 100 / 90])
+
+
+def test_effective_number_weights_match_cui_et_al():
+    beta, counts = 0.9, [10, 60, 30]
+    raw = [(1 - beta) / (1 - beta ** n) for n in counts]
+    expected = [w / sum(raw) * 3 for w in raw]
+    assert class_weights(counts, "effective_number", beta) == pytest.approx(expected)
+    # beta -> 0 means no reweighting
+    assert class_weights(counts, "effective_number", 0.0) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_explicit_and_none_weights():
+    assert class_weights([5, 5], [2.0, 0.5]) == [2.0, 0.5]
+    assert class_weights([5, 5], "none") is None
+
+
+@pytest.mark.parametrize("mode, text", [
+    ("inverse", "loss.class_weights=inverse is not known"),
+    ([1.0], "needs 3 non-negative weights"),
+])
+def test_bad_class_weights_are_rejected(mode, text):
+    with pytest.raises(ConfigError, match=text):
+        class_weights([1, 2, 3], mode)
+
+
+def test_class_with_no_train_sample_is_rejected():
+    with pytest.raises(ConfigError, match="has no train sample"):
+        class_weights([0, 4, 4], "balanced")
+
+
+def test_pos_weight_is_negatives_over_positives():
+    assert positive_weights([10, 25], 100, "balanced") == pytest.approx([9.0, 3.0])
+
+
+def test_weights_come_from_the_train_split_only(cfg_factory):
+    cfg = cfg_factory("loss.class_weights=balanced", "head=multitask", "loss.pos_weight=balanced")
+    table = generate(num_samples=240)
+    specs = task_specs(cfg, table)
+    train = table.split == "train"
+    counts = np.bincount(table.targets["sentiment"][train], minlength=3)
+    assert specs["sentiment"]["weights"] == pytest.approx(list(counts.sum() / (3 * counts)))
+    positives = table.targets["tags"][train].sum(0)
+    assert specs["tags"]["weights"] == pytest.approx(list((train.sum() - positives) / positives))
+
+
+def test_weighted_cross_entropy_uses_the_weights():
+    logits, target = torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([1, 1])
+    loss = build_loss("multiclass", [1.0, 3.0])(logits, target)
+    per_sample = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    assert loss.item() == pytest.approx(((3 * per_sample).sum() / 6).item())
+    huber = build_loss("regression", None, "huber", 1.0)(torch.tensor([[3.0]]), torch.tensor([0.0]))
+    assert huber.item() == pytest.approx(2.5)
+    assert not math.isnan(huber.item())
