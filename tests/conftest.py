@@ -40,3 +40,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
 @pytest.fixture
 def cfg_factory(tmp_path):
     return lambda *overrides, **kw: make_cfg(tmp_path / "run", *overrides, **kw)
+
+
+class StopAfterEpoch:
+    """A Lightning callback that interrupts training after ``epoch`` (as a crash or a time limit
+    would), without changing anything else about the run."""
+
+    def __new__(cls, epoch: int):
+        from lightning.pytorch.callbacks import Callback
+
+        class _Stop(Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                if trainer.current_epoch >= epoch:
+                    trainer.should_stop = True
+
+        return _Stop()
