@@ -30,9 +30,9 @@ def make_cfg(out_dir: Path, *overrides: str, fast: bool = True):
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None,
-            executable: str | None = None):
-    """Run the installed console script (or `python -m mmtrain`) and return the CompletedProcess."""
-    command = [executable] if executable else [sys.executable, "-m", "mmtrain"]
+            executable: list[str] | None = None):
+    """Run ``executable`` (default: `python -m mmtrain`) and return the CompletedProcess."""
+    command = executable or [sys.executable, "-m", "mmtrain"]
     return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 

@@ -67,3 +67,27 @@ def test_unfrozen_encoder_featurizes_token_ids_and_trains(cfg_factory):
     module, datamodule = prepare(cfg_factory("encoder/text=minilm", "encoder.text.freeze=false"))
     assert datamodule.features["text"][0].dtype == torch.long
     assert all(p.requires_grad for p in module.model.encoders["text"].parameters())
+
+
+def test_encoder_that_breaks_its_declared_size_fails_before_training(cfg_factory):
+    from mmtrain.errors import ConfigError
+    from mmtrain.model import check_shapes
+
+    module, datamodule = prepare(cfg_factory())
+    module.model.encoders["audio"].out_dim = 7
+    with pytest.raises(ConfigError, match=r"encoder.audio \(AudioCNNEncoder\) declares out_dim=7"):
+        check_shapes(module.model, datamodule.batch(datamodule.table.indices("train")[:2]))
+
+
+def test_balanced_sampler_evens_out_the_classes(cfg_factory):
+    import numpy as np
+
+    _, datamodule = prepare(cfg_factory("data.sampler=balanced", "data.source.num_samples=600"))
+    loader = datamodule.train_dataloader()
+    labels = np.concatenate([b["targets"]["sentiment"].numpy() for b in loader])
+    train_share = np.bincount(datamodule.table.targets["sentiment"][datamodule.table.indices("train")]) / len(labels)
+    drawn_share = np.bincount(labels, minlength=3) / len(labels)
+    assert train_share[0] < 0.2 and abs(drawn_share - 1 / 3).max() < 0.08
+    loader.sampler.set_epoch(1)
+    again = np.concatenate([b["targets"]["sentiment"].numpy() for b in loader])
+    assert not np.array_equal(labels, again)  # a new draw each epoch
