@@ -12,6 +12,8 @@ CLASS_WEIGHTS = ("none", "balanced", "effective_number")
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value fails in a second, before anything heavy runs."""
     declared = list(cfg.data.modalities)
+    if isinstance(cfg.modalities, str):
+        raise ConfigError(f"modalities={cfg.modalities} must be a list: modalities=[{cfg.modalities}].")
     if cfg.modalities is None or len(cfg.modalities) == 0:
         raise ConfigError(f"modalities is empty: list at least one of {declared} (e.g. modalities=[text]).")
     unknown = [m for m in cfg.modalities if m not in declared]

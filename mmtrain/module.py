@@ -49,7 +49,7 @@ class MultimodalModule(L.LightningModule):
             task_loss = 0.0
             if getattr(fusion, "combine_mode", None) != "vote":
                 task_loss = loss_fn(out.outputs[task], targets[task])
-            if out.members:
+            if out.members and out.member_present.any():
                 member_losses = [loss_fn(out.members[task][has, g], targets[task][has])
                                  for g, has in enumerate(out.member_present.T) if has.any()]
                 task_loss = task_loss + fusion.member_loss_weight * torch.stack(member_losses).mean()

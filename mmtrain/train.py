@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 logging.getLogger("lightning.pytorch").handlers.clear()
 # Hydra's files in the run dir are expected beside Lightning's metrics.csv.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# Noise from inside Lightning that a user can do nothing about.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage())
 MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
 
 

@@ -9,6 +9,7 @@ from conftest import run_cli
 
 @pytest.mark.parametrize("overrides, text", [
     (["modalities=[]"], "modalities is empty"),
+    (["modalities=text"], r"modalities=text must be a list: modalities=\[text\]"),
     (["modalities=[text,video]"], r"\['video'\] not in data 'news_audio'"),
     (["+head.price.loss_weight=1"], "head.price: the data 'news_audio' has no task 'price'"),
     (["loss.class_weights=inverse"], "loss.class_weights=inverse is not known"),
