@@ -37,7 +37,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for name in args.variants:
-            out_dir = args.out / "runs" / f"{name.split(' ')[0]}_{len(rows)}"
+            out_dir = args.out / "runs" / f"{len(rows):02d}_seed{seed}"
             with initialize_config_module("mmtrain.conf", version_base="1.3"):
                 cfg = compose("train", overrides=[*VARIANTS[name], f"seed={seed}", f"paths.output_dir={out_dir}",
                                                   "trainer.enable_progress_bar=false"])
