@@ -50,3 +50,25 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def validate_launch(cfg: DictConfig, multirun: bool, launcher: str) -> None:
+    """Refuse multi-process DDP inside a local multirun: each DDP rank re-runs the whole sweep (and
+    with Optuna trains different trials in one job). Under Slurm the ranks come from srun instead."""
+    trainer = cfg.trainer
+    strategy = str(trainer.get("strategy", "auto"))
+    processes = _count(trainer.get("devices", 1)) * int(trainer.get("num_nodes", 1) or 1)
+    if multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and processes > 1 \
+            and "SlurmLauncher" not in launcher:
+        raise ConfigError(
+            f"trainer.strategy={strategy} with {processes} processes inside a local multirun (-m) would make every "
+            f"rank re-run the sweep. Use hydra/launcher=slurm (each job gets tasks_per_node = trainer.devices "
+            f"from srun), or trainer.strategy=ddp_spawn, or trainer.devices=1 per job.")
+
+
+def _count(devices) -> int:
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, str):
+        return 1 if devices in ("auto", "-1") else len([d for d in devices.split(",") if d.strip()]) or 1
+    return len(devices)

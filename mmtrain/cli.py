@@ -3,28 +3,59 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import sys
+import traceback
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mmtrain.errors import ConfigError
 
+log = logging.getLogger("mmtrain")
+
 
 @hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Runs one training job; returns the optimized metric (for sweepers such as Optuna)."""
-    from mmtrain.checks import validate
+    """Runs one training job; returns ``optimized_metric`` from metrics.json (for sweepers).
 
+    In a multirun a failing job (bad config, NaN loss, any exception) writes ``failed.json`` in its
+    run dir and returns NaN, so the sweep goes on and the leaderboard lists it.
+    """
+    from mmtrain.checks import validate, validate_launch
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        validate_launch(cfg, multirun, HydraConfig.get().launcher.get("_target_", ""))
+    except ConfigError as err:  # a wrong way to launch stops everything, sweep included
+        print(f"mmtrain: error: {err}", file=sys.stderr)
+        sys.exit(2)
     try:
         validate(cfg)
         from mmtrain.train import run
 
         metrics = run(cfg)
-    except ConfigError as err:
-        print(f"mmtrain: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    return metrics.get(cfg.optimized_metric)
+    except Exception as err:
+        if not multirun:
+            if isinstance(err, ConfigError):
+                print(f"mmtrain: error: {err}", file=sys.stderr)
+                sys.exit(2)
+            raise
+        record_failure(Path(cfg.paths.output_dir), err)
+        return math.nan
+    return metrics.get(cfg.optimized_metric, math.nan)
+
+
+def record_failure(out_dir: Path, err: Exception) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "failed.json").write_text(json.dumps(
+        {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}, indent=2) + "\n")
+    log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", out_dir, err)
 
 
 if __name__ == "__main__":

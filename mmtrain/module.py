@@ -34,6 +34,7 @@ class MultimodalModule(L.LightningModule):
         self.test_confusion_metrics = torch.nn.ModuleDict({
             t: torchmetrics.classification.MulticlassConfusionMatrix(len(spec["classes"]))
             for t, spec in tasks.items() if spec["type"] == "multiclass"})
+        self.val_results: dict[str, float] = {}
         self.test_results: dict[str, float] = {}
         self.test_confusion: dict[str, list] = {}
 
@@ -72,7 +73,8 @@ class MultimodalModule(L.LightningModule):
         self.val_metrics.update(out.outputs, batch["targets"])
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute("val"))
+        self.val_results = self.val_metrics.compute("val")
+        self.log_dict(self.val_results)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         outputs = self.model(batch).outputs

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
@@ -35,24 +36,37 @@ MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Train (unless ``train=false``) and test; returns the flat test metrics of metrics.json."""
-    module, datamodule = prepare(cfg)
+    """Train (unless ``train=false``), then evaluate the best checkpoint on val and test; returns the
+    flat metrics written to metrics.json (``test/<task>/<metric>`` and ``val/<task>/<metric>``)."""
     out_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
+    module, datamodule = prepare(cfg)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                               plugins=cluster_plugins())
     if cfg.train:
+        if ckpt_path:
+            log.info("Resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
-        test_ckpt = "best" if best else None
+        eval_ckpt = "best" if best else None
     else:
-        test_ckpt = ckpt_path
-    trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
-    metrics = dict(module.test_results)
+        eval_ckpt = ckpt_path
+    trainer.validate(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+    trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+    metrics = {**module.test_results, **module.val_results}
     if trainer.is_global_zero:
         write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks)
     return metrics
+
+
+def cluster_plugins() -> list:
+    """Under Slurm, submitit owns requeueing (it resubmits the job, which then auto-resumes from its
+    run dir's last.ckpt), so Lightning's own SIGUSR1 requeue handler is switched off."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
@@ -94,13 +108,27 @@ def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
     return specs
 
 
-def resolve_ckpt_path(ckpt_path) -> str | None:
+def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None:
+    """The checkpoint to start from: ``ckpt_path`` as given (``last`` = this run dir's last.ckpt),
+    or, with auto_resume, this run dir's last.ckpt when one exists (a requeued or re-run job).
+    The file is opened once here so a truncated or corrupt one fails before any work, by name."""
+    last = out_dir / "checkpoints" / "last.ckpt"
     if ckpt_path in (None, ""):
-        return None
-    path = Path(str(ckpt_path)).expanduser().absolute()
+        if not (auto_resume and last.is_file()):
+            return None
+        path = last
+    else:
+        path = last if str(ckpt_path) == "last" else Path(str(ckpt_path)).expanduser().absolute()
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file. Point it at a checkpoint, e.g. "
-                          f"<run dir>/checkpoints/last.ckpt.")
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such file ({path}). Point it at a checkpoint, e.g. "
+                          f"<run dir>/checkpoints/last.ckpt, or use ckpt_path=last with hydra.run.dir=<run dir>.")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: {path} is not a readable checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). It may be truncated or corrupt; checkpoints/ keeps "
+            f"best.ckpt beside last.ckpt: point ckpt_path at another one.") from err
     return str(path)
 
 

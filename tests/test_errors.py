@@ -40,7 +40,24 @@ def test_bad_value_names_the_key(cfg_factory, overrides, text):
 
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match="ckpt_path=.*no such file"):
-        resolve_ckpt_path(tmp_path / "nope.ckpt")
+        resolve_ckpt_path(tmp_path / "nope.ckpt", tmp_path, auto_resume=False)
+    with pytest.raises(ConfigError, match="ckpt_path=last: no such file"):
+        resolve_ckpt_path("last", tmp_path, auto_resume=False)
+    assert resolve_ckpt_path(None, tmp_path, auto_resume=True) is None  # nothing to resume: a fresh run
+
+
+def test_truncated_checkpoint_is_named_and_left_in_place(tmp_path):
+    import torch
+
+    good = tmp_path / "checkpoints" / "last.ckpt"
+    good.parent.mkdir()
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, good)
+    assert resolve_ckpt_path(None, tmp_path, auto_resume=True) == str(good)
+    bad = tmp_path / "checkpoints" / "cut.ckpt"
+    bad.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(ConfigError, match=r"cut.ckpt is not a readable checkpoint .* truncated or corrupt"):
+        resolve_ckpt_path(bad, tmp_path, auto_resume=False)
+    assert bad.stat().st_size == 500 and good.is_file()
 
 
 def test_cli_reports_config_errors_with_exit_code_2(tmp_path):

@@ -21,23 +21,29 @@ SAMPLERS = ("random", "balanced")
 class EpochSampler(Sampler[int]):
     """Shuffles train rows with a generator seeded by (seed, epoch), so a resumed run sees the same
     order as an uninterrupted one. With ``weights`` it draws rows with replacement in proportion to
-    them (the balanced sampler); Lightning calls ``set_epoch`` each epoch."""
+    them (the balanced sampler). Under DDP each of ``world`` ranks takes every world-th position of
+    one shared order (wrapped round so all ranks do the same number of steps). Lightning calls
+    ``set_epoch`` each epoch."""
 
-    def __init__(self, num_rows: int, seed: int, weights: np.ndarray | None = None):
-        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
+    def __init__(self, num_rows: int, seed: int, weights: np.ndarray | None = None, rank: int = 0,
+                 world: int = 1):
+        self.num_rows, self.seed, self.epoch, self.rank, self.world = num_rows, seed, 0, rank, world
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_rows
+        return -(-self.num_rows // self.world)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         if self.weights is None:
-            return iter(torch.randperm(self.num_rows, generator=g).tolist())
-        return iter(torch.multinomial(self.weights, self.num_rows, True, generator=g).tolist())
+            order = torch.randperm(self.num_rows, generator=g)
+        else:
+            order = torch.multinomial(self.weights, self.num_rows, True, generator=g)
+        order = order.repeat(2)[: len(self) * self.world] if self.world > 1 else order
+        return iter(order[self.rank::self.world].tolist())
 
 
 def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,10 +103,19 @@ class MultimodalDataModule(L.LightningDataModule):
             "targets": {t: torch.as_tensor(self.table.targets[t][rows]) for t in self.tasks},
         }
 
-    def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
-        rows = self.table.indices(split)
+    def _ranks(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
+    def _loader(self, rows: np.ndarray, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(rows.tolist(), batch_size=self.batch_size, sampler=sampler,
                           collate_fn=self.batch, num_workers=self.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        """Each rank evaluates its own rows, with no padding, so metrics (synced by torchmetrics)
+        count every row exactly once (Lightning's DistributedSampler would repeat rows)."""
+        rank, world = self._ranks()
+        return self._loader(self.table.indices(split)[rank::world])
 
     def train_dataloader(self) -> DataLoader:
         rows = self.table.indices("train")
@@ -109,10 +124,11 @@ class MultimodalDataModule(L.LightningDataModule):
             labels = self.table.targets[self.balance_task][rows]
             counts = np.bincount(labels)
             weights = 1.0 / counts[labels]
-        return self._loader("train", EpochSampler(len(rows), self.seed, weights))
+        rank, world = self._ranks()
+        return self._loader(rows, EpochSampler(len(rows), self.seed, weights, rank, world))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._eval_loader("test")

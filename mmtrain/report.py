@@ -1,0 +1,135 @@
+"""Leaderboard across the jobs of a sweep: ``mmtrain-report <sweep dir>``.
+
+Reads each job's overrides (``.hydra/overrides.yaml``) and its ``metrics.json`` (or ``failed.json``),
+groups jobs that differ only in ``seed``, and writes ``leaderboard.csv``, ``leaderboard.md`` and
+``leaderboard.png`` (mean ± std of the optimized metric per configuration) into the sweep dir.
+Runs by itself at the end of every multirun (``LeaderboardCallback``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import yaml
+from hydra.experimental.callback import Callback
+
+DEFAULT_METRIC = "val/sentiment/f1_macro"
+LOWER_IS_BETTER = ("loss", "mae", "rmse")
+
+
+def collect(sweep_dir: Path) -> list[dict]:
+    """One dict per job: dir, overrides, config (the seed left out), seed, metrics or error."""
+    jobs = []
+    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        config = [o for o in overrides if not o.startswith("seed=") and not o.startswith("hydra.")]
+        seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
+        job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
+               "seed": seed, "metrics": None, "error": None}
+        if (job_dir / "metrics.json").is_file():
+            job["metrics"] = json.loads((job_dir / "metrics.json").read_text())
+        elif (job_dir / "failed.json").is_file():
+            job["error"] = json.loads((job_dir / "failed.json").read_text())["error"]
+        else:
+            job["error"] = "no metrics.json (still running, killed, or crashed before writing)"
+        jobs.append(job)
+    return jobs
+
+
+def optimized_metric(sweep_dir: Path) -> str:
+    for config_file in sorted(sweep_dir.glob("**/.hydra/config.yaml")):
+        return (yaml.safe_load(config_file.read_text()) or {}).get("optimized_metric", DEFAULT_METRIC)
+    return DEFAULT_METRIC
+
+
+def leaderboard(jobs: list[dict], metric: str) -> list[dict]:
+    """Rows per configuration, best first: runs, failed, mean and std of every metric."""
+    rows: dict[str, dict] = {}
+    for job in jobs:
+        row = rows.setdefault(job["config"], {"config": job["config"], "runs": 0, "failed": 0, "values": {}})
+        if job["metrics"] is None or not math.isfinite(job["metrics"].get(metric, math.nan)):
+            row["failed"] += 1
+            continue
+        row["runs"] += 1
+        for key, value in job["metrics"].items():
+            row["values"].setdefault(key, []).append(value)
+    table = []
+    for row in rows.values():
+        out = {"config": row["config"], "runs": row["runs"], "failed": row["failed"]}
+        for key, values in sorted(row["values"].items()):
+            out[f"{key} mean"] = statistics.fmean(values)
+            out[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        table.append(out)
+    sign = 1 if any(word in metric for word in LOWER_IS_BETTER) else -1
+    return sorted(table, key=lambda r: sign * r.get(f"{metric} mean", sign * -math.inf))
+
+
+def write(sweep_dir: Path) -> Path:
+    import pandas as pd
+
+    jobs = collect(sweep_dir)
+    if not jobs:
+        raise SystemExit(f"mmtrain-report: no job found under {sweep_dir} (looked for */.hydra/overrides.yaml).")
+    metric = optimized_metric(sweep_dir)
+    table = leaderboard(jobs, metric)
+    pd.DataFrame(table).to_csv(sweep_dir / "leaderboard.csv", index=False)
+    lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds).", "",
+             f"| rank | config | runs | failed | {metric} |", "|---|---|---|---|---|"]
+    for rank, row in enumerate(table, 1):
+        mean = row.get(f"{metric} mean")
+        score = "—" if mean is None else f"{mean:.4f} ± {row[f'{metric} std']:.4f}"
+        lines.append(f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} |")
+    failed = [job for job in jobs if job["metrics"] is None]
+    if failed:
+        lines += ["", "## Failed jobs", ""] + [f"- `{j['dir']}` (`{j['config']}` seed {j['seed'] or '-'}): {j['error']}"
+                                                for j in failed]
+    (sweep_dir / "leaderboard.md").write_text("\n".join(lines) + "\n")
+    plot(table, metric, sweep_dir / "leaderboard.png")
+    return sweep_dir / "leaderboard.md"
+
+
+def plot(table: list[dict], metric: str, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [r for r in table if f"{metric} mean" in r][::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(scored) + 1.5))
+    ax.barh([r["config"] for r in scored], [r[f"{metric} mean"] for r in scored],
+            xerr=[r[f"{metric} std"] for r in scored], color="tab:blue", capsize=3)
+    ax.set_xlabel(f"{metric} (mean ± std over seeds)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+class LeaderboardCallback(Callback):
+    """Hydra callback: writes the leaderboard when a multirun ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not any(sweep_dir.glob("**/.hydra/overrides.yaml")):
+            return
+        path = write(sweep_dir)
+        print(path.read_text(), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mmtrain-report", description="Leaderboard across the runs of a sweep.")
+    parser.add_argument("sweep_dir", type=Path, help="a multirun dir (holding one sub-dir per job)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        raise SystemExit(f"mmtrain-report: {args.sweep_dir} is not a directory.")
+    print(write(args.sweep_dir).read_text())
+
+
+if __name__ == "__main__":
+    main()
