@@ -4,7 +4,7 @@ PyTorch loop, on the same model (the default config's), the same batches and the
 Rounds alternate between the two in one process; each round times ``--steps`` optimizer steps
 (Lightning: from the first batch's start to the last batch's end, so the one-off cost of starting
 ``fit`` is left out). The last line is ``ratio <mmtrain steps/s ÷ hand-written steps/s>``. Usage:
-    python scripts/bench_overhead.py --rounds 5 --steps 20
+    python scripts/bench_overhead.py --rounds 7 --steps 30
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def with_lightning(module, batches, clip: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--overrides", nargs="*", default=[], help="config overrides, e.g. fusion=late")
     args = parser.parse_args()
 
@@ -69,7 +69,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["paths.output_dir=/tmp/bench_overhead", "data.source.num_samples=1500",
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/bench_overhead", "data.source.num_samples=3000",
                                           "optim.scheduler.name=none", *args.overrides])
     module, datamodule = prepare(cfg)
     batches = list(datamodule.train_dataloader())[: args.steps]
