@@ -22,13 +22,20 @@ DEFAULT_METRIC = "val/sentiment/f1_macro"
 LOWER_IS_BETTER = ("loss", "mae", "rmse")
 
 
-def collect(sweep_dir: Path) -> list[dict]:
-    """One dict per job: dir, overrides, config (the seed left out), seed, metrics or error."""
-    jobs = []
+def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
+    """One dict per job (dir, config, seed, metrics or error), and the overrides common to all jobs.
+
+    A job's ``config`` is its overrides that vary across the sweep, less ``seed``: jobs that differ
+    only in seed share a config.
+    """
+    found = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
-        job_dir = overrides_file.parent.parent
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
-        config = [o for o in overrides if not o.startswith("seed=") and not o.startswith("hydra.")]
+        overrides = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith("hydra.")]
+        found.append((overrides_file.parent.parent, overrides))
+    common = [o for o in (found[0][1] if found else []) if all(o in other for _, other in found)]
+    jobs = []
+    for job_dir, overrides in found:
+        config = [o for o in overrides if o not in common and not o.startswith("seed=")]
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
                "seed": seed, "metrics": None, "error": None}
@@ -39,7 +46,7 @@ def collect(sweep_dir: Path) -> list[dict]:
         else:
             job["error"] = "no metrics.json (still running, killed, or crashed before writing)"
         jobs.append(job)
-    return jobs
+    return jobs, common
 
 
 def optimized_metric(sweep_dir: Path) -> str:
@@ -67,19 +74,20 @@ def leaderboard(jobs: list[dict], metric: str) -> list[dict]:
             out[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         table.append(out)
     sign = 1 if any(word in metric for word in LOWER_IS_BETTER) else -1
-    return sorted(table, key=lambda r: sign * r.get(f"{metric} mean", sign * -math.inf))
+    return sorted(table, key=lambda r: (f"{metric} mean" not in r, sign * r.get(f"{metric} mean", 0.0)))
 
 
 def write(sweep_dir: Path) -> Path:
     import pandas as pd
 
-    jobs = collect(sweep_dir)
+    jobs, common = collect(sweep_dir)
     if not jobs:
         raise SystemExit(f"mmtrain-report: no job found under {sweep_dir} (looked for */.hydra/overrides.yaml).")
     metric = optimized_metric(sweep_dir)
     table = leaderboard(jobs, metric)
     pd.DataFrame(table).to_csv(sweep_dir / "leaderboard.csv", index=False)
-    lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds).", "",
+    lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds). "
+             f"Every job also had: `{' '.join(common) or '(nothing)'}`.", "",
              f"| rank | config | runs | failed | {metric} |", "|---|---|---|---|---|"]
     for rank, row in enumerate(table, 1):
         mean = row.get(f"{metric} mean")
