@@ -48,17 +48,6 @@ def test_installed_console_script_finds_its_configs(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_sweep_writes_one_run_dir_per_job(tmp_path):
-    result = run_cli("-m", "fusion=early,late", *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("0", "1"):
-        metrics = json.loads((tmp_path / job / "metrics.json").read_text())
-        assert 0.0 <= metrics["test/sentiment/f1_macro"] <= 1.0
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
-    assert "LateFusion" in (tmp_path / "1" / "config.yaml").read_text()
-
-
-@pytest.mark.slow
 def test_two_process_ddp_on_cpu_completes(tmp_path):
     args = [*FAST, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
             f"hydra.run.dir={tmp_path}"]

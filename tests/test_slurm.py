@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,14 +37,33 @@ def slurm(tmp_path_factory):
         subprocess.run(["bash", str(TOOLS / "stop.sh")], env=env, capture_output=True, timeout=120)
 
 
-def test_slurm_job_array_sweep_and_leaderboard(slurm, tmp_path):
-    result = run_cli("-m", "hydra/launcher=slurm", "fusion=early,late", *FAST, f"hydra.sweep.dir={tmp_path}",
-                     cwd=tmp_path)
+def test_slurm_job_array_of_four_jobs_and_leaderboard(slurm, tmp_path):
+    fusions = ["early", "late", "intermediate", "hybrid"]
+    result = run_cli("-m", "hydra/launcher=slurm", f"fusion={','.join(fusions)}", *FAST,
+                     f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("0", "1"):
+    for job in ("0", "1", "2", "3"):
         assert "test/sentiment/f1_macro" in json.loads((tmp_path / job / "metrics.json").read_text())
-    board = (tmp_path / "leaderboard.md").read_text()
-    assert "`fusion=early`" in board and "`fusion=late`" in board
+    board = (tmp_path / "leaderboard.csv").read_text().splitlines()
+    assert sorted(line.split(",")[0] for line in board[1:]) == sorted(f"fusion={f}" for f in fusions)
+
+
+def test_requeued_job_resumes_from_its_own_last_checkpoint(slurm, tmp_path):
+    args = ["-m", "hydra/launcher=slurm", *FAST, "trainer.max_epochs=6", "data.source.num_samples=600",
+            "~callbacks.early_stopping", f"hydra.sweep.dir={tmp_path}"]
+    sweep = subprocess.Popen([sys.executable, "-m", "mmtrain", *args], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and sweep.poll() is None:
+        time.sleep(0.2)
+    job_id = next(tmp_path.glob(".submitit/*/")).name
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    _, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr[-3000:]
+    log = (tmp_path / "0" / "cli.log").read_text()
+    assert "Resuming from " + str(last) in log
+    assert json.loads((tmp_path / "0" / "metrics.json").read_text())["test/sentiment/acc"] >= 0.0
 
 
 def test_ddp_over_two_slurm_tasks(slurm, tmp_path):
@@ -51,5 +72,6 @@ def test_ddp_over_two_slurm_tasks(slurm, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
     assert 0.0 <= metrics["test/sentiment/acc"] <= 1.0
-    log = "\n".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_0_log.out"))
-    assert "world_size: 2" in log or "MEMBER: 2/2" in log, log[-2000:]
+    logs = "\n".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.*"))
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in logs and "GLOBAL_RANK: 1, MEMBER: 2/2" in logs, logs[-2000:]
+    assert not (tmp_path / "0" / "failed.json").exists()
