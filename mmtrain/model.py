@@ -55,6 +55,10 @@ class MultimodalModel(nn.Module):
         return (head[0] if isinstance(head, nn.ModuleList) else head).loss_weight
 
 
+def num_outputs(task: dict) -> int:
+    return 1 if task["type"] == "regression" else len(task["classes"])
+
+
 def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> MultimodalModel:
     """Instantiate encoders (cfg["encoder"][m]), fusion (cfg["fusion"]) and one head per task
     (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``."""
@@ -69,7 +73,7 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     for task, spec in tasks.items():
         def make_head():
             return build(cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim,
-                           num_outputs=1 if spec["type"] == "regression" else len(spec["classes"]))
+                         num_outputs=num_outputs(spec))
         heads[task] = (nn.ModuleList(make_head() for _ in fusion.members)
                        if fusion.decision_level else make_head())
     return MultimodalModel(encoders, fusion, heads, tasks)
@@ -96,8 +100,7 @@ def check_shapes(model: MultimodalModel, batch: dict) -> None:
         finally:
             model.train(was_training)
         for task, out in outputs.items():
-            spec = model.tasks[task]
-            expected = 1 if spec["type"] == "regression" else len(spec["classes"])
+            expected = num_outputs(model.tasks[task])
             if out.shape[-1] != expected or not torch.isfinite(out).all():
                 raise ConfigError(f"head.{task} gave outputs of shape {tuple(out.shape)} "
                                   f"(expected [B, {expected}], finite).")

@@ -75,7 +75,6 @@ def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0
     move = (_MOVE_MEAN[sentiment] + rng.normal(0.0, 0.8, size=n)).astype(np.float32)
     return MultimodalTable(
         modalities={"text": texts, "audio": clips},
-        modality_types={"text": "text", "audio": "audio"},
         targets={"sentiment": sentiment.astype(np.int64), "tags": tags, "move": move},
         tasks={"sentiment": TaskSpec("multiclass", list(CLASSES)),
                "tags": TaskSpec("multilabel", list(TAGS)),

@@ -6,19 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TASK_TYPES = ("multiclass", "multilabel", "regression")
-
-
 @dataclass
 class TaskSpec:
-    """A prediction target. ``classes`` names the classes (multiclass) or labels (multilabel)."""
+    """A prediction target: ``type`` is multiclass, multilabel or regression; ``classes`` names the
+    classes (multiclass) or labels (multilabel)."""
 
     type: str
     classes: list[str] | None = None
-
-    @property
-    def num_outputs(self) -> int:
-        return 1 if self.type == "regression" else len(self.classes)
 
 
 @dataclass
@@ -27,14 +21,12 @@ class MultimodalTable:
 
     modalities: name -> one raw value per row (a ``str`` for text, a float32 waveform for audio),
         ``None`` where the row lacks that modality.
-    modality_types: name -> "text" | "audio" (tells which encoder group fits it).
     targets: task -> array with one entry per row: class index [N] (multiclass), 0/1 matrix
         [N, L] (multilabel) or float [N] (regression).
     split: "train" | "val" | "test" per row.
     """
 
     modalities: dict[str, list]
-    modality_types: dict[str, str]
     targets: dict[str, np.ndarray]
     tasks: dict[str, TaskSpec]
     split: np.ndarray
