@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
+from mmtrain.data.feature_cache import cached
 from mmtrain.data.table import MultimodalTable
 from mmtrain.errors import ConfigError, build
 from mmtrain.checks import validate
@@ -82,8 +83,10 @@ def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
         if rate and table.sample_rate and rate != table.sample_rate:
             raise ConfigError(f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
                               f"set encoder.{m}.sample_rate={table.sample_rate}.")
+    encoders = module.model.encoders
+    featurizers = {m: cached(encoders[m].featurize, encoders[m].cache_key(), cfg.cache_dir) for m in modalities}
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks), {m: module.model.encoders[m].featurize for m in modalities},
+        table, modalities, list(tasks), featurizers,
         batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, sampler=cfg.data.sampler,
         balance_task=cfg.data.balance_task, seed=cfg.seed)
     datamodule.setup()

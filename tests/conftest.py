@@ -25,8 +25,8 @@ def make_cfg(out_dir: Path, *overrides: str, fast: bool = True):
     chosen = [o.split("=")[0].lstrip("+") for o in overrides if "/" in o.split("=")[0]]
     shrink = [f for f in FAST if not any(f.startswith((g + "=", g.replace("/", ".") + ".")) for g in chosen)]
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={out_dir}", *(shrink if fast else []),
-                                           *overrides])
+        return compose("train", overrides=[f"paths.output_dir={out_dir}", f"cache_dir={out_dir}/../cache",
+                                           *(shrink if fast else []), *overrides])
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None,

@@ -30,6 +30,11 @@ class Encoder(nn.Module):
     def featurize(self, raws: list) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def cache_key(self) -> dict | None:
+        """What ``featurize``'s output depends on besides the inputs, for the on-disk feature cache;
+        None (the default) when featurizing is cheap enough not to cache."""
+        return None
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         raise NotImplementedError
 

@@ -66,12 +66,23 @@ class HFTextEncoder(Encoder):
         self.freeze, self.max_length = freeze, max_length
         self.featurize_batch_size = featurize_batch_size
         self.tokenizer = load_tokenizer(model, "encoder.text.model")
+        self.path = resolve_model_path(model, "encoder.text.model")
         try:
-            self.model = AutoModel.from_pretrained(resolve_model_path(model, "encoder.text.model"))
+            self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
             raise ConfigError(_offline_hint("encoder.text.model", model, err)) from err
         self.out_dim = self.model.config.hidden_size
         set_trainable(self.model, not freeze)
+
+    def cache_key(self) -> dict | None:
+        """What the frozen features depend on: the model files (name, size, mtime) and settings."""
+        if not self.freeze:
+            return None
+        folder = Path(self.path)
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in folder.iterdir() if p.is_file()) if folder.is_dir() else self.path
+        return {"encoder": type(self).__name__, "model": self.path, "files": files,
+                "max_length": self.max_length, "format": 1}
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         ids = tokenize(self.tokenizer, raws, self.max_length)
