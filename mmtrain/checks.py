@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import difflib
+
 from omegaconf import DictConfig
 
 from mmtrain.errors import ConfigError
 
 CLASS_WEIGHTS = ("none", "balanced", "effective_number")
+# Keys a config may hold at these places: anything else is a typo (e.g. +optim.lr=0.1) that would
+# otherwise be ignored without a word.
+KNOWN_KEYS = {
+    "": {"data", "encoder", "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "paths",
+         "modalities", "seed", "cache_dir", "train", "ckpt_path", "auto_resume", "monitor", "monitor_mode",
+         "optimized_metric", "optimized_mode"},
+    "optim": {"optimizer", "scheduler"},
+    "loss": {"class_weights", "beta", "pos_weight", "regression", "huber_delta"},
+}
 
 
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value fails in a second, before anything heavy runs."""
+    for where, known in KNOWN_KEYS.items():
+        node = cfg.get(where) if where else cfg
+        for key in node or {}:
+            if key not in known:
+                full = f"{where}.{key}" if where else key
+                close = difflib.get_close_matches(key, known, n=1)
+                if where == "optim" and key in ("lr", "weight_decay", "betas", "eps"):
+                    close = [f"optimizer.{key}"]
+                hint = f"did you mean {where + '.' if where else ''}{close[0]}?" if close else \
+                    f"known keys: {', '.join(sorted(known))}."
+                raise ConfigError(f"{full} is not a setting of mmtrain: {hint} (mmtrain --cfg job shows them all).")
+    if not cfg.train and cfg.ckpt_path in (None, ""):
+        raise ConfigError("train=false evaluates a checkpoint, so it needs ckpt_path=<run dir>/checkpoints/best.ckpt.")
+    if cfg.train and not (cfg.trainer.get("max_epochs") or 0) >= 1 and (cfg.trainer.get("max_steps") or -1) < 1:
+        raise ConfigError(f"trainer.max_epochs={cfg.trainer.get('max_epochs')} trains nothing: set it to 1 or more "
+                          f"(or use train=false ckpt_path=... to only evaluate).")
     declared = list(cfg.data.modalities)
     if isinstance(cfg.modalities, str):
         raise ConfigError(f"modalities={cfg.modalities} must be a list: modalities=[{cfg.modalities}].")

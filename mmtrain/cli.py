@@ -24,8 +24,8 @@ log = logging.getLogger("mmtrain")
 def main(cfg: DictConfig) -> float | None:
     """Runs one training job; returns ``optimized_metric`` from metrics.json (for sweepers).
 
-    In a multirun a failing job (bad config, NaN loss, any exception) writes ``failed.json`` in its
-    run dir and returns NaN, so the sweep goes on and the leaderboard lists it.
+    A failing run (bad config, NaN loss, any exception) writes ``failed.json`` in its run dir; in a
+    multirun it then returns NaN, so the sweep goes on and the leaderboard lists it.
     """
     from mmtrain.checks import validate, validate_launch
 
@@ -41,21 +41,22 @@ def main(cfg: DictConfig) -> float | None:
 
         metrics = run(cfg)
     except Exception as err:
+        record_failure(Path(cfg.paths.output_dir), err)
         if not multirun:
             if isinstance(err, ConfigError):
                 print(f"mmtrain: error: {err}", file=sys.stderr)
                 sys.exit(2)
             raise
-        record_failure(Path(cfg.paths.output_dir), err)
+        log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", cfg.paths.output_dir, err)
         return math.nan
     return metrics.get(cfg.optimized_metric, math.nan)
 
 
 def record_failure(out_dir: Path, err: Exception) -> None:
+    """failed.json in the run dir says why it has no metrics.json (mmtrain-report lists it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "failed.json").write_text(json.dumps(
         {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}, indent=2) + "\n")
-    log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", out_dir, err)
 
 
 if __name__ == "__main__":

@@ -8,22 +8,26 @@ from pathlib import Path
 import numpy as np
 
 
-def print_summary(metrics: dict[str, float], out_dir: Path) -> None:
+def print_summary(metrics: dict[str, float], out_dir: Path, best_epoch: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Test metrics (best checkpoint)", show_header=True)
+    title = "Metrics of the best checkpoint" + (f" (epoch {best_epoch})" if best_epoch is not None else "")
+    table = Table(title=title, show_header=True)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in sorted(metrics.items()):
-        table.add_row(name, f"{value:.4f}")
+    table.add_column("test", justify="right")
+    table.add_column("val", justify="right")
+    for name in sorted(k[len("test/"):] for k in metrics if k.startswith("test/")):
+        val = metrics.get(f"val/{name}")
+        table.add_row(name, f"{metrics[f'test/{name}']:.4f}", "" if val is None else f"{val:.4f}")
     console = Console()
     console.print(table)
     console.print(f"Run dir: {out_dir}", soft_wrap=True)
 
 
-def plot_curves(metrics_csv: Path, png: Path) -> None:
-    """Per-epoch train/val loss and the val metrics, from Lightning's CSV log."""
+def plot_curves(metrics_csv: Path, png: Path, tasks: list[str], best_epoch: int | None) -> None:
+    """Per-epoch train/val loss, then one panel of val metrics per task, from Lightning's CSV log;
+    a dashed line marks the epoch of the best checkpoint."""
     import matplotlib
     import pandas as pd
 
@@ -34,20 +38,20 @@ def plot_curves(metrics_csv: Path, png: Path) -> None:
     if "epoch" not in frame:
         return
     per_epoch = frame.groupby("epoch").first()
-    losses = [c for c in per_epoch.columns if c.endswith("loss")]
-    scores = [c for c in per_epoch.columns if c.startswith("val/") and not c.endswith("loss")
-              and "/recall/" not in c]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for column in losses:
-        axes[0].plot(per_epoch.index, per_epoch[column], marker="o", label=column)
-    for column in scores:
-        axes[1].plot(per_epoch.index, per_epoch[column], marker="o", label=column)
-    for ax, title in zip(axes, ("loss", "validation metrics")):
+    panels = [("loss", [c for c in per_epoch.columns if c.endswith("loss")])]
+    panels += [(f"val {task}", [c for c in per_epoch.columns if c.startswith(f"val/{task}/") and "/recall/" not in c])
+               for task in tasks]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, columns) in zip(axes[0], panels):
+        for column in columns:
+            ax.plot(per_epoch.index, per_epoch[column], marker="o", label=column.split("/")[-1])
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="best checkpoint")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)

@@ -25,12 +25,15 @@ from mmtrain.model import check_shapes
 from mmtrain.module import MultimodalModule
 
 log = logging.getLogger(__name__)
-# Lightning adds its own console handler; Hydra's root handlers already print (and file) its records.
-logging.getLogger("lightning.pytorch").handlers.clear()
+# Lightning adds its own console handlers; Hydra's root handlers already print (and file) its records.
+for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).handlers.clear()
+    logging.getLogger(_name).propagate = True
 # Hydra's files in the run dir are expected beside Lightning's metrics.csv.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 # Noise from inside Lightning that a user can do nothing about.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage())
 MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
@@ -50,15 +53,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if ckpt_path:
             log.info("Resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
-        eval_ckpt = "best" if best else None
+        eval_ckpt = (trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path) or None
     else:
         eval_ckpt = ckpt_path
+    trainer.loggers = []  # the final evaluation is metrics.json, not one more epoch in metrics.csv
     trainer.validate(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
     trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
     metrics = {**module.test_results, **module.val_results}
     if trainer.is_global_zero:
-        write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks)
+        best_epoch = torch.load(eval_ckpt, weights_only=True)["epoch"] if eval_ckpt else None
+        write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks, best_epoch)
     return metrics
 
 
@@ -135,14 +139,15 @@ def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None
     return str(path)
 
 
-def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict) -> None:
+def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict,
+                  best_epoch: int | None) -> None:
     from mmtrain.results import plot_confusion, plot_curves, print_summary
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     if (out_dir / "metrics.csv").exists():
-        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png", list(tasks), best_epoch)
     for task, matrix in confusion.items():
         plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}")
-    print_summary(metrics, out_dir)
+    print_summary(metrics, out_dir, best_epoch)

@@ -1,5 +1,7 @@
 """Bad values fail before training, with one sentence naming the key and the fix."""
 
+import json
+
 import pytest
 
 from mmtrain.errors import ConfigError
@@ -23,8 +25,13 @@ from conftest import run_cli
     (["data.sampler=oversample"], "data.sampler=oversample is not known"),
     (["monitor=val/tags/f1_macro"], "monitor=val/tags/f1_macro is not a metric of this run"),
     (["encoder.text.arch=lstm"], "encoder.text.arch=lstm is not known"),
-    (["encoder/text=hf", "encoder.text.model=/nowhere/model"], "encoder.text.tokenizer|encoder.text.model=/nowhere/model"),
     (["optim.scheduler.name=step"], None),
+    (["+optim.lr=0.1"], r"optim.lr is not a setting of mmtrain: did you mean optim.optimizer.lr\?"),
+    (["+sed=3"], "sed is not a setting of mmtrain: did you mean seed?"),
+    (["+loss.class_weight=balanced"], "did you mean loss.class_weights?"),
+    (["train=false"], "train=false evaluates a checkpoint, so it needs ckpt_path="),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
+    (["encoder/text=hf", "encoder.text.model=/models/finbert"], "encoder.text.model=/models/finbert: no such folder"),
 ])
 def test_bad_value_names_the_key(cfg_factory, overrides, text):
     if text is None:  # scheduler errors surface when the optimiser is built
@@ -65,6 +72,7 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path):
     assert result.returncode == 2
     assert "mmtrain: error: optim.optimizer.lr=0 must be positive" in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+    assert "optim.optimizer.lr=0" in json.loads((tmp_path / "failed.json").read_text())["error"]
 
 
 def test_cli_unknown_option_lists_the_valid_ones(tmp_path):

@@ -19,6 +19,9 @@ def resolve_model_path(model: str, key: str) -> str:
     """``pkg://package/sub/dir`` -> a folder inside an installed package; anything else (a local
     path or a hub id) is returned as given."""
     if not model.startswith("pkg://"):
+        if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+            raise ConfigError(f"{key}={model}: no such folder. Give a folder holding a saved transformers "
+                              f"model (config.json, weights, tokenizer files).")
         return model
     package, _, sub = model[len("pkg://"):].partition("/")
     spec = importlib.util.find_spec(package)
