@@ -32,6 +32,16 @@ def test_hit_miss_and_invalidation(tmp_path):
     assert calls == [2, 2, 2, 1, 1]
 
 
+def test_files_are_fingerprinted_by_content(tmp_path):
+    from mmtrain.data.feature_cache import fingerprint
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"one")
+    before = fingerprint([clip])
+    clip.write_bytes(b"two")
+    assert fingerprint([clip]) != before
+
+
 def test_no_key_or_no_dir_means_no_cache(tmp_path):
     featurize = counting_featurize([])
     assert cached(featurize, None, tmp_path) is featurize

@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def fingerprint(raws: list) -> str:
-    """sha256 over the raw inputs: text as UTF-8, arrays as their bytes, anything else as repr."""
+    """sha256 over the raw inputs: text as UTF-8, arrays as their bytes, files (``Path``) by their
+    content, anything else as repr."""
     digest = hashlib.sha256()
     for raw in raws:
-        if isinstance(raw, str):
+        if isinstance(raw, Path):
+            data = raw.read_bytes()
+        elif isinstance(raw, str):
             data = raw.encode()
         elif isinstance(raw, np.ndarray):
             data = raw.tobytes() + str(raw.dtype).encode()
