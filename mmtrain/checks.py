@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from mmtrain.errors import ConfigError
 
 CLASS_WEIGHTS = ("none", "balanced", "effective_number")
+SCHEDULERS = ("cosine", "plateau", "none")
 # Keys a config may hold at these places: anything else is a typo (e.g. +optim.lr=0.1) that would
 # otherwise be ignored without a word.
 KNOWN_KEYS = {
@@ -61,6 +62,10 @@ def validate(cfg: DictConfig) -> None:
     if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
         raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
                           f"or a list with one weight per class.")
+    scheduler = (cfg.optim.get("scheduler") or {}).get("name", "none")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"optim.scheduler.name={scheduler} is not known: use {', '.join(SCHEDULERS)} "
+                          f"(or optim=adamw_plateau).")
     lr = cfg.optim.optimizer.lr
     if not lr > 0:
         raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")

@@ -6,10 +6,13 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 import torchmetrics
 
+from mmtrain.checks import SCHEDULERS
 from mmtrain.errors import ConfigError, build
 from mmtrain.losses import build_loss
 from mmtrain.metrics import StageMetrics
@@ -109,7 +112,7 @@ class MultimodalModule(L.LightningModule):
                     optimizer, mode=scheduler["mode"], factor=scheduler["factor"],
                     patience=scheduler["patience"]),
                 "monitor": scheduler["monitor"], "interval": "epoch"}}
-        raise ConfigError(f"optim.scheduler.name={name} is not known: use cosine, plateau or none.")
+        raise ConfigError(f"optim.scheduler.name={name} is not known: use {', '.join(SCHEDULERS)}.")
 
     # Torch's RNG (dropout) travels with the checkpoint so a resumed run continues exactly.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -121,8 +124,6 @@ class MultimodalModule(L.LightningModule):
 
 
 def _warmup_cosine(warmup: int, total: int):
-    import math
-
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
