@@ -61,7 +61,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
     metrics = {**module.test_results, **module.val_results}
     if trainer.is_global_zero:
-        best_epoch = torch.load(eval_ckpt, weights_only=True)["epoch"] if eval_ckpt else None
+        # mmap: only the "epoch" entry is read, not the weights again
+        best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
         write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks, best_epoch)
     return metrics
 

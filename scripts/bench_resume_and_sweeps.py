@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 SMALL = ["encoder/text=scratch", "encoder.text.dim=32", "encoder.text.layers=1", "encoder.text.heads=2",
          "encoder.audio.channels=32", "encoder.audio.layers=2", "fusion.dim=32", "data.batch_size=32",
          "trainer.enable_progress_bar=false"]
@@ -60,7 +62,7 @@ def kill_trials(out: Path, trials: int) -> None:
         if killed:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        epoch = "none" if not ckpt.exists() else __import__("torch").load(ckpt, weights_only=True)["epoch"]
+        epoch = torch.load(ckpt, weights_only=True, mmap=True)["epoch"] if ckpt.exists() else "none"
         resumed = subprocess.run(command, capture_output=True, text=True)
         same = resumed.returncode == 0 and json.loads((run_dir / "metrics.json").read_text()) == reference
         identical += same
