@@ -34,6 +34,9 @@ def validate(cfg: DictConfig) -> None:
                 hint = f"did you mean {where + '.' if where else ''}{close[0]}?" if close else \
                     f"known keys: {', '.join(sorted(known))}."
                 raise ConfigError(f"{full} is not a setting of mmtrain: {hint} (mmtrain --cfg job shows them all).")
+    for key in ("monitor_mode", "optimized_mode"):
+        if cfg[key] not in ("max", "min"):
+            raise ConfigError(f"{key}={cfg[key]} must be max or min.")
     if not cfg.train and cfg.ckpt_path in (None, ""):
         raise ConfigError("train=false evaluates a checkpoint, so it needs ckpt_path=<run dir>/checkpoints/best.ckpt.")
     if cfg.train and not (cfg.trainer.get("max_epochs") or 0) >= 1 and (cfg.trainer.get("max_steps") or -1) < 1:

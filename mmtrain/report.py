@@ -19,7 +19,6 @@ import yaml
 from hydra.experimental.callback import Callback
 
 DEFAULT_METRIC = "val/sentiment/f1_macro"
-LOWER_IS_BETTER = ("loss", "mae", "rmse")
 
 
 def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
@@ -49,13 +48,15 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
     return jobs, common
 
 
-def optimized_metric(sweep_dir: Path) -> str:
+def optimized_metric(sweep_dir: Path) -> tuple[str, str]:
+    """The jobs' ``optimized_metric`` and ``optimized_mode`` (max or min)."""
     for config_file in sorted(sweep_dir.glob("**/.hydra/config.yaml")):
-        return (yaml.safe_load(config_file.read_text()) or {}).get("optimized_metric", DEFAULT_METRIC)
-    return DEFAULT_METRIC
+        config = yaml.safe_load(config_file.read_text()) or {}
+        return config.get("optimized_metric", DEFAULT_METRIC), config.get("optimized_mode", "max")
+    return DEFAULT_METRIC, "max"
 
 
-def leaderboard(jobs: list[dict], metric: str) -> list[dict]:
+def leaderboard(jobs: list[dict], metric: str, mode: str = "max") -> list[dict]:
     """Rows per configuration, best first: runs, failed, mean and std of every metric."""
     rows: dict[str, dict] = {}
     for job in jobs:
@@ -73,7 +74,7 @@ def leaderboard(jobs: list[dict], metric: str) -> list[dict]:
             out[f"{key} mean"] = statistics.fmean(values)
             out[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         table.append(out)
-    sign = 1 if any(word in metric for word in LOWER_IS_BETTER) else -1
+    sign = 1 if mode == "min" else -1
     return sorted(table, key=lambda r: (f"{metric} mean" not in r, sign * r.get(f"{metric} mean", 0.0)))
 
 
@@ -83,8 +84,8 @@ def write(sweep_dir: Path) -> Path:
     jobs, common = collect(sweep_dir)
     if not jobs:
         raise SystemExit(f"mmtrain-report: no job found under {sweep_dir} (looked for */.hydra/overrides.yaml).")
-    metric = optimized_metric(sweep_dir)
-    table = leaderboard(jobs, metric)
+    metric, mode = optimized_metric(sweep_dir)
+    table = leaderboard(jobs, metric, mode)
     pd.DataFrame(table).to_csv(sweep_dir / "leaderboard.csv", index=False)
     lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds). "
              f"Every job also had: `{' '.join(common) or '(nothing)'}`.", "",

@@ -29,6 +29,7 @@ from conftest import run_cli
     (["+optim.lr=0.1"], r"optim.lr is not a setting of mmtrain: did you mean optim.optimizer.lr\?"),
     (["+sed=3"], "sed is not a setting of mmtrain: did you mean seed?"),
     (["+loss.class_weight=balanced"], "did you mean loss.class_weights?"),
+    (["optimized_mode=maximize"], "optimized_mode=maximize must be max or min"),
     (["train=false"], "train=false evaluates a checkpoint, so it needs ckpt_path="),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
     (["encoder/text=hf", "encoder.text.model=/models/finbert"], "encoder.text.model=/models/finbert: no such folder"),
