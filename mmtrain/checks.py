@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmtrain.errors import ConfigError
 
@@ -16,13 +16,31 @@ KNOWN_KEYS = {
     "": {"data", "encoder", "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "paths",
          "modalities", "seed", "cache_dir", "train", "ckpt_path", "auto_resume", "monitor", "monitor_mode",
          "optimized_metric", "optimized_mode"},
-    "optim": {"optimizer", "scheduler"},
+    "optim": {"optimizer", "scheduler", "encoder_lr_mult"},
     "loss": {"class_weights", "beta", "pos_weight", "regression", "huber_delta"},
 }
 
 
+def expand_heads(cfg: DictConfig) -> None:
+    """head._default_ (head=per_target) becomes one head per task of the data, each the template
+    merged with what head.<task> sets; other head keys stay (and are checked against the tasks)."""
+    if not cfg.head or "_default_" not in cfg.head:
+        return
+    template = cfg.head._default_
+    heads = {t: OmegaConf.merge(template, cfg.head.get(t) or {}) for t in cfg.data.tasks}
+    heads.update({k: v for k, v in cfg.head.items() if k != "_default_" and k not in heads})
+    with open_dict(cfg):
+        cfg.head = heads
+
+
 def validate(cfg: DictConfig) -> None:
-    """Checks that need no data, so a bad value fails in a second, before anything heavy runs."""
+    """Checks that need no data, so a bad value fails in a second, before anything heavy runs.
+    Expands head=per_target first (see expand_heads)."""
+    if "targets" in cfg.data and not cfg.data.targets:
+        raise ConfigError("data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
+                          "(type multiclass|binary|multilabel|regression is inferred, or set with "
+                          "data.targets.label.type=...).")
+    expand_heads(cfg)
     for where, known in KNOWN_KEYS.items():
         node = cfg.get(where) if where else cfg
         for key in node or {}:
@@ -45,9 +63,9 @@ def validate(cfg: DictConfig) -> None:
     declared = list(cfg.data.modalities)
     if isinstance(cfg.modalities, str):
         raise ConfigError(f"modalities={cfg.modalities} must be a list: modalities=[{cfg.modalities}].")
-    if cfg.modalities is None or len(cfg.modalities) == 0:
+    if declared and (cfg.modalities is None or len(cfg.modalities) == 0):
         raise ConfigError(f"modalities is empty: list at least one of {declared} (e.g. modalities=[text]).")
-    unknown = [m for m in cfg.modalities if m not in declared]
+    unknown = [m for m in cfg.modalities or [] if m not in declared] if declared else []
     if unknown:
         raise ConfigError(f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
                           f"which has {declared}.")
@@ -72,6 +90,9 @@ def validate(cfg: DictConfig) -> None:
     lr = cfg.optim.optimizer.lr
     if not lr > 0:
         raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
+    mult = cfg.optim.get("encoder_lr_mult", 1.0)
+    if not (isinstance(mult, (int, float)) and mult >= 0):
+        raise ConfigError(f"optim.encoder_lr_mult={mult} must be a number >= 0 (0 keeps pretrained encoders fixed).")
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision.startswith("16") and not _cuda_available():
         raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "

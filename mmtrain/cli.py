@@ -18,10 +18,18 @@ from omegaconf import DictConfig
 from mmtrain.errors import ConfigError
 
 log = logging.getLogger("mmtrain")
+# Maps a user fills with their own names (data.targets.label.column=label): Hydra only adds a key
+# that is not in the config yet with "+", and only overrides an existing one without it; "++" does both.
+OPEN_MAPS = ("data.modalities.", "data.targets.")
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0]] + [f"++{a}" if a.startswith(OPEN_MAPS) else a for a in sys.argv[1:]]
+    train_job()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train_job(cfg: DictConfig) -> float | None:
     """Runs one training job; returns ``optimized_metric`` from metrics.json (for sweepers).
 
     A failing run (bad config, NaN loss, any exception) writes ``failed.json`` in its run dir; in a

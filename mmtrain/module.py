@@ -38,6 +38,7 @@ class MultimodalModule(L.LightningModule):
             t: torchmetrics.classification.MulticlassConfusionMatrix(len(spec["classes"]))
             for t, spec in tasks.items() if spec["type"] == "multiclass"})
         self.val_results: dict[str, float] = {}
+        self.test_split = "test"  # which test split trainer.test is evaluating: its metrics' prefix
         self.test_results: dict[str, float] = {}
         self.test_confusion: dict[str, list] = {}
 
@@ -86,7 +87,7 @@ class MultimodalModule(L.LightningModule):
             matrix.update(outputs[task].argmax(-1), batch["targets"][task])
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self.test_metrics.compute("test")
+        self.test_results = self.test_metrics.compute(self.test_split)
         self.test_confusion = {t: m.compute().tolist() for t, m in self.test_confusion_metrics.items()}
         for matrix in self.test_confusion_metrics.values():
             matrix.reset()
@@ -94,8 +95,9 @@ class MultimodalModule(L.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.model_cfg["optim"]
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build(optim["optimizer"], "optim.optimizer", params=params)
+        # partial: parameter groups are dicts, which instantiate would turn into configs
+        make_optimizer = build(optim["optimizer"], "optim.optimizer", _partial_=True)
+        optimizer = make_optimizer(self.param_groups(optim["optimizer"]["lr"], optim.get("encoder_lr_mult", 1.0)))
         scheduler = optim.get("scheduler") or {"name": "none"}
         name = scheduler["name"]
         if name == "none":
@@ -113,6 +115,14 @@ class MultimodalModule(L.LightningModule):
                     patience=scheduler["patience"]),
                 "monitor": scheduler["monitor"], "interval": "epoch"}}
         raise ConfigError(f"optim.scheduler.name={name} is not known: use {', '.join(SCHEDULERS)}.")
+
+    def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
+        """Pretrained encoders' parameters at lr x encoder_lr_mult (a gentler fine-tune), the rest at lr."""
+        pretrained = {id(p) for e in self.model.encoders.values() if e.pretrained for p in e.parameters()}
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in pretrained]},
+                  {"params": [p for p in trainable if id(p) in pretrained], "lr": lr * encoder_lr_mult}]
+        return [g for g in groups if g["params"]]
 
     # Torch's RNG (dropout) travels with the checkpoint so a resumed run continues exactly.
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -14,12 +14,14 @@ def print_summary(metrics: dict[str, float], out_dir: Path, best_epoch: int | No
 
     title = "Metrics of the best checkpoint" + (f" (epoch {best_epoch})" if best_epoch is not None else "")
     table = Table(title=title, show_header=True)
+    splits = list(dict.fromkeys(k.split("/")[0] for k in metrics))  # test splits first, val last
+    splits = [s for s in splits if s != "val"] + ["val"]
     table.add_column("metric")
-    table.add_column("test", justify="right")
-    table.add_column("val", justify="right")
-    for name in sorted(k[len("test/"):] for k in metrics if k.startswith("test/")):
-        val = metrics.get(f"val/{name}")
-        table.add_row(name, f"{metrics[f'test/{name}']:.4f}", "" if val is None else f"{val:.4f}")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in sorted(k[len(splits[0]) + 1:] for k in metrics if k.startswith(splits[0] + "/")):
+        cells = [metrics.get(f"{split}/{name}") for split in splits]
+        table.add_row(name, *("" if v is None else f"{v:.4f}" for v in cells))
     console = Console()
     console.print(table)
     console.print(f"Run dir: {out_dir}", soft_wrap=True)

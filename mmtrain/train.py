@@ -58,13 +58,22 @@ def run(cfg: DictConfig) -> dict[str, float]:
         eval_ckpt = ckpt_path
     trainer.loggers = []  # the final evaluation is metrics.json, not one more epoch in metrics.csv
     trainer.validate(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
-    trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
-    metrics = {**module.test_results, **module.val_results}
+    metrics, confusion = {}, {}
+    for split in test_splits(cfg):
+        datamodule.test_split = module.test_split = split
+        trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+        metrics.update(module.test_results)
+        confusion[split] = module.test_confusion
+    metrics.update(module.val_results)
     if trainer.is_global_zero:
         # mmap: only the "epoch" entry is read, not the weights again
         best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
-        write_results(out_dir, cfg, metrics, module.test_confusion, module.tasks, best_epoch)
+        write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
     return metrics
+
+
+def test_splits(cfg: DictConfig) -> list[str]:
+    return list(cfg.data.get("test_splits") or ["test"])
 
 
 def cluster_plugins() -> list:
@@ -80,8 +89,9 @@ def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table: MultimodalTable = build(cfg.data.source, "data.source")
-    modalities, tasks = list(cfg.modalities), task_specs(cfg, table)
+    modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
+    model_cfg["encoder"] = encoder_configs(model_cfg["encoder"], table, modalities)
     module = MultimodalModule(model_cfg, modalities, tasks)
     for m in modalities:
         rate = getattr(module.model.encoders[m], "sample_rate", None)
@@ -91,12 +101,27 @@ def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
     encoders = module.model.encoders
     featurizers = {m: cached(encoders[m].featurize, encoders[m].cache_key(), cfg.cache_dir) for m in modalities}
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks), featurizers,
+        table, modalities, list(tasks), featurizers, test_split=test_splits(cfg)[0],
         batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, sampler=cfg.data.sampler,
         balance_task=cfg.data.balance_task, seed=cfg.seed)
     datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
     return module, datamodule
+
+
+def encoder_configs(encoders: dict, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:
+    """The encoder of each modality: encoder.<name> if the config has one, else its type's default
+    (encoder.<type>), given the preprocessing fitted on the data for it (saved with the model)."""
+    configs = {}
+    for m in modalities:
+        kind = table.modality_types.get(m, m)
+        if m not in encoders and kind not in encoders:
+            raise ConfigError(f"No encoder for modality '{m}' (type {kind}): add one with "
+                              f"+encoder/{kind}@encoder.{m}=<option> (configured: {sorted(encoders)}).")
+        configs[m] = dict(encoders[m] if m in encoders else encoders[kind])
+        if m in table.preprocessing:
+            configs[m]["preprocessing"] = table.preprocessing[m]
+    return configs
 
 
 def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
@@ -149,6 +174,8 @@ def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     if (out_dir / "metrics.csv").exists():
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png", list(tasks), best_epoch)
-    for task, matrix in confusion.items():
-        plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}")
+    for split, matrices in confusion.items():
+        suffix = "" if split == "test" else f"_{split}"
+        for task, matrix in matrices.items():
+            plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}{suffix}")
     print_summary(metrics, out_dir, best_epoch)

@@ -65,7 +65,8 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
                  featurizers: dict[str, Callable], batch_size: int = 64, num_workers: int = 0,
-                 sampler: str = "random", balance_task: str | None = None, seed: int = 0):
+                 sampler: str = "random", balance_task: str | None = None, seed: int = 0,
+                 test_split: str = "test"):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
@@ -74,6 +75,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.table, self.modalities, self.tasks = table, modalities, tasks
         self.featurizers, self.batch_size, self.num_workers = featurizers, batch_size, num_workers
         self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
+        self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
         self.features: dict[str, list[torch.Tensor]] | None = None
         self.present = torch.tensor(
             np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1))
@@ -131,4 +133,4 @@ class MultimodalDataModule(L.LightningDataModule):
         return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self._eval_loader(self.test_split)

@@ -81,6 +81,7 @@ def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0
                "move": TaskSpec("regression")},
         split=_stratified_split(rng, sentiment, split_fractions),
         sample_rate=SAMPLE_RATE,
+        modality_types={"text": "text", "audio": "audio"},
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+MODALITY_TYPES = ("text", "audio", "image", "tabular", "sequence")
+
 
 @dataclass
 class TaskSpec:
@@ -19,11 +22,15 @@ class TaskSpec:
 class MultimodalTable:
     """Rows of raw inputs and targets.
 
-    modalities: name -> one raw value per row (a ``str`` for text, a float32 waveform for audio),
-        ``None`` where the row lacks that modality.
+    modalities: name -> one raw value per row, ``None`` where the row lacks that modality: a ``str``
+        for text; a float32 waveform or a ``Path`` to an audio file; a ``Path`` to an image; a tuple
+        of cell values for tabular; a float32 array [T, C] for a sequence.
+    modality_types: name -> one of MODALITY_TYPES (picks the default encoder of that type).
+    preprocessing: name -> settings fitted on the train split (plain containers: means, vocabularies),
+        passed to that modality's encoder and saved with the checkpoint.
     targets: task -> array with one entry per row: class index [N] (multiclass), 0/1 matrix
         [N, L] (multilabel) or float [N] (regression).
-    split: "train" | "val" | "test" per row.
+    split: split name per row: "train", "val", "test" and any further test splits.
     """
 
     modalities: dict[str, list]
@@ -31,6 +38,8 @@ class MultimodalTable:
     tasks: dict[str, TaskSpec]
     split: np.ndarray
     sample_rate: int | None = None
+    modality_types: dict[str, str] = field(default_factory=dict)
+    preprocessing: dict[str, dict] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.split)

@@ -1,18 +1,32 @@
-"""Audio encoders over log-mel frames: a small 1-D CNN (default) or a small transformer.
+"""Audio encoders: over log-mel frames a small 1-D CNN (default) or a small transformer; or any
+transformers audio model (wav2vec2, HuBERT, WavLM, AST-style) from a local folder.
 
-The log-mel front end (``torch.stft`` with librosa's mel filters) has no trainable parameters, so
-it runs in ``featurize`` once per split: each clip becomes frames ``[T_i, n_mels]``.
+Inputs are waveforms at the encoder's rate or audio files (``Path``: read with soundfile at any
+rate, resampled). The log-mel front end (``torch.stft`` with librosa's mel filters) has no
+trainable parameters, so it runs in ``featurize`` once per split: each clip becomes frames
+``[T_i, n_mels]``; train-time SpecAugment, gain and noise then act on those frames.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from mmtrain.encoders.base import Encoder, EncoderOutput, attendable, masked_mean
+from mmtrain.encoders.augment import SpecAugment
+from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
+                                   set_trainable)
+from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
+from mmtrain.media import load_audio
+
+
+def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:
+    """Raw clips (arrays already at ``sample_rate``, or file paths) -> float32 waveforms."""
+    return [torch.as_tensor(load_audio(r, sample_rate) if isinstance(r, Path) else r, dtype=torch.float32)
+            for r in raws]
 
 
 class LogMel(nn.Module):
@@ -36,13 +50,14 @@ class LogMel(nn.Module):
 
 
 class _LogMelEncoder(Encoder):
-    def __init__(self, sample_rate: int, n_mels: int, hop_length: int):
+    def __init__(self, sample_rate: int, n_mels: int, hop_length: int, augment: dict | None):
         super().__init__()
         self.sample_rate = sample_rate
         self.frontend = LogMel(sample_rate, n_mels, hop_length=hop_length)
+        self.augment = SpecAugment(**(augment or {}))
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
-        return [self.frontend(torch.as_tensor(w, dtype=torch.float32)) for w in raws]
+        return [self.frontend(w) for w in waveforms(raws, self.sample_rate)]
 
 
 class AudioCNNEncoder(_LogMelEncoder):
@@ -52,8 +67,9 @@ class AudioCNNEncoder(_LogMelEncoder):
     """
 
     def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, hop_length: int = 320,
-                 channels: int = 128, layers: int = 3, kernel_size: int = 5, dropout: float = 0.1):
-        super().__init__(sample_rate, n_mels, hop_length)
+                 channels: int = 128, layers: int = 3, kernel_size: int = 5, dropout: float = 0.1,
+                 augment: dict | None = None):
+        super().__init__(sample_rate, n_mels, hop_length, augment)
         if layers < 1:
             raise ConfigError(f"encoder.audio.layers={layers} must be at least 1.")
         self.out_dim, self.layers = channels, layers
@@ -66,7 +82,7 @@ class AudioCNNEncoder(_LogMelEncoder):
         self.body = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        h = self.body(self.norm(x.transpose(1, 2))).transpose(1, 2)
+        h = self.body(self.norm(self.augment(x, mask).transpose(1, 2))).transpose(1, 2)
         lengths = mask.sum(1)
         for _ in range(self.layers):
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
@@ -83,8 +99,8 @@ class AudioTransformerEncoder(_LogMelEncoder):
 
     def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, hop_length: int = 320,
                  dim: int = 128, layers: int = 2, heads: int = 4, stride: int = 4,
-                 dropout: float = 0.1, max_tokens: int = 512):
-        super().__init__(sample_rate, n_mels, hop_length)
+                 dropout: float = 0.1, max_tokens: int = 512, augment: dict | None = None):
+        super().__init__(sample_rate, n_mels, hop_length, augment)
         if dim % heads:
             raise ConfigError(f"encoder.audio.dim={dim} must be divisible by encoder.audio.heads={heads}.")
         self.out_dim, self.stride = dim, stride
@@ -97,6 +113,7 @@ class AudioTransformerEncoder(_LogMelEncoder):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         batch, frames, mels = x.shape
+        x = self.augment(x, mask)
         tokens = math.ceil(frames / self.stride)
         x = nn.functional.pad(x, (0, 0, 0, tokens * self.stride - frames))
         mask = nn.functional.pad(mask, (0, tokens * self.stride - frames))
@@ -105,3 +122,77 @@ class AudioTransformerEncoder(_LogMelEncoder):
         h = self.body(h + self.position[:tokens], src_key_padding_mask=~attendable(token_mask))
         h = h * token_mask.unsqueeze(-1)
         return EncoderOutput(h, token_mask, masked_mean(h, token_mask))
+
+
+class HFAudioEncoder(Encoder):
+    """Any transformers audio model from a local folder (or a hub id with HF_HUB_OFFLINE=0) with its
+    feature extractor: wav2vec2 / HuBERT / WavLM (waveform in) or AST-style (filterbank in). Tokens are
+    its last hidden states. freeze=true: run once in featurize, cached (on disk too); freeze=false:
+    featurize keeps the extractor's output and the model is fine-tuned."""
+
+    pretrained = True
+
+    def __init__(self, model: str = "???", freeze: bool = True, featurize_batch_size: int = 16):
+        super().__init__()
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        self.path = resolve_model_path(model, "encoder.audio.model")
+        try:
+            self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path)
+        except OSError as err:
+            raise ConfigError(f"encoder.audio.model={model}: could not load it ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0]}). Give a local folder with the model and its "
+                              f"preprocessor_config.json (mmtrain runs offline).") from err
+        self.sample_rate = self.extractor.sampling_rate
+        self.freeze, self.featurize_batch_size = freeze, featurize_batch_size
+        self.out_dim = self.model.config.hidden_size
+        set_trainable(self.model, not freeze)
+
+    def cache_key(self) -> dict | None:
+        if not self.freeze:
+            return None
+        return {"encoder": type(self).__name__, "model": self.path, "files": model_files_key(self.path),
+                "format": 1}
+
+    def _inputs(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The extractor's per-clip input: a normalised waveform [N] or filterbank frames [T, F]."""
+        return [torch.as_tensor(self.extractor(w.numpy(), sampling_rate=self.sample_rate,
+                                               return_tensors="np")[self.extractor.model_input_names[0]][0])
+                for w in waves]
+
+    def _hidden(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model on padded inputs -> hidden [B, T', D] and its mask [B, T'] (from the input lengths
+        where the model says how it downsamples)."""
+        kwargs = {"attention_mask": attendable(mask).long()} if x.dim() == 2 else {}
+        hidden = self.model(x, **kwargs).last_hidden_state
+        lengths = mask.sum(1)
+        if hasattr(self.model, "_get_feat_extract_output_lengths") and x.dim() == 2:
+            lengths = self.model._get_feat_extract_output_lengths(lengths)
+        else:  # fixed-size inputs (AST): every output token is real
+            lengths = torch.full_like(lengths, hidden.shape[1])
+        out_mask = torch.arange(hidden.shape[1], device=x.device) < lengths.clamp(max=hidden.shape[1]).unsqueeze(1)
+        return hidden, out_mask
+
+    def featurize(self, raws: list) -> list[torch.Tensor]:
+        inputs = self._inputs(waveforms(raws, self.sample_rate))
+        if not self.freeze:
+            return inputs
+        from mmtrain.data.datamodule import pad
+
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), self.featurize_batch_size):
+                x, mask = pad(inputs[start:start + self.featurize_batch_size])
+                hidden, hidden_mask = self._hidden(x, mask)
+                out.extend(h[m].clone() for h, m in zip(hidden, hidden_mask))
+        return out
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        if self.freeze:
+            tokens, token_mask = x, mask
+        else:
+            tokens, token_mask = self._hidden(x, mask)
+        tokens = tokens * token_mask.unsqueeze(-1)
+        return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))

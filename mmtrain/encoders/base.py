@@ -12,6 +12,7 @@ for it (fusion zeroes it out through the ``present`` mask).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ class EncoderOutput:
 
 class Encoder(nn.Module):
     out_dim: int
+    pretrained: bool = False  # pretrained weights train at optim.encoder_lr_mult x the learning rate
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -59,3 +61,13 @@ def attendable(mask: torch.Tensor) -> torch.Tensor:
 def set_trainable(module: nn.Module, trainable: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(trainable)
+
+
+def model_files_key(path: str | None):
+    """A cheap fingerprint of model weights for cache keys: (name, size, mtime) of each file of a
+    model folder, or of one weights file; the string itself otherwise (a hub id)."""
+    if not path:
+        return None
+    target = Path(path).expanduser()
+    files = sorted(p for p in target.iterdir() if p.is_file()) if target.is_dir() else [target]
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists()] or str(path)

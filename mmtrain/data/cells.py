@@ -1,0 +1,48 @@
+"""Reading one manifest cell: emptiness, class names, label lists, media paths, time series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def is_empty(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def label_name(value) -> str:
+    """Class names as text; 3.0 read from a CSV with gaps is the class "3"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def labels_of(value, separator: str) -> list[str]:
+    if isinstance(value, (list, np.ndarray)):
+        return [label_name(v) for v in value]
+    if is_empty(value):
+        return []
+    return [s.strip() for s in str(value).split(separator) if s.strip()]
+
+
+def media_path(value, root: Path) -> Path:
+    path = Path(str(value).strip()).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def read_sequence(value, root: Path) -> np.ndarray:
+    """A time series [T, C] from a list cell, a JSON list string, or a .npy/.csv file path."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
+    elif isinstance(value, str):
+        path = media_path(value, root)
+        value = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
+    array = np.asarray([np.asarray(v, dtype=np.float32) for v in value] if len(value) and
+                       isinstance(value[0], (list, np.ndarray)) else value, dtype=np.float32)
+    return array.reshape(len(array), -1)

@@ -1,0 +1,319 @@
+"""A user's own data: a manifest (CSV, Parquet or JSONL; one row per sample) -> MultimodalTable.
+
+Columns map to modalities (``data.modalities.<name>``: a type and its column(s)) and to targets
+(``data.targets.<task>``: a column and a type). Types left out are inferred from the values, and the
+resulting mapping is printed before training. Media paths are relative to the manifest's folder.
+Every row is checked before training (mmtrain/data/preflight.py); preprocessing is fitted on the
+train split only (mmtrain/data/preprocess.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmtrain.data.cells import is_empty, label_name, labels_of, media_path, read_sequence
+from mmtrain.data.preflight import BadRows, check_rows
+from mmtrain.data.preprocess import fit_sequence, fit_tabular
+from mmtrain.data.table import MODALITY_TYPES, MultimodalTable, TaskSpec
+from mmtrain.errors import ConfigError
+from mmtrain.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+TARGET_TYPES = ("multiclass", "binary", "multilabel", "regression")
+READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+           ".json": "jsonl"}
+# An integer target with more distinct values than this is not taken for classes without being told.
+MAX_INFERRED_CLASSES = 50
+
+
+def load_manifest(path: str, modalities: dict | None = None, targets: dict | None = None,
+                  split_column: str | None = None, split_fractions=(0.7, 0.15, 0.15), split_seed: int = 0,
+                  test_splits=("test",), id_column: str | None = None, ignore_columns=(),
+                  on_bad_row: str = "error", use=None, report_dir: str | None = None) -> MultimodalTable:
+    """Read the manifest at ``path`` and turn it into a MultimodalTable (see the module docstring).
+
+    use: the modalities this run trains on (the top-level ``modalities``); only those are loaded and
+    checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
+    """
+    if on_bad_row not in ("error", "skip", "missing"):
+        raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
+    path = Path(str(path)).expanduser()
+    frame = read_manifest(path)
+    root = path.parent.absolute()
+    targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
+    if not targets:
+        raise ConfigError(f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
+                          f"(columns of {path.name}: {list(frame.columns)}).")
+    target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
+    id_column = id_column or ("id" if "id" in frame.columns else None)
+    reserved = {s["column"] for s in target_specs.values()} | {split_column, id_column, *ignore_columns}
+    specs = modality_specs(frame, dict(modalities or {}), reserved)
+    if use:
+        missing = [m for m in use if m not in specs]
+        if missing:
+            raise ConfigError(f"modalities={list(use)}: {missing} not in this manifest's modalities {list(specs)}.")
+        specs = {m: specs[m] for m in use}
+    split = assign_split(frame, split_column, split_fractions, split_seed, target_specs)
+    for name in ["train", "val", *test_splits]:
+        if not (split == name).any():
+            raise ConfigError(f"No '{name}' rows: the split ({'column ' + split_column if split_column else 'generated'}) "
+                              f"has {sorted(set(split))}. Name them train/val/test, or set data.test_splits to "
+                              f"the test splits present.")
+    ids = frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
+    bad = check_rows(frame, specs, target_specs, split, root)
+    keep, absent = bad.resolve(on_bad_row, ids, report_dir)
+    frame, split, ids = frame.iloc[keep].reset_index(drop=True), split[keep], ids[keep]
+    absent = {m: rows[np.isin(rows, keep)] for m, rows in absent.items()}
+    remap = {old: new for new, old in enumerate(keep)}
+    train = split == "train"
+    raws, preprocessing = {}, {}
+    for name, spec in specs.items():
+        values = modality_values(frame, spec, root)
+        for old in absent.get(name, []):
+            values[remap[old]] = None
+        raws[name] = values
+        if spec["type"] == "tabular":
+            preprocessing[name] = fit_tabular([v for v, t in zip(values, train) if t and v is not None],
+                                              spec["numeric"], spec["categorical"])
+        elif spec["type"] == "sequence":
+            preprocessing[name] = fit_sequence([v for v, t in zip(values, train) if t and v is not None])
+    tasks, target_arrays = {}, {}
+    for task, spec in target_specs.items():
+        tasks[task], target_arrays[task] = encode_target(frame[spec["column"]], spec, train)
+    describe(path, specs, target_specs, tasks, split, bad)
+    return MultimodalTable(raws, target_arrays, tasks, split, None,
+                           {m: s["type"] for m, s in specs.items()}, preprocessing)
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"data.path={path}: unknown manifest format '{path.suffix}'. Use .csv, .tsv, "
+                          f".parquet or .jsonl.")
+    if not path.is_file():
+        raise ConfigError(f"data.path={path}: no such file. Point data.path at the manifest (CSV, Parquet "
+                          f"or JSONL); relative media paths in it are read from its folder.")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        elif kind == "jsonl":
+            frame = pd.read_json(path, lines=True)
+        else:
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except Exception as err:
+        raise ConfigError(f"data.path={path}: could not read it as {kind} ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:200]}).") from err
+    if frame.empty:
+        raise ConfigError(f"data.path={path}: the manifest has no rows.")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def require_column(frame: pd.DataFrame, column: str, key: str) -> None:
+    if column not in frame.columns:
+        close = difflib.get_close_matches(column, list(frame.columns), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"{key}={column}: the manifest has no such column. {hint}Its columns: "
+                          f"{list(frame.columns)}.")
+
+
+def filled(series: pd.Series) -> pd.Series:
+    return series[series.map(lambda v: not is_empty(v))]
+
+
+
+
+def infer_type(series: pd.Series) -> str:
+    """text | audio | image | tabular | sequence from a column's values."""
+    values = filled(series)
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return "tabular"
+    if len(values) and values.map(lambda v: isinstance(v, (list, np.ndarray))).all():
+        return "sequence"
+    text = values.astype(str).str.lower()
+    if len(text) and text.str.endswith(AUDIO_SUFFIXES).all():
+        return "audio"
+    if len(text) and text.str.endswith(IMAGE_SUFFIXES).all():
+        return "image"
+    if len(text) and text.str.endswith((".npy", ".csv")).all():
+        return "sequence"
+    return "text"
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """A string column with few distinct values is a category, not free text."""
+    values = filled(series)
+    return not pd.api.types.is_numeric_dtype(series) and values.nunique() <= max(2, min(20, len(values) // 4))
+
+
+def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[str, dict]:
+    """name -> {"type", "column"} (text/audio/image/sequence) or {"type": "tabular", "numeric",
+    "categorical"}, with each type given or inferred (``inferred`` lists what was guessed)."""
+    if not declared:  # one modality per column (all numbers and categories together as "tabular")
+        columns = [c for c in frame.columns if c not in reserved]
+        tabular = [c for c in columns if infer_type(frame[c]) == "tabular" or is_categorical(frame[c])]
+        declared = {c: {"column": c} for c in columns if c not in tabular}
+        if tabular:
+            declared["tabular"] = {"type": "tabular", "columns": tabular}
+    specs = {}
+    for name, spec in declared.items():
+        spec = dict(spec or {})
+        key = f"data.modalities.{name}"
+        unknown = set(spec) - {"type", "column", "columns", "numeric", "categorical", "encoder"}
+        if unknown:
+            raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a modality takes type and column "
+                              f"(tabular: numeric and categorical column lists, or columns).")
+        kind = spec.get("type")
+        if kind is not None and kind not in MODALITY_TYPES:
+            raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(MODALITY_TYPES)}.")
+        if kind == "tabular" or any(k in spec for k in ("columns", "numeric", "categorical")):
+            numeric, categorical = list(spec.get("numeric") or []), list(spec.get("categorical") or [])
+            for column in spec.get("columns") or []:
+                require_column(frame, column, f"{key}.columns")
+                (categorical if is_categorical(frame[column]) else numeric).append(column)
+            for column in numeric + categorical:
+                require_column(frame, column, key)
+            if not numeric + categorical:
+                raise ConfigError(f"{key}: a tabular modality needs columns: {key}.numeric=[...] and/or "
+                                  f"{key}.categorical=[...].")
+            specs[name] = {"type": "tabular", "numeric": numeric, "categorical": categorical,
+                           "inferred": "columns" in spec}
+            continue
+        column = spec.get("column") or name
+        require_column(frame, column, f"{key}.column")
+        specs[name] = {"type": kind or infer_type(frame[column]), "column": column, "inferred": kind is None}
+        if specs[name]["type"] == "tabular":
+            specs[name].update(numeric=[column], categorical=[])
+    return specs
+
+
+def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
+    key = f"data.targets.{task}"
+    unknown = set(spec) - {"column", "type", "separator"}
+    if unknown:
+        raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a target takes column, type and "
+                          f"separator (multilabel).")
+    column = spec.get("column") or task
+    require_column(frame, column, f"{key}.column")
+    kind, separator = spec.get("type"), spec.get("separator") or "|"
+    if kind is not None and kind not in TARGET_TYPES:
+        raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(TARGET_TYPES)}.")
+    values = filled(frame[column])
+    inferred = kind is None
+    if kind is None:
+        if values.map(lambda v: isinstance(v, (list, np.ndarray))).any() or \
+                values.map(lambda v: isinstance(v, str) and separator in v).any():
+            kind = "multilabel"
+        elif values.nunique() == 2:
+            kind = "binary"
+        elif pd.api.types.is_float_dtype(values) and not np.allclose(values, np.round(values)):
+            kind = "regression"
+        elif pd.api.types.is_numeric_dtype(values) and values.nunique() > MAX_INFERRED_CLASSES:
+            raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
+                              f"whether they are classes or values: {key}.type=multiclass or =regression.")
+        else:
+            kind = "multiclass"
+    return {"column": column, "type": kind, "separator": separator, "inferred": inferred}
+
+
+
+
+
+
+def class_order(names: set[str]) -> list[str]:
+    """Numeric class names in numeric order, others alphabetically."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+def encode_target(series: pd.Series, spec: dict, train: np.ndarray) -> tuple[TaskSpec, np.ndarray]:
+    """Targets as arrays; classes (and multilabel labels) are those seen in the train split."""
+    if spec["type"] == "regression":
+        return TaskSpec("regression"), pd.to_numeric(series).to_numpy(np.float32)
+    if spec["type"] == "multilabel":
+        lists = [labels_of(v, spec["separator"]) for v in series]
+        classes = class_order({label for labels, t in zip(lists, train) if t for label in labels})
+        matrix = np.zeros((len(lists), len(classes)), dtype=np.float32)
+        index = {c: i for i, c in enumerate(classes)}
+        for row, labels in enumerate(lists):
+            matrix[row, [index[label] for label in labels if label in index]] = 1
+        return TaskSpec("multilabel", classes), matrix
+    names = series.map(label_name).to_numpy()
+    classes = class_order(set(names[train]))
+    index = {c: i for i, c in enumerate(classes)}
+    return TaskSpec("multiclass", classes), np.array([index[n] for n in names], dtype=np.int64)
+
+
+def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,
+                 target_specs: dict) -> np.ndarray:
+    """The split column's values, or a seeded split stratified by the first class target."""
+    if split_column:
+        require_column(frame, split_column, "data.split_column")
+        return frame[split_column].astype(str).str.strip().to_numpy()
+    fractions = list(fractions)
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
+                          f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
+    strata = np.zeros(len(frame), dtype=object)
+    for spec in target_specs.values():
+        if spec["type"] in ("multiclass", "binary"):
+            strata = frame[spec["column"]].map(label_name).to_numpy()
+            break
+    rng = np.random.default_rng(seed)
+    split = np.empty(len(frame), dtype=object)
+    for stratum in pd.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        cut = np.round(np.cumsum(fractions) * len(rows)).astype(int)
+        split[rows[: cut[0]]], split[rows[cut[0]: cut[1]]], split[rows[cut[1]:]] = "train", "val", "test"
+    return split.astype(str)
+
+
+def modality_values(frame: pd.DataFrame, spec: dict, root: Path) -> list:
+    """The raw value per row that the modality's encoder featurizes (None for an empty cell)."""
+    kind = spec["type"]
+    if kind == "tabular":
+        numeric = [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64) for c in spec["numeric"]]
+        categorical = [frame[c].map(lambda v: None if is_empty(v) else label_name(v)).to_list()
+                       for c in spec["categorical"]]
+        return [tuple(float(col[i]) for col in numeric) + tuple(col[i] for col in categorical)
+                for i in range(len(frame))]
+    values = []
+    for value in frame[spec["column"]]:
+        if not isinstance(value, (list, np.ndarray)) and is_empty(value):
+            values.append(None)
+        elif kind in ("audio", "image"):
+            values.append(media_path(value, root))
+        elif kind == "sequence":
+            values.append(read_sequence(value, root))
+        else:
+            values.append(str(value))
+    return values
+
+
+
+
+
+
+def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad: BadRows) -> None:
+    """The mapping from columns to modalities and targets, printed before training."""
+    names, counts = np.unique(split, return_counts=True)
+    lines = [f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"]
+    for name, spec in specs.items():
+        columns = spec.get("column") or ", ".join(spec["numeric"] + spec["categorical"])
+        how = "inferred" if spec["inferred"] else "given"
+        lines.append(f"  modality {name:<12} {spec['type']:<9} <- {columns} (type {how})")
+    for task, spec in target_specs.items():
+        classes = tasks[task].classes
+        detail = f"{len(classes)} {'labels' if spec['type'] == 'multilabel' else 'classes'}" if classes else "values"
+        how = "inferred" if spec["inferred"] else "given"
+        lines.append(f"  target   {task:<12} {spec['type']:<9} <- {spec['column']} ({detail}; type {how})")
+    if bad.rows:
+        lines.append(f"  {bad.summary()}")
+    log.info("\n".join(lines))

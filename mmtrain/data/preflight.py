@@ -1,0 +1,180 @@
+"""The preflight: every row of a manifest is checked before training, so bad input fails (or is
+skipped, or made a missing modality) up front with a report, never mid-epoch.
+
+What is bad: an empty cell of a text/audio/image/sequence column, a missing or undecodable media
+file, a time series that does not parse or holds NaN/inf, text where a number should be or an
+infinite number in a tabular column (NaN there is a missing value: imputed and flagged), an empty
+or non-numeric target, and a class (or label) of a val/test row that the train split never has.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmtrain.data.cells import is_empty, label_name, labels_of, media_path, read_sequence
+from mmtrain.errors import ConfigError
+from mmtrain.media import check_audio, check_image
+
+log = logging.getLogger(__name__)
+SHOWN = 5  # bad rows quoted in the error message; the report file has all of them
+
+
+class BadRows:
+    """row -> [(field, column, reason)]; field is a modality name or ``target <task>``."""
+
+    def __init__(self, num_rows: int):
+        self.num_rows = num_rows
+        self.rows: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+
+    def add(self, row: int, field: str, column: str, reason: str) -> None:
+        self.rows[row].append((field, column, reason))
+
+    def summary(self) -> str:
+        return f"{len(self.rows)} of {self.num_rows} rows are bad"
+
+    def resolve(self, on_bad_row: str, ids: np.ndarray, report_dir: str | None):
+        """-> (rows to keep, {modality: rows where it becomes absent}), after writing bad_rows.csv.
+        error: raise with the first rows and reasons; skip: drop bad rows; missing: a bad modality
+        becomes absent for that row (a bad target still drops the row)."""
+        everything = np.arange(self.num_rows)
+        if not self.rows:
+            return everything, {}
+        report = self.write(ids, report_dir)
+        first = "; ".join(
+            f"row {row} (id {ids[row]}): " + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
+            for row, problems in sorted(self.rows.items())[:SHOWN])
+        where = f" All of them: {report}." if report else ""
+        if on_bad_row == "error":
+            raise ConfigError(
+                f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
+                f"data.on_bad_row=skip (train without them) or data.on_bad_row=missing (treat the bad "
+                f"modality as absent in those rows).")
+        absent: dict[str, list[int]] = defaultdict(list)
+        dropped = set()
+        for row, problems in self.rows.items():
+            for field, _, _ in problems:
+                if on_bad_row == "skip" or field.startswith("target "):
+                    dropped.add(row)
+                else:
+                    absent[field].append(row)
+        log.warning("data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",
+                    self.summary(), on_bad_row, len(dropped),
+                    len({r for rows in absent.values() for r in rows} - dropped), where)
+        keep = np.array([r for r in everything if r not in dropped], dtype=np.int64)
+        return keep, {m: np.array(rows, dtype=np.int64) for m, rows in absent.items()}
+
+    def write(self, ids: np.ndarray, report_dir: str | None) -> Path | None:
+        if not report_dir:
+            return None
+        path = Path(report_dir) / "bad_rows.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["row", "id", "field", "column", "reason"])
+            for row, problems in sorted(self.rows.items()):
+                for field, column, reason in problems:
+                    writer.writerow([row, ids[row], field, column, reason])
+        return path
+
+
+def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.ndarray,
+               root: Path) -> BadRows:
+    """Check every row of every used modality and target (specs as made by manifest.py)."""
+    bad = BadRows(len(frame))
+    for name, spec in specs.items():
+        if spec["type"] == "tabular":
+            check_tabular(frame, name, spec, bad)
+        elif spec["type"] in ("audio", "image"):
+            check_media(frame[spec["column"]], name, spec["type"], root, bad)
+        elif spec["type"] == "sequence":
+            check_sequences(frame[spec["column"]], name, root, bad)
+        else:
+            for row, value in enumerate(frame[spec["column"]]):
+                if is_empty(value):
+                    bad.add(row, name, spec["column"], "empty text")
+    for task, spec in target_specs.items():
+        check_target(frame[spec["column"]], task, spec, split, bad)
+    return bad
+
+
+def check_media(series: pd.Series, name: str, kind: str, root: Path, bad: BadRows) -> None:
+    """Decode every file (threads: soundfile and PIL release the GIL while decoding)."""
+    column, check = series.name, check_audio if kind == "audio" else check_image
+    todo = {}
+    for row, value in enumerate(series):
+        if is_empty(value):
+            bad.add(row, name, column, f"no {kind} file named")
+            continue
+        path = media_path(value, root)
+        if not path.is_file():
+            bad.add(row, name, column, f"file not found: {path}")
+        else:
+            todo[row] = path
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for row, reason in zip(todo, pool.map(check, todo.values())):
+            if reason:
+                bad.add(row, name, column, f"{reason}: {todo[row]}")
+
+
+def check_sequences(series: pd.Series, name: str, root: Path, bad: BadRows) -> None:
+    channels = None
+    for row, value in enumerate(series):
+        if not isinstance(value, (list, np.ndarray)) and is_empty(value):
+            bad.add(row, name, series.name, "empty time series")
+            continue
+        try:
+            array = read_sequence(value, root)
+        except Exception as err:
+            bad.add(row, name, series.name, f"not a time series ({type(err).__name__}: {str(err)[:80]})")
+            continue
+        if len(array) == 0:
+            bad.add(row, name, series.name, "empty time series")
+        elif not np.isfinite(array).all():
+            bad.add(row, name, series.name, "time series holds NaN/inf")
+        elif channels is not None and array.shape[1] != channels:
+            bad.add(row, name, series.name, f"{array.shape[1]} channels where earlier rows have {channels}")
+        else:
+            channels = array.shape[1]
+
+
+def check_tabular(frame: pd.DataFrame, name: str, spec: dict, bad: BadRows) -> None:
+    for column in spec["numeric"]:
+        raw = frame[column]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        for row in np.flatnonzero(numbers.isna().to_numpy() & ~raw.map(is_empty).to_numpy()):
+            bad.add(int(row), name, column, f"not a number: {raw.iloc[row]!r}")
+        for row in np.flatnonzero(np.isinf(numbers.to_numpy(np.float64))):
+            bad.add(int(row), name, column, "infinite value")
+
+
+def check_target(series: pd.Series, task: str, spec: dict, split: np.ndarray, bad: BadRows) -> None:
+    field, column, train = f"target {task}", series.name, split == "train"
+    if spec["type"] == "regression":
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
+        for row in np.flatnonzero(~np.isfinite(numbers)):
+            value = series.iloc[row]
+            bad.add(int(row), field, column,
+                    "no target value" if is_empty(value) else f"not a finite number: {value!r}")
+        return
+    if spec["type"] == "multilabel":
+        lists = [labels_of(v, spec["separator"]) for v in series]
+        seen = {label for labels, t in zip(lists, train) if t for label in labels}
+        for row, labels in enumerate(lists):
+            unseen = [label for label in labels if label not in seen]
+            if unseen and not train[row]:
+                bad.add(row, field, column, f"label(s) {unseen} never seen in the train split")
+        return
+    names = [None if is_empty(v) else label_name(v) for v in series]
+    seen = {n for n, t in zip(names, train) if t and n is not None}
+    for row, label in enumerate(names):
+        if label is None:
+            bad.add(row, field, column, "no target value")
+        elif label not in seen:
+            bad.add(row, field, column, f"class {label!r} never seen in the train split")
