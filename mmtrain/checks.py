@@ -17,7 +17,7 @@ KNOWN_KEYS = {
          "modalities", "seed", "cache_dir", "train", "ckpt_path", "auto_resume", "monitor", "monitor_mode",
          "optimized_metric", "optimized_mode"},
     "optim": {"optimizer", "scheduler", "encoder_lr_mult"},
-    "loss": {"class_weights", "beta", "pos_weight", "regression", "huber_delta"},
+    "loss": {"class_weights", "beta", "pos_weight", "regression", "huber_delta", "label_smoothing"},
 }
 
 
@@ -83,6 +83,9 @@ def validate(cfg: DictConfig) -> None:
     if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
         raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
                           f"or a list with one weight per class.")
+    smoothing = cfg.loss.get("label_smoothing", 0.0)
+    if not 0 <= smoothing < 1:
+        raise ConfigError(f"loss.label_smoothing={smoothing} must be in [0, 1) (e.g. 0.1).")
     scheduler = (cfg.optim.get("scheduler") or {}).get("name", "none")
     if scheduler not in SCHEDULERS:
         raise ConfigError(f"optim.scheduler.name={scheduler} is not known: use {', '.join(SCHEDULERS)} "

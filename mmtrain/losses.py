@@ -55,12 +55,12 @@ def positive_weights(positives: Sequence[float], total: int, mode: str) -> list[
 
 
 def build_loss(task_type: str, weights: list[float] | None, regression: str = "mse",
-               huber_delta: float = 1.0) -> nn.Module:
+               huber_delta: float = 1.0, label_smoothing: float = 0.0) -> nn.Module:
     """A loss taking (outputs, targets): logits [B, C] + class index [B]; logits [B, L] + 0/1
     [B, L]; or values [B, 1] + values [B]."""
     weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
     if task_type == "multiclass":
-        return nn.CrossEntropyLoss(weight=weight)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
     if task_type == "multilabel":
         return nn.BCEWithLogitsLoss(pos_weight=weight)
     if regression == "mse":

@@ -28,8 +28,9 @@ class MultimodalModel(nn.Module):
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module, heads: dict,
-                 tasks: dict[str, dict]):
+                 tasks: dict[str, dict], modality_dropout: float = 0.0):
         super().__init__()
+        self.modality_dropout = modality_dropout
         self.modalities = list(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
@@ -38,7 +39,7 @@ class MultimodalModel(nn.Module):
 
     def forward(self, batch: dict) -> ModelOutput:
         outs = {m: self.encoders[m](*batch["inputs"][m]) for m in self.modalities}
-        present = batch["present"]
+        present = self.drop_modalities(batch["present"])
         if not self.fusion.decision_level:
             fused = self.fusion(outs, present)
             return ModelOutput({t: head(fused) for t, head in self.heads.items()})
@@ -49,6 +50,14 @@ class MultimodalModel(nn.Module):
             members[task] = preds
             outputs[task] = self.fusion.combine(preds, member_present, self.tasks[task]["type"])
         return ModelOutput(outputs, members, member_present)
+
+    def drop_modalities(self, present: torch.Tensor) -> torch.Tensor:
+        """Training only: hide each present modality of a sample with probability modality_dropout,
+        keeping at least one, so the fused model cannot lean on one modality alone (ModDrop)."""
+        if not self.training or not self.modality_dropout or present.shape[1] < 2:
+            return present
+        kept = present & (torch.rand(present.shape, device=present.device) >= self.modality_dropout)
+        return torch.where(kept.any(1, keepdim=True), kept, present)
 
     def loss_weight(self, task: str) -> float:
         head = self.heads[task]
@@ -68,7 +77,11 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
             raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
                               f"(configured encoders: {sorted(cfg['encoder'])}).")
         encoders[m] = build(cfg["encoder"][m], f"encoder.{m}")
-    fusion = build(cfg["fusion"], "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
+    fusion_cfg = dict(cfg["fusion"])
+    modality_dropout = fusion_cfg.pop("modality_dropout", 0.0)
+    if not 0 <= modality_dropout < 1:
+        raise ConfigError(f"fusion.modality_dropout={modality_dropout} must be in [0, 1).")
+    fusion = build(fusion_cfg, "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
     heads = {}
     for task, spec in tasks.items():
         def make_head():
@@ -76,7 +89,7 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
                          num_outputs=num_outputs(spec))
         heads[task] = (nn.ModuleList(make_head() for _ in fusion.members)
                        if fusion.decision_level else make_head())
-    return MultimodalModel(encoders, fusion, heads, tasks)
+    return MultimodalModel(encoders, fusion, heads, tasks, modality_dropout)
 
 
 def check_shapes(model: MultimodalModel, batch: dict) -> None:

@@ -30,7 +30,8 @@ class MultimodalModule(L.LightningModule):
         self.tasks = tasks
         loss_cfg = model_cfg["loss"]
         self.losses = torch.nn.ModuleDict({
-            t: build_loss(spec["type"], spec.get("weights"), loss_cfg["regression"], loss_cfg["huber_delta"])
+            t: build_loss(spec["type"], spec.get("weights"), loss_cfg["regression"], loss_cfg["huber_delta"],
+                          loss_cfg.get("label_smoothing", 0.0))
             for t, spec in tasks.items()})
         self.val_metrics = StageMetrics(tasks)
         self.test_metrics = StageMetrics(tasks)

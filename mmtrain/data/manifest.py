@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 TARGET_TYPES = ("multiclass", "binary", "multilabel", "regression")
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
            ".json": "jsonl"}
-# An integer target with more distinct values than this is not taken for classes without being told.
+# An integer target with more distinct values than this (or than half its rows) is not taken for
+# classes without being told.
 MAX_INFERRED_CLASSES = 50
 
 
@@ -140,8 +141,8 @@ def infer_type(series: pd.Series) -> str:
         return "audio"
     if len(text) and text.str.endswith(IMAGE_SUFFIXES).all():
         return "image"
-    if len(text) and text.str.endswith((".npy", ".csv")).all():
-        return "sequence"
+    if len(text) and (text.str.endswith((".npy", ".csv")) | text.str.lstrip().str.startswith("[")).all():
+        return "sequence"  # series files, or JSON lists of numbers
     return "text"
 
 
@@ -213,7 +214,7 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
             kind = "binary"
         elif pd.api.types.is_float_dtype(values) and not np.allclose(values, np.round(values)):
             kind = "regression"
-        elif pd.api.types.is_numeric_dtype(values) and values.nunique() > MAX_INFERRED_CLASSES:
+        elif pd.api.types.is_numeric_dtype(values) and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
             raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
                               f"whether they are classes or values: {key}.type=multiclass or =regression.")
         else:

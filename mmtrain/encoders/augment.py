@@ -13,13 +13,14 @@ class SpecAugment(nn.Module):
     """On log-mel frames x [B, T, n_mels] with mask [B, T]: ``masks`` time masks of up to
     ``time_mask`` frames and frequency masks of up to ``freq_mask`` bins (set to each row's mean),
     a random gain of ±``gain_db`` (an offset in the log domain) and additive white noise at
-    ``noise_db`` below each clip's mean power (log-add), each clip drawn independently."""
+    ``noise_db`` below each clip's mean power (log-add), and a shift of up to ±``freq_shift`` mel bins
+    (a cheap stand-in for vocal tract length perturbation), each clip drawn independently."""
 
     def __init__(self, time_mask: int = 0, freq_mask: int = 0, masks: int = 2, gain_db: float = 0.0,
-                 noise_db: float | None = None):
+                 noise_db: float | None = None, freq_shift: int = 0):
         super().__init__()
         self.time_mask, self.freq_mask, self.masks = time_mask, freq_mask, masks
-        self.gain_db, self.noise_db = gain_db, noise_db
+        self.gain_db, self.noise_db, self.freq_shift = gain_db, noise_db, freq_shift
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -32,6 +33,10 @@ class SpecAugment(nn.Module):
             weights = mask.unsqueeze(-1).to(x.dtype)
             level = (x * weights).sum((1, 2), keepdim=True) / (weights.sum((1, 2), keepdim=True) * bins).clamp(min=1)
             x = torch.logaddexp(x, level - self.noise_db * math.log(10) / 10)
+        if self.freq_shift:
+            shift = torch.randint(-self.freq_shift, self.freq_shift + 1, (batch, 1, 1), device=x.device)
+            source = (torch.arange(bins, device=x.device) - shift).clamp(0, bins - 1)  # edges repeat
+            x = torch.gather(x, 2, source.expand(batch, frames, bins))
         fill = x.mean((1, 2), keepdim=True)
         for size, axis, length in ((self.time_mask, 1, frames), (self.freq_mask, 2, bins)):
             for _ in range(self.masks if size else 0):

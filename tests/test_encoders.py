@@ -1,0 +1,131 @@
+"""Image, tabular, sequence and transformers-audio encoders; augmentation; per-encoder learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import toy_data
+from mmtrain.data.datamodule import pad
+from mmtrain.data.preprocess import apply_tabular, fit_tabular
+from mmtrain.encoders.augment import ImageAugment, SpecAugment, token_dropout
+from mmtrain.encoders.sequence import SequenceEncoder
+from mmtrain.encoders.tabular import FTTransformerEncoder, TabularMLPEncoder
+from mmtrain.errors import ConfigError
+
+ROWS = [(1.0, np.nan, "fr"), (2.0, 5.0, "de"), (3.0, 7.0, None)]
+
+
+def tabular_pre():
+    return fit_tabular(ROWS, ["a", "b"], ["country"])
+
+
+def test_ft_transformer_gives_one_token_per_column_and_mlp_one():
+    pre = tabular_pre()
+    x, mask = pad(apply_tabular(pre, ROWS))
+    ft, mlp = FTTransformerEncoder(pre, dim=16, heads=2).eval(), TabularMLPEncoder(pre, dim=16).eval()
+    assert ft(x, mask).tokens.shape == (3, 3, 16) and ft(x, mask).pooled.shape == (3, 16)
+    assert mlp(x, mask).tokens.shape == (3, 1, 16)
+
+
+def test_tabular_encoder_without_columns_is_a_clear_error():
+    with pytest.raises(ConfigError, match="needs the data's columns: use it for a modality of type tabular"):
+        TabularMLPEncoder(None)
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
+def test_sequence_encoder_ignores_padding(arch):
+    torch.manual_seed(0)
+    encoder = SequenceEncoder({"mean": [0.0, 0.0], "std": [1.0, 1.0]}, arch=arch, dim=16, heads=2).eval()
+    short, long = torch.randn(5, 2), torch.randn(12, 2)
+    alone = encoder(*pad([short])).pooled
+    batched = encoder(*pad([short, long])).pooled[0]
+    assert torch.allclose(alone[0], batched, atol=1e-5)
+
+
+def test_image_cnn_featurizes_files_to_normalised_pixels(tmp_path):
+    from mmtrain.encoders.image import ImageCNNEncoder
+
+    rng = np.random.default_rng(0)
+    toy_data.write_png(tmp_path / "a.png", 1, rng)
+    encoder = ImageCNNEncoder(image_size=16, channels=1, width=8, layers=2)
+    (pixels,) = encoder.featurize([tmp_path / "a.png"])
+    assert pixels.shape == (1, 1, 16, 16) and pixels.max() > 0.5 and pixels.min() < -0.5
+    out = encoder(*pad([pixels, pixels]))
+    assert out.tokens.shape == (2, 16, 16)  # (16 / 2**2)**2 tokens of width 8 * 2
+
+
+def test_timm_model_loads_local_weights_offline(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from mmtrain.encoders.image import TimmImageEncoder
+
+    source = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    save_file(source.state_dict(), tmp_path / "weights.safetensors")
+    encoder = TimmImageEncoder("resnet10t", pretrained=True, image_size=32,
+                               pretrained_cfg_overlay={"file": str(tmp_path / "weights.safetensors")})
+    assert encoder.pretrained
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(encoder.model.state_dict()[name], tensor), name
+    toy_data.write_png(tmp_path / "a.png", 0, np.random.default_rng(0))
+    (pixels,) = encoder.featurize([tmp_path / "a.png"])
+    assert pixels.shape == (1, 3, 32, 32)  # RGB, resized and normalised per timm's data config
+    assert encoder.eval()(*pad([pixels])).tokens.shape[-1] == encoder.out_dim == 512
+
+
+def test_timm_unknown_model_and_missing_weights_are_clear_errors():
+    from mmtrain.encoders.image import TimmImageEncoder
+
+    with pytest.raises(ConfigError, match=r"name=resnet180 is not a timm model \(close: "):
+        TimmImageEncoder("resnet180")
+    with pytest.raises(ConfigError, match=r"mmtrain runs offline: give local weights with pretrained_cfg_overlay"):
+        TimmImageEncoder("resnet10t", pretrained=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_wav2vec2(tmp_path_factory):
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("wav2vec2")
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
+                            num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def test_transformers_audio_model_from_a_local_folder(tiny_wav2vec2, tmp_path):
+    from mmtrain.encoders.audio import HFAudioEncoder, waveforms
+
+    rng = np.random.default_rng(0)
+    toy_data.write_wav(tmp_path / "a.wav", 0, rng, rate=8000, seconds=0.25)  # 8 kHz file, 16 kHz model
+    frozen = HFAudioEncoder(str(tiny_wav2vec2), freeze=True)
+    (tokens,) = frozen.featurize([tmp_path / "a.wav"])
+    samples = torch.tensor([len(waveforms([tmp_path / "a.wav"], 16000)[0])])  # resampled: 2x the 8 kHz length
+    assert tokens.shape == (int(frozen.model._get_feat_extract_output_lengths(samples)), 32)
+    assert frozen.cache_key()["files"] and frozen.pretrained
+    tuned = HFAudioEncoder(str(tiny_wav2vec2), freeze=False)
+    waves = tuned.featurize([tmp_path / "a.wav", tmp_path / "a.wav"])
+    out = tuned(*pad(waves))
+    out.pooled.sum().backward()
+    assert out.tokens.shape[-1] == 32 and all(p.grad is not None for p in tuned.model.encoder.parameters())
+
+
+def test_augmentation_only_in_training():
+    torch.manual_seed(0)
+    frames, mask = torch.randn(4, 50, 16), torch.ones(4, 50, dtype=torch.bool)
+    spec = SpecAugment(time_mask=10, freq_mask=4, gain_db=6, noise_db=20, freq_shift=2)
+    assert torch.equal(spec.eval()(frames, mask), frames)
+    changed = spec.train()(frames, mask)
+    assert changed.shape == frames.shape and not torch.equal(changed, frames)
+    images = torch.randn(4, 1, 16, 16)
+    augment = ImageAugment(degrees=15, translate=0.1)
+    assert torch.equal(augment.eval()(images), images)
+    assert not torch.equal(augment.train()(images), images)
+    tokens = torch.ones(4, 20, dtype=torch.bool)
+    assert torch.equal(token_dropout(tokens, 0.5, training=False), tokens)
+    dropped = token_dropout(tokens, 0.5, training=True)
+    assert dropped[:, 0].all() and 0 < dropped.sum() < tokens.sum()
