@@ -44,7 +44,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     flat metrics written to metrics.json (``test/<task>/<metric>`` and ``val/<task>/<metric>``)."""
     out_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
-    module, datamodule = prepare(cfg)
+    module, datamodule = prepare(cfg, ckpt_path)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
@@ -84,12 +84,15 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
-    """Validated config -> the LightningModule and the datamodule, featurized and shape-checked."""
+def prepare(cfg: DictConfig, ckpt_path: str | None = None) -> tuple[MultimodalModule, MultimodalDataModule]:
+    """Validated config -> the LightningModule and the datamodule, featurized and shape-checked.
+    Starting from a checkpoint, its saved preprocessing is used, not one refitted on this data."""
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table: MultimodalTable = build(cfg.data.source, "data.source")
     modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)
+    if ckpt_path:
+        use_saved_preprocessing(table, tasks, ckpt_path)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
     model_cfg["encoder"] = encoder_configs(model_cfg["encoder"], table, modalities)
     module = MultimodalModule(model_cfg, modalities, tasks)
@@ -107,6 +110,19 @@ def prepare(cfg: DictConfig) -> tuple[MultimodalModule, MultimodalDataModule]:
     datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
     return module, datamodule
+
+
+def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str) -> None:
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]
+    for m, encoder in saved["model_cfg"]["encoder"].items():
+        if "preprocessing" in encoder and m in table.preprocessing:
+            table.preprocessing[m] = encoder["preprocessing"]
+    for task, spec in tasks.items():
+        before = saved["tasks"].get(task, {}).get("classes")
+        if before != spec["classes"]:
+            raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint's task '{task}' has classes {before}, this "
+                              f"data's train split gives {spec['classes']}: evaluate it on data with the same "
+                              f"classes.")
 
 
 def encoder_configs(encoders: dict, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:

@@ -21,8 +21,11 @@ FAST = [
 
 def make_cfg(out_dir: Path, *overrides: str, fast: bool = True):
     """The composed config with ``overrides``; with ``fast``, FAST too, less its settings of any
-    group the overrides choose (encoder/text=minilm drops the scratch model's sizes)."""
+    group the overrides choose (encoder/text=minilm drops the scratch model's sizes; another
+    dataset drops news_audio's size)."""
     chosen = [o.split("=")[0].lstrip("+") for o in overrides if "/" in o.split("=")[0]]
+    if any(o.startswith(("data=", "experiment=")) for o in overrides):  # not news_audio: no num_samples
+        chosen.append("data.source")
     shrink = [f for f in FAST if not any(f.startswith((g + "=", g.replace("/", ".") + ".")) for g in chosen)]
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
         return compose("train", overrides=[f"paths.output_dir={out_dir}", f"cache_dir={out_dir}/../cache",

@@ -26,13 +26,13 @@ def test_every_format_gives_the_same_table(tmp_path, fmt):
     assert table.tasks["label"].classes == ["neg", "neu", "pos"]
     assert list(table.targets["label"][:3]) == [0, 1, 2]
     assert table.modalities["audio"][0] == tmp_path / "media" / "0.wav"  # relative to the manifest's folder
-    assert table.modalities["text"][1] == "a steady report number 1"
+    assert table.modalities["text"][1] == "a steady sports report number 1"
 
 
 def test_types_are_inferred_and_the_mapping_printed(toy, caplog):
     with caplog.at_level("INFO"):
         table = load_manifest(toy, targets={"label": {}, "tags": {}, "score": {}}, split_column="split",
-                              ignore_columns=["shares"])
+                              ignore_columns=["shares", "sentiment", "category"])
     assert table.modality_types == {"audio": "audio", "image": "image", "text": "text", "series": "sequence",
                                     "tabular": "tabular"}
     assert table.preprocessing["tabular"]["numeric"] == ["likes"]
