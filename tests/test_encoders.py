@@ -84,19 +84,6 @@ def test_timm_unknown_model_and_missing_weights_are_clear_errors():
         TimmImageEncoder("resnet10t", pretrained=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_wav2vec2(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    folder = tmp_path_factory.mktemp("wav2vec2")
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
-                            num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
-    return folder
-
-
 def test_transformers_audio_model_from_a_local_folder(tiny_wav2vec2, tmp_path):
     from mmtrain.encoders.audio import HFAudioEncoder, waveforms
 
