@@ -49,10 +49,13 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
 
 
 def optimized_metric(sweep_dir: Path) -> tuple[str, str]:
-    """The jobs' ``optimized_metric`` and ``optimized_mode`` (max or min)."""
-    for config_file in sorted(sweep_dir.glob("**/.hydra/config.yaml")):
+    """The jobs' ``optimized_metric`` and ``optimized_mode`` (max or min), from the resolved
+    config.yaml a finished job writes (Hydra's copy keeps interpolations such as ${data.monitor})."""
+    for config_file in sorted(sweep_dir.glob("*/config.yaml")) + sorted(sweep_dir.glob("**/.hydra/config.yaml")):
         config = yaml.safe_load(config_file.read_text()) or {}
-        return config.get("optimized_metric", DEFAULT_METRIC), config.get("optimized_mode", "max")
+        metric, mode = config.get("optimized_metric", DEFAULT_METRIC), config.get("optimized_mode", "max")
+        if "${" not in f"{metric}{mode}":
+            return metric, mode
     return DEFAULT_METRIC, "max"
 
 

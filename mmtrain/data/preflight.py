@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,6 +88,8 @@ class BadRows:
 def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.ndarray,
                root: Path) -> BadRows:
     """Check every row of every used modality and target (specs as made by manifest.py)."""
+    start = time.perf_counter()
+    log.info("Checking %d rows (%s) ...", len(frame), ", ".join(specs))
     bad = BadRows(len(frame))
     for name, spec in specs.items():
         if spec["type"] == "tabular":
@@ -101,6 +104,8 @@ def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.n
                     bad.add(row, name, spec["column"], "empty text")
     for task, spec in target_specs.items():
         check_target(frame[spec["column"]], task, spec, split, bad)
+    log.info("Checked %d rows in %.1f s: %s", len(frame), time.perf_counter() - start,
+             bad.summary() if bad.rows else "all good")
     return bad
 
 
