@@ -52,7 +52,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.train:
         if ckpt_path:
             log.info("Resuming from %s", ckpt_path)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except RuntimeError as err:
+            if ckpt_path and "loading state_dict" in str(err):
+                raise ConfigError(
+                    f"The checkpoint {ckpt_path} was trained with another model config than this run's "
+                    f"({str(err).splitlines()[1].strip()[:160]} ...). Start in a new run dir (a new hydra.run.dir), "
+                    f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
+            raise
         eval_ckpt = (trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path) or None
     else:
         eval_ckpt = ckpt_path

@@ -11,6 +11,7 @@ Extra overrides for every run: --set trainer.max_epochs=20 encoder.audio.augment
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 VARIANTS = {
@@ -40,6 +41,7 @@ def main() -> None:
 
     from mmtrain.train import run
 
+    shutil.rmtree(out / "runs", ignore_errors=True)  # a run dir with a checkpoint would be resumed
     rows = []
     for seed in args.seeds:
         for name in args.variants:

@@ -33,6 +33,10 @@ from conftest import run_cli
     (["train=false"], "train=false evaluates a checkpoint, so it needs ckpt_path="),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
     (["encoder/text=hf", "encoder.text.model=/models/finbert"], "encoder.text.model=/models/finbert: no such folder"),
+    (["optim.encoder_lr_mult=-1"], "optim.encoder_lr_mult=-1 must be a number >= 0"),
+    (["loss.label_smoothing=1.5"], r"loss.label_smoothing=1.5 must be in \[0, 1\)"),
+    (["fusion.modality_dropout=1"], r"fusion.modality_dropout=1 must be in \[0, 1\)"),
+    (["encoder.audio.normalize=cmvn"], "encoder.audio.normalize=cmvn is not known: use none or utterance"),
 ])
 def test_bad_value_names_the_key(cfg_factory, overrides, text):
     with pytest.raises(ConfigError, match=text):
@@ -98,3 +102,12 @@ def test_run_dirs_follow_the_slurm_job(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4240")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
     assert run_id() == "slurm-4240_2"
+
+
+def test_resuming_a_run_dir_with_another_model_is_a_clear_error(cfg_factory):
+    from mmtrain.train import run
+
+    run(cfg_factory("fusion=early"))
+    with pytest.raises(ConfigError, match=r"last.ckpt was trained with another model config than this run's .*"
+                                          r"Start in a new run dir"):
+        run(cfg_factory("fusion=early", "fusion.dim=48", "trainer.max_epochs=2"))
