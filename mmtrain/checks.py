@@ -21,6 +21,18 @@ KNOWN_KEYS = {
 }
 
 
+def missing_values(node, prefix: str = "") -> list[str]:
+    """Keys still ``???`` (a value the user must give), found without resolving interpolations."""
+    found = []
+    for key in node.keys():
+        child = node._get_node(key)
+        if OmegaConf.is_missing(node, key):
+            found.append(f"{prefix}{key}")
+        elif isinstance(child, DictConfig) and not OmegaConf.is_interpolation(node, key):
+            found += missing_values(child, f"{prefix}{key}.")
+    return found
+
+
 def expand_heads(cfg: DictConfig) -> None:
     """head._default_ (head=per_target) becomes one head per task of the data, each the template
     merged with what head.<task> sets; other head keys stay (and are checked against the tasks)."""
@@ -36,6 +48,11 @@ def expand_heads(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value fails in a second, before anything heavy runs.
     Expands head=per_target first (see expand_heads)."""
+    missing = missing_values(cfg)
+    if missing:
+        example = "data.path=/data/manifest.csv" if missing[0] == "data.path" else f"{missing[0]}=<value>"
+        raise ConfigError(f"{', '.join(missing)} not set: give {'it' if len(missing) == 1 else 'them'} on the "
+                          f"command line (e.g. {example}).")
     if "targets" in cfg.data and not cfg.data.targets:
         raise ConfigError("data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           "(type multiclass|binary|multilabel|regression is inferred, or set with "

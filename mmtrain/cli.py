@@ -52,12 +52,21 @@ def train_job(cfg: DictConfig) -> float | None:
         record_failure(Path(cfg.paths.output_dir), err)
         if not multirun:
             if isinstance(err, ConfigError):
+                to_log_file(f"mmtrain: error: {err}")
                 print(f"mmtrain: error: {err}", file=sys.stderr)
                 sys.exit(2)
             raise
         log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", cfg.paths.output_dir, err)
         return math.nan
     return metrics.get(cfg.optimized_metric, math.nan)
+
+
+def to_log_file(message: str) -> None:
+    """Into the run dir's cli.log only (the console gets the message once, on stderr)."""
+    record = logging.LogRecord("mmtrain", logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(record)
 
 
 def record_failure(out_dir: Path, err: Exception) -> None:

@@ -23,6 +23,7 @@ def task_metrics(task_type: str, classes: list[str] | None) -> tm.MetricCollecti
             "f1_macro": tm.classification.MultilabelF1Score(n, average="macro"),
             "f1_micro": tm.classification.MultilabelF1Score(n, average="micro"),
             "ap": tm.classification.MultilabelAveragePrecision(n, average="macro"),
+            "f1": tm.classification.MultilabelF1Score(n, average=None),  # per label: f1/<label>
         })
     return tm.MetricCollection({"mae": tm.MeanAbsoluteError(),
                                 "rmse": tm.MeanSquaredError(squared=False),

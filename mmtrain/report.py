@@ -38,9 +38,10 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
                "seed": seed, "metrics": None, "error": None}
-        if (job_dir / "metrics.json").is_file():
-            job["metrics"] = json.loads((job_dir / "metrics.json").read_text())
-        elif (job_dir / "failed.json").is_file():
+        metrics, failed = job_dir / "metrics.json", job_dir / "failed.json"
+        if metrics.is_file() and not (failed.is_file() and failed.stat().st_mtime > metrics.stat().st_mtime):
+            job["metrics"] = json.loads(metrics.read_text())
+        elif failed.is_file():  # the latest attempt in this dir failed
             job["error"] = json.loads((job_dir / "failed.json").read_text())["error"]
         else:
             job["error"] = "no metrics.json (still running, killed, or crashed before writing)"

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_cache import cached
-from mmtrain.data.table import MultimodalTable
+from mmtrain.data.table import MODALITY_TYPES, MultimodalTable
 from mmtrain.errors import ConfigError, build
 from mmtrain.checks import validate
 from mmtrain.losses import class_weights, positive_weights
@@ -31,7 +31,8 @@ for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).propagate = True
 # Hydra's files in the run dir are expected beside Lightning's metrics.csv.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-# Noise from inside Lightning that a user can do nothing about.
+# Noise from inside Lightning that a user can do nothing about (or that is about a small dataset).
+warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -52,6 +53,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.train:
         if ckpt_path:
             log.info("Resuming from %s", ckpt_path)
+        history = earlier_epochs(out_dir / "metrics.csv", ckpt_path)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         except RuntimeError as err:
@@ -61,6 +63,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
                     f"({str(err).splitlines()[1].strip()[:160]} ...). Start in a new run dir (a new hydra.run.dir), "
                     f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
             raise
+        finally:
+            restore_epochs(out_dir / "metrics.csv", history)
         eval_ckpt = (trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path) or None
     else:
         eval_ckpt = ckpt_path
@@ -78,6 +82,27 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
         write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
     return metrics
+
+
+def earlier_epochs(metrics_csv: Path, ckpt_path: str | None):
+    """The rows of metrics.csv up to the checkpoint's epoch, read before a resumed fit: Lightning's
+    CSVLogger deletes the file when it starts, and a resumed run should keep one history."""
+    if not ckpt_path or not metrics_csv.is_file():
+        return None
+    import pandas as pd
+
+    epoch = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("epoch", -1)
+    frame = pd.read_csv(metrics_csv)
+    return frame[frame["epoch"] <= epoch] if "epoch" in frame else None
+
+
+def restore_epochs(metrics_csv: Path, history) -> None:
+    if history is None or history.empty:
+        return
+    import pandas as pd
+
+    later = pd.read_csv(metrics_csv) if metrics_csv.is_file() else None
+    pd.concat([history, later]).to_csv(metrics_csv, index=False)
 
 
 def test_splits(cfg: DictConfig) -> list[str]:
@@ -125,8 +150,13 @@ def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str)
     for m, encoder in saved["model_cfg"]["encoder"].items():
         if "preprocessing" in encoder and m in table.preprocessing:
             table.preprocessing[m] = encoder["preprocessing"]
+    if set(saved["tasks"]) != set(tasks):
+        raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint was trained on tasks {sorted(saved['tasks'])} and "
+                          f"modalities {saved['modalities']}, this config has tasks {sorted(tasks)}: give the data "
+                          f"settings of the run that wrote it (its config.yaml has them), e.g. data=manifest "
+                          f"data.path=... data.targets...")
     for task, spec in tasks.items():
-        before = saved["tasks"].get(task, {}).get("classes")
+        before = saved["tasks"][task].get("classes")
         if before != spec["classes"]:
             raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint's task '{task}' has classes {before}, this "
                               f"data's train split gives {spec['classes']}: evaluate it on data with the same "
@@ -136,6 +166,10 @@ def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str)
 def encoder_configs(encoders: dict, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:
     """The encoder of each modality: encoder.<name> if the config has one, else its type's default
     (encoder.<type>), given the preprocessing fitted on the data for it (saved with the model)."""
+    strays = set(encoders) - set(MODALITY_TYPES) - set(table.modality_types) - set(modalities)
+    if strays:
+        raise ConfigError(f"encoder.{sorted(strays)[0]}: no modality of that name (this run's: {modalities}); name "
+                          f"the modality as the data does, e.g. +encoder/<type>@encoder.{modalities[0]}=<option>.")
     configs = {}
     for m in modalities:
         kind = table.modality_types.get(m, m)
@@ -194,6 +228,7 @@ def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict
     from mmtrain.results import plot_confusion, plot_curves, print_summary
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, in this same run dir
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     if (out_dir / "metrics.csv").exists():

@@ -72,7 +72,7 @@ def test_missing_target_column(toy):
 
 
 def test_missing_tabular_column(toy):
-    with pytest.raises(ConfigError, match=r"data.modalities.meta=likez: the manifest has no such column"):
+    with pytest.raises(ConfigError, match=r"data.modalities.meta.numeric=likez: the manifest has no such column"):
         load(toy[0], modalities={"meta": {"numeric": ["likez"]}})
 
 
@@ -194,3 +194,17 @@ def test_missing_makes_the_bad_modality_absent_and_drops_bad_targets(toy):
     assert len(table) == 29  # only the row with a bad target is gone
     assert table.modalities["audio"][4] is None and table.modalities["text"][4] is not None
     assert table.modalities["series"][5] is None and table.modalities["audio"][5] is not None
+
+
+def test_empty_split_cell_is_named(toy):
+    path, frame = toy
+    edit(path, frame, 4, "split", np.nan)
+    with pytest.raises(ConfigError, match=r"data.split_column=split: 1 rows have no split \(rows \[4\]"):
+        load(path)
+
+
+def test_a_stray_word_in_a_numeric_column_is_a_bad_row_not_a_text_column(toy):
+    path, frame = toy
+    edit(path, frame, 4, "likes", "abc")
+    with pytest.raises(ConfigError, match=r"row 4 \(id s004\): likes: not a number: 'abc'"):
+        load(path, modalities={"likes": {}})

@@ -27,6 +27,9 @@ def test_default_architecture_beats_chance_and_writes_every_output(tmp_path, cfg
     # Checkpoints hold plain containers only: they load with torch's safe loader.
     ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["modalities"] == ["text", "audio"]
+    # The frozen MiniLM comes back from its package: its 90 MB of weights are not in the checkpoint.
+    assert not any(k.startswith("model.encoders.text.") for k in ckpt["state_dict"])
+    assert (out / "checkpoints" / "best.ckpt").stat().st_size < 20e6
 
 
 def test_multitask_reports_every_task(cfg_factory):
@@ -78,3 +81,13 @@ def test_evaluate_a_checkpoint_without_training(tmp_path, cfg_factory):
     evaluated = run(cfg_factory("train=false", f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}/eval"))
     assert evaluated == trained
     assert not (tmp_path / "eval" / "checkpoints").exists()
+
+
+def test_resuming_in_the_same_run_dir_keeps_one_history(tmp_path, cfg_factory):
+    common = ["~callbacks.early_stopping", "fusion=early", "data.source.num_samples=200", "trainer.max_epochs=3",
+              f"paths.output_dir={tmp_path}/run"]
+    run(cfg_factory(*common, "+callbacks.stop._target_=conftest.StopAfterEpoch", "+callbacks.stop.epoch=1"))
+    run(cfg_factory(*common))  # auto_resume: continues from the run dir's last.ckpt
+    run(cfg_factory(*common))  # a finished run started again: nothing to train, history kept
+    epochs = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["val/loss"])["epoch"].tolist()
+    assert epochs == [0, 1, 2]

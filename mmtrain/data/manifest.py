@@ -41,6 +41,8 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     use: the modalities this run trains on (the top-level ``modalities``); only those are loaded and
     checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
     """
+    if report_dir:  # a report left by an earlier run in this run dir is not this run's
+        (Path(report_dir) / "bad_rows.csv").unlink(missing_ok=True)
     if on_bad_row not in ("error", "skip", "missing"):
         raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
     path = Path(str(path)).expanduser()
@@ -57,9 +59,14 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     if use:
         missing = [m for m in use if m not in specs]
         if missing:
-            raise ConfigError(f"modalities={list(use)}: {missing} not in this manifest's modalities {list(specs)}.")
+            named = ", ".join(f"{m} ({s['type']})" for m, s in specs.items())
+            raise ConfigError(f"modalities={list(use)}: {missing} not in this manifest's modalities: {named}. "
+                              f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
         specs = {m: specs[m] for m in use}
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs)
+    unused = sorted(set(split) - {"train", "val", *test_splits})
+    if unused:
+        log.warning("Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused)
     for name in ["train", "val", *test_splits]:
         if not (split == name).any():
             raise ConfigError(f"No '{name}' rows: the split ({'column ' + split_column if split_column else 'generated'}) "
@@ -132,8 +139,8 @@ def filled(series: pd.Series) -> pd.Series:
 def infer_type(series: pd.Series) -> str:
     """text | audio | image | tabular | sequence from a column's values."""
     values = filled(series)
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        return "tabular"
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) or mostly_numbers(values):
+        return "tabular"  # a few non-numbers in it are bad rows for the preflight, not a reason for text
     if len(values) and values.map(lambda v: isinstance(v, (list, np.ndarray))).all():
         return "sequence"
     text = values.astype(str).str.lower()
@@ -146,10 +153,18 @@ def infer_type(series: pd.Series) -> str:
     return "text"
 
 
+def mostly_numbers(values: pd.Series) -> bool:
+    if not len(values) or values.map(lambda v: isinstance(v, (list, np.ndarray))).any():
+        return False
+    return pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
+
+
 def is_categorical(series: pd.Series) -> bool:
     """A string column with few distinct values is a category, not free text."""
     values = filled(series)
-    return not pd.api.types.is_numeric_dtype(series) and values.nunique() <= max(2, min(20, len(values) // 4))
+    if pd.api.types.is_numeric_dtype(series) or mostly_numbers(values):
+        return False
+    return values.nunique() <= max(2, min(20, len(values) // 4))
 
 
 def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[str, dict]:
@@ -177,8 +192,10 @@ def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[s
             for column in spec.get("columns") or []:
                 require_column(frame, column, f"{key}.columns")
                 (categorical if is_categorical(frame[column]) else numeric).append(column)
-            for column in numeric + categorical:
-                require_column(frame, column, key)
+            for column in numeric:
+                require_column(frame, column, f"{key}.numeric")
+            for column in categorical:
+                require_column(frame, column, f"{key}.categorical")
             if not numeric + categorical:
                 raise ConfigError(f"{key}: a tabular modality needs columns: {key}.numeric=[...] and/or "
                                   f"{key}.categorical=[...].")
@@ -257,6 +274,10 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     """The split column's values, or a seeded split stratified by the first class target."""
     if split_column:
         require_column(frame, split_column, "data.split_column")
+        empty = np.flatnonzero(frame[split_column].map(is_empty).to_numpy())
+        if len(empty):
+            raise ConfigError(f"data.split_column={split_column}: {len(empty)} rows have no split (rows "
+                              f"{empty[:5].tolist()}, counting data rows from 0): fill in train/val/test for them.")
         return frame[split_column].astype(str).str.strip().to_numpy()
     fractions = list(fractions)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
@@ -307,7 +328,8 @@ def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np
     names, counts = np.unique(split, return_counts=True)
     lines = [f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"]
     for name, spec in specs.items():
-        columns = spec.get("column") or ", ".join(spec["numeric"] + spec["categorical"])
+        columns = spec.get("column") or "; ".join(
+            f"{kind} {', '.join(spec[kind])}" for kind in ("numeric", "categorical") if spec[kind])
         how = "inferred" if spec["inferred"] else "given"
         lines.append(f"  modality {name:<12} {spec['type']:<9} <- {columns} (type {how})")
     for task, spec in target_specs.items():

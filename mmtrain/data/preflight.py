@@ -52,6 +52,7 @@ class BadRows:
             f"row {row} (id {ids[row]}): " + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
             for row, problems in sorted(self.rows.items())[:SHOWN])
         where = f" All of them: {report}." if report else ""
+        where += " (Rows count data rows from 0: row 0 is the CSV's second line.)"
         if on_bad_row == "error":
             raise ConfigError(
                 f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
@@ -125,7 +126,7 @@ def check_media(series: pd.Series, name: str, kind: str, root: Path, bad: BadRow
     with ThreadPoolExecutor(max_workers=4) as pool:
         for row, reason in zip(todo, pool.map(check, todo.values())):
             if reason:
-                bad.add(row, name, column, f"{reason}: {todo[row]}")
+                bad.add(row, name, column, reason if str(todo[row]) in reason else f"{reason}: {todo[row]}")
 
 
 def check_sequences(series: pd.Series, name: str, root: Path, bad: BadRows) -> None:
