@@ -112,7 +112,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
     mult = cfg.optim.get("encoder_lr_mult", 1.0)
     if not (isinstance(mult, (int, float)) and mult >= 0):
-        raise ConfigError(f"optim.encoder_lr_mult={mult} must be a number >= 0 (0 keeps pretrained encoders fixed).")
+        raise ConfigError(f"optim.encoder_lr_mult={mult} must be a number >= 0 (e.g. 0.1: pretrained encoders learn 10x slower; freeze=true keeps them fixed).")
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision.startswith("16") and not _cuda_available():
         raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "

@@ -53,7 +53,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.train:
         if ckpt_path:
             log.info("Resuming from %s", ckpt_path)
-        history = earlier_epochs(out_dir / "metrics.csv", ckpt_path)
+        csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
+        history = earlier_epochs(out_dir / "metrics.csv", ckpt_path) if csv_logged else None
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         except RuntimeError as err:

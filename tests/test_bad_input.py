@@ -208,3 +208,43 @@ def test_a_stray_word_in_a_numeric_column_is_a_bad_row_not_a_text_column(toy):
     edit(path, frame, 4, "likes", "abc")
     with pytest.raises(ConfigError, match=r"row 4 \(id s004\): likes: not a number: 'abc'"):
         load(path, modalities={"likes": {}})
+
+
+def test_skip_also_drops_rows_whose_class_left_train_with_a_bad_row(toy):
+    path, frame = toy
+    frame.loc[0, "label"] = "rare"   # the only train row of class "rare" ...
+    frame.loc[0, "text"] = " "       # ... is bad and will be skipped
+    frame.loc[9, "label"] = "rare"   # so this test row's class is no longer seen in train
+    frame.to_csv(path, index=False)
+    table = load(path, on_bad_row="skip")
+    assert len(table) == 28 and "rare" not in table.tasks["label"].classes
+
+
+def test_a_target_with_one_class_in_train(toy):
+    path, frame = toy
+    frame["const"] = "same"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ConfigError, match=r"data.targets.const: the train split has 1 class\(es\) \['same'\]"):
+        load(path, targets={"const": {"type": "multiclass"}})
+
+
+def test_a_target_column_cannot_also_be_an_input(toy):
+    with pytest.raises(ConfigError, match=r"data.modalities.meta: column\(s\) \['label'\] are a target"):
+        load(toy[0], modalities={"meta": {"columns": ["likes", "label"]}})
+
+
+def test_parquet_nulls_are_missing_values(tmp_path):
+    path = toy_data.build(tmp_path, rows=30, fmt="parquet")
+    frame = pd.read_parquet(path)
+    frame["visits"] = pd.array([None] + list(range(1, 30)), dtype="Int64")  # pd.NA in a nullable column
+    frame.to_parquet(path)
+    table = load_manifest(path, modalities={"meta": {"numeric": ["visits"]}}, targets={"label": {}},
+                          split_column="split")
+    assert np.isnan(table.modalities["meta"][0][0])
+
+
+def test_regression_target_with_a_stray_word_is_still_regression(toy):
+    path, frame = toy
+    edit(path, frame, 4, "score", "unknown")
+    with pytest.raises(ConfigError, match=r"row 4 \(id s004\): score: not a finite number: 'unknown'"):
+        load(path, targets={"score": {}})

@@ -9,11 +9,14 @@ import numpy as np
 
 
 def is_empty(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
+    """None, NaN, pd.NA (nullable Parquet columns) or blank text; a list cell is never empty here."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    if isinstance(value, str):
+        return not value.strip()
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def label_name(value) -> str:
@@ -42,7 +45,7 @@ def read_sequence(value, root: Path) -> np.ndarray:
         value = json.loads(value)
     elif isinstance(value, str):
         path = media_path(value, root)
-        value = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
+        value = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
     array = np.asarray([np.asarray(v, dtype=np.float32) for v in value] if len(value) and
                        isinstance(value[0], (list, np.ndarray)) else value, dtype=np.float32)
     return array.reshape(len(array), -1)

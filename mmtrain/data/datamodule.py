@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from mmtrain.data.table import MultimodalTable
+from mmtrain.encoders.base import pad
 from mmtrain.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,6 @@ class EpochSampler(Sampler[int]):
             order = torch.multinomial(self.weights, self.num_rows, True, generator=g)
         order = order.repeat(2)[: len(self) * self.world] if self.world > 1 else order
         return iter(order[self.rank::self.world].tolist())
-
-
-def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample [T_i, ...] -> x [B, T, ...] (zero-padded, T >= 1) and mask [B, T]."""
-    lengths = [f.shape[0] for f in features]
-    x = features[0].new_zeros((len(features), max(1, max(lengths)), *features[0].shape[1:]))
-    for i, f in enumerate(features):
-        x[i, : lengths[i]] = f
-    mask = torch.arange(x.shape[1]) < torch.tensor(lengths).unsqueeze(1)
-    return x, mask
 
 
 class MultimodalDataModule(L.LightningDataModule):

@@ -64,18 +64,23 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
                               f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
         specs = {m: specs[m] for m in use}
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs)
-    unused = sorted(set(split) - {"train", "val", *test_splits})
+    used = ["train", "val", *test_splits]
+    unused = sorted(set(split) - set(used))
     if unused:
         log.warning("Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused)
-    for name in ["train", "val", *test_splits]:
-        if not (split == name).any():
-            raise ConfigError(f"No '{name}' rows: the split ({'column ' + split_column if split_column else 'generated'}) "
-                              f"has {sorted(set(split))}. Name them train/val/test, or set data.test_splits to "
-                              f"the test splits present.")
+        frame, split = frame[np.isin(split, used)].reset_index(drop=True), split[np.isin(split, used)]
+    require_splits(split, used, split_column)
     ids = frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
     bad = check_rows(frame, specs, target_specs, split, root)
     keep, absent = bad.resolve(on_bad_row, ids, report_dir)
+    if len(keep) < len(frame):  # dropped train rows can leave a val/test class unseen in train: drop those too
+        again = check_rows(frame.iloc[keep].reset_index(drop=True), {}, target_specs, split[keep], root)
+        if again.rows:
+            log.warning("data: %d more rows dropped: their class no longer appears in the kept train rows.",
+                        len(again.rows))
+            keep = np.delete(keep, sorted(again.rows))
     frame, split, ids = frame.iloc[keep].reset_index(drop=True), split[keep], ids[keep]
+    require_splits(split, used, split_column, after="after dropping bad rows")
     absent = {m: rows[np.isin(rows, keep)] for m, rows in absent.items()}
     remap = {old: new for new, old in enumerate(keep)}
     train = split == "train"
@@ -96,6 +101,14 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     describe(path, specs, target_specs, tasks, split, bad)
     return MultimodalTable(raws, target_arrays, tasks, split, None,
                            {m: s["type"] for m, s in specs.items()}, preprocessing)
+
+
+def require_splits(split: np.ndarray, names: list[str], split_column: str | None, after: str = "") -> None:
+    for name in names:
+        if not (split == name).any():
+            raise ConfigError(f"No '{name}' rows{' ' + after if after else ''}: the split "
+                              f"({'column ' + split_column if split_column else 'generated'}) has {sorted(set(split))}. "
+                              f"Name them train/val/test, or set data.test_splits to the test splits present.")
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
@@ -162,7 +175,8 @@ def mostly_numbers(values: pd.Series) -> bool:
 def is_categorical(series: pd.Series) -> bool:
     """A string column with few distinct values is a category, not free text."""
     values = filled(series)
-    if pd.api.types.is_numeric_dtype(series) or mostly_numbers(values):
+    if pd.api.types.is_numeric_dtype(series) or mostly_numbers(values) or \
+            values.map(lambda v: isinstance(v, (list, np.ndarray))).any():
         return False
     return values.nunique() <= max(2, min(20, len(values) // 4))
 
@@ -187,6 +201,10 @@ def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[s
         kind = spec.get("type")
         if kind is not None and kind not in MODALITY_TYPES:
             raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(MODALITY_TYPES)}.")
+        if kind == "tabular" and "column" in spec and not any(k in spec for k in ("columns", "numeric", "categorical")):
+            spec["columns"] = [spec.pop("column")]
+        if kind is None and "column" in spec and spec["column"] in frame.columns and is_categorical(frame[spec["column"]]):
+            spec = {"columns": [spec["column"]]}  # a few repeated strings: a category, not text
         if kind == "tabular" or any(k in spec for k in ("columns", "numeric", "categorical")):
             numeric, categorical = list(spec.get("numeric") or []), list(spec.get("categorical") or [])
             for column in spec.get("columns") or []:
@@ -196,6 +214,10 @@ def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[s
                 require_column(frame, column, f"{key}.numeric")
             for column in categorical:
                 require_column(frame, column, f"{key}.categorical")
+            used_as_target = sorted(set(numeric + categorical) & reserved)
+            if used_as_target:
+                raise ConfigError(f"{key}: column(s) {used_as_target} are a target, the split or the id: they "
+                                  f"cannot also be inputs.")
             if not numeric + categorical:
                 raise ConfigError(f"{key}: a tabular modality needs columns: {key}.numeric=[...] and/or "
                                   f"{key}.categorical=[...].")
@@ -204,6 +226,8 @@ def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[s
             continue
         column = spec.get("column") or name
         require_column(frame, column, f"{key}.column")
+        if column in reserved:
+            raise ConfigError(f"{key}.column={column} is a target, the split or the id: it cannot also be an input.")
         specs[name] = {"type": kind or infer_type(frame[column]), "column": column, "inferred": kind is None}
         if specs[name]["type"] == "tabular":
             specs[name].update(numeric=[column], categorical=[])
@@ -222,6 +246,7 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
     if kind is not None and kind not in TARGET_TYPES:
         raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(TARGET_TYPES)}.")
     values = filled(frame[column])
+    numbers = pd.to_numeric(values, errors="coerce").dropna() if mostly_numbers(values) else None
     inferred = kind is None
     if kind is None:
         if values.map(lambda v: isinstance(v, (list, np.ndarray))).any() or \
@@ -229,14 +254,14 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
             kind = "multilabel"
         elif values.nunique() == 2:
             kind = "binary"
-        elif pd.api.types.is_float_dtype(values) and not np.allclose(values, np.round(values)):
-            kind = "regression"
-        elif pd.api.types.is_numeric_dtype(values) and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
+        elif numbers is not None and not np.allclose(numbers, np.round(numbers)):
+            kind = "regression"  # a stray word in it is a bad row for the preflight
+        elif numbers is not None and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
             raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
                               f"whether they are classes or values: {key}.type=multiclass or =regression.")
         else:
             kind = "multiclass"
-    return {"column": column, "type": kind, "separator": separator, "inferred": inferred}
+    return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": inferred}
 
 
 
@@ -258,6 +283,9 @@ def encode_target(series: pd.Series, spec: dict, train: np.ndarray) -> tuple[Tas
     if spec["type"] == "multilabel":
         lists = [labels_of(v, spec["separator"]) for v in series]
         classes = class_order({label for labels, t in zip(lists, train) if t for label in labels})
+        if len(classes) < 2:
+            raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} label(s) {classes} "
+                              f"in column '{spec['column']}': multilabel needs at least 2 (one label: type=binary).")
         matrix = np.zeros((len(lists), len(classes)), dtype=np.float32)
         index = {c: i for i, c in enumerate(classes)}
         for row, labels in enumerate(lists):
@@ -265,6 +293,9 @@ def encode_target(series: pd.Series, spec: dict, train: np.ndarray) -> tuple[Tas
         return TaskSpec("multilabel", classes), matrix
     names = series.map(label_name).to_numpy()
     classes = class_order(set(names[train]))
+    if len(classes) < 2:
+        raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} class(es) {classes} in "
+                          f"column '{spec['column']}': a classifier needs at least 2.")
     index = {c: i for i, c in enumerate(classes)}
     return TaskSpec("multiclass", classes), np.array([index[n] for n in names], dtype=np.int64)
 

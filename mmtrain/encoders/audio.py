@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
+from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key, pad,
                                    set_trainable)
 from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
@@ -44,6 +44,8 @@ class LogMel(nn.Module):
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if len(wave) <= self.n_fft:  # a clip shorter than one window: pad it with silence
+            wave = nn.functional.pad(wave, (0, self.n_fft + 1 - len(wave)))
         spec = torch.stft(wave, self.n_fft, self.hop_length, window=self.window,
                           return_complex=True).abs().pow(2)
         return torch.log(self.mel @ spec + 1e-6).T.contiguous()
@@ -64,10 +66,19 @@ class _LogMelEncoder(Encoder):
         self.augment = SpecAugment(**(augment or {}))
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
-        frames = [self.frontend(w) for w in waveforms(raws, self.sample_rate)]
+        return [self.frontend(w) for w in waveforms(raws, self.sample_rate)]
+
+    def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames [B, T, n_mels] -> augmented (training), then normalised per clip over its
+        real frames: gain and noise act on log power, before normalisation."""
+        x = self.augment(x, mask)
         if self.normalize == "utterance":
-            frames = [(f - f.mean(0)) / (f.std(0, unbiased=False) + 1e-3) for f in frames]
-        return frames
+            weights = mask.unsqueeze(-1).to(x.dtype)
+            count = weights.sum(1, keepdim=True).clamp(min=1)
+            mean = (x * weights).sum(1, keepdim=True) / count
+            std = (((x - mean) ** 2 * weights).sum(1, keepdim=True) / count).sqrt()
+            x = (x - mean) / (std + 1e-3) * weights
+        return x
 
 
 class AudioCNNEncoder(_LogMelEncoder):
@@ -92,7 +103,7 @@ class AudioCNNEncoder(_LogMelEncoder):
         self.body = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        h = self.body(self.norm(self.augment(x, mask).transpose(1, 2))).transpose(1, 2)
+        h = self.body(self.norm(self.prepare(x, mask).transpose(1, 2))).transpose(1, 2)
         lengths = mask.sum(1)
         for _ in range(self.layers):
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
@@ -124,7 +135,7 @@ class AudioTransformerEncoder(_LogMelEncoder):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         batch, frames, mels = x.shape
-        x = self.augment(x, mask)
+        x = self.prepare(x, mask)
         tokens = math.ceil(frames / self.stride)
         x = nn.functional.pad(x, (0, 0, 0, tokens * self.stride - frames))
         mask = nn.functional.pad(mask, (0, tokens * self.stride - frames))
@@ -175,7 +186,9 @@ class HFAudioEncoder(Encoder):
     def _hidden(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Model on padded inputs -> hidden [B, T', D] and its mask [B, T'] (from the input lengths
         where the model says how it downsamples)."""
-        kwargs = {"attention_mask": attendable(mask).long()} if x.dim() == 2 else {}
+        # Group-norm models (wav2vec2-base) are trained without a mask: their extractor says so.
+        uses_mask = x.dim() == 2 and getattr(self.extractor, "return_attention_mask", False)
+        kwargs = {"attention_mask": attendable(mask).long()} if uses_mask else {}
         hidden = self.model(x, **kwargs).last_hidden_state
         lengths = mask.sum(1)
         if hasattr(self.model, "_get_feat_extract_output_lengths") and x.dim() == 2:
@@ -189,15 +202,15 @@ class HFAudioEncoder(Encoder):
         inputs = self._inputs(waveforms(raws, self.sample_rate))
         if not self.freeze:
             return inputs
-        from mmtrain.data.datamodule import pad
-
         self.model.eval()
-        out = []
+        out: list[torch.Tensor] = [None] * len(inputs)
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))  # similar lengths pad less
         with torch.inference_mode():
-            for start in range(0, len(inputs), self.featurize_batch_size):
-                x, mask = pad(inputs[start:start + self.featurize_batch_size])
-                hidden, hidden_mask = self._hidden(x, mask)
-                out.extend(h[m].clone() for h, m in zip(hidden, hidden_mask))
+            for start in range(0, len(order), self.featurize_batch_size):
+                chunk = order[start:start + self.featurize_batch_size]
+                hidden, hidden_mask = self._hidden(*pad([inputs[i] for i in chunk]))
+                for i, h, m in zip(chunk, hidden, hidden_mask):
+                    out[i] = h[m].clone()
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:

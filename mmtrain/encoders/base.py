@@ -41,6 +41,16 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample [T_i, ...] -> x [B, T, ...] (zero-padded, T >= 1) and mask [B, T]."""
+    lengths = [f.shape[0] for f in features]
+    x = features[0].new_zeros((len(features), max(1, max(lengths)), *features[0].shape[1:]))
+    for i, f in enumerate(features):
+        x[i, : lengths[i]] = f
+    mask = torch.arange(x.shape[1]) < torch.tensor(lengths).unsqueeze(1)
+    return x, mask
+
+
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over real tokens: [B, T, D], [B, T] -> [B, D]; zeros for rows with no token."""
     weights = mask.unsqueeze(-1).to(tokens.dtype)

@@ -142,12 +142,12 @@ class ScratchTextEncoder(Encoder):
         return tokenize(self.tokenizer, raws, self.max_length)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        lengths = mask.sum(1).clamp(min=1).cpu()  # before dropout: dropped tokens are zeros inside the text
         mask = token_dropout(mask, self.token_dropout, self.training)
         h = self.embed(x * mask)
         if self.arch == "transformer":
             h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(mask))
         else:  # packed, so the backward direction starts at each row's last real token
-            lengths = mask.sum(1).clamp(min=1).cpu()
             packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True,
                                                        enforce_sorted=False)
             h, _ = nn.utils.rnn.pad_packed_sequence(self.body(packed)[0], batch_first=True,
