@@ -2,14 +2,15 @@
 decode, text non-empty, numbers finite, labels seen in train).
 
 Builds --rows unique rows (a 1 s 16 kHz wav, a 64x64 RGB PNG, a caption, two numbers, a label) in a
-temporary folder, then times load_manifest (read + preflight + preprocessing) with the file cache
-cold-ish (files just written) and again. Usage:
-    python scripts/bench_preflight.py --rows 10000
+temporary folder, then times load_manifest (read + preflight + preprocessing) twice; with
+--drop-caches (root) the OS file cache is emptied first, so every file comes from disk. Usage:
+    python scripts/bench_preflight.py --rows 10000 --drop-caches
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def build(folder: Path, rows: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--drop-caches", action="store_true", help="empty the OS file cache before each pass (root)")
     args = parser.parse_args()
 
     from mmtrain.data.manifest import load_manifest
@@ -49,6 +51,8 @@ def main() -> None:
     options = dict(modalities={"audio": {}, "image": {}, "text": {}, "meta": {"numeric": ["likes", "shares"]}},
                    targets={"label": {}}, split_column="split")
     for attempt in ("first", "second"):
+        if args.drop_caches:  # root only: the first pass then reads every file from disk
+            subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], check=False)
         start = time.perf_counter()
         table = load_manifest(path, **options)
         print(f"{attempt} load_manifest (read + preflight of {len(table)} rows, 2 media files each): "
