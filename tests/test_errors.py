@@ -37,6 +37,10 @@ from conftest import run_cli
     (["loss.label_smoothing=1.5"], r"loss.label_smoothing=1.5 must be in \[0, 1\)"),
     (["fusion.modality_dropout=1"], r"fusion.modality_dropout=1 must be in \[0, 1\)"),
     (["encoder.audio.normalize=cmvn"], "encoder.audio.normalize=cmvn is not known: use none or utterance"),
+    (["data=manifest", "++data.targets.label.column=label"],
+     r"data.path not set: give it on the command line \(e.g. data.path=/data/manifest.csv\)"),
+    (["data=manifest", "data.path=x.csv"], "data.targets is empty: name what to predict"),
+    (["encoder/text=hf"], r"encoder.text.model not set"),
 ])
 def test_bad_value_names_the_key(cfg_factory, overrides, text):
     with pytest.raises(ConfigError, match=text):
