@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key, pad,
-                                   set_trainable)
+from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
+                                   run_frozen, set_trainable)
 from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_audio
@@ -202,16 +202,11 @@ class HFAudioEncoder(Encoder):
         inputs = self._inputs(waveforms(raws, self.sample_rate))
         if not self.freeze:
             return inputs
-        self.model.eval()
-        out: list[torch.Tensor] = [None] * len(inputs)
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))  # similar lengths pad less
-        with torch.inference_mode():
-            for start in range(0, len(order), self.featurize_batch_size):
-                chunk = order[start:start + self.featurize_batch_size]
-                hidden, hidden_mask = self._hidden(*pad([inputs[i] for i in chunk]))
-                for i, h, m in zip(chunk, hidden, hidden_mask):
-                    out[i] = h[m].clone()
-        return out
+        def encode(x, mask):
+            hidden, hidden_mask = self._hidden(x, mask)
+            return [h[m] for h, m in zip(hidden, hidden_mask)]
+
+        return run_frozen(self.model, inputs, self.featurize_batch_size, encode)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         if self.freeze:

@@ -51,6 +51,21 @@ def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, mask
 
 
+def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, encode) -> list[torch.Tensor]:
+    """A frozen network over per-sample inputs [T_i, ...], in batches of similar length (less
+    padding), in eval mode without gradients. encode(x [B, T, ...], mask [B, T]) -> list of B
+    per-sample outputs; they come back in the inputs' order."""
+    model.eval()
+    out: list[torch.Tensor] = [None] * len(inputs)
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, result in zip(chunk, encode(*pad([inputs[i] for i in chunk]))):
+                out[i] = result.clone()
+    return out
+
+
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over real tokens: [B, T, D], [B, T] -> [B, D]; zeros for rows with no token."""
     weights = mask.unsqueeze(-1).to(tokens.dtype)

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import ImageAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, masked_mean, model_files_key, set_trainable
+from mmtrain.encoders.base import (Encoder, EncoderOutput, masked_mean, model_files_key, run_frozen,
+                                   set_trainable)
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_image
 
@@ -119,13 +120,8 @@ class TimmImageEncoder(Encoder):
         pixels = [self.transform(load_image(path, "RGB")).unsqueeze(0) for path in raws]
         if not self.freeze:
             return pixels
-        self.model.eval()
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(pixels), self.featurize_batch_size):
-                batch = torch.cat(pixels[start:start + self.featurize_batch_size])
-                out.extend(t.clone() for t in feature_tokens(self.model.forward_features(batch)))
-        return out
+        return run_frozen(self.model, pixels, self.featurize_batch_size,
+                          lambda x, mask: list(feature_tokens(self.model.forward_features(x[:, 0]))))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         tokens = x if self.freeze else feature_tokens(self.model.forward_features(self.augment(x[:, 0])))

