@@ -36,7 +36,9 @@ def train_job(cfg: DictConfig) -> float | None:
     multirun it then returns NaN, so the sweep goes on and the leaderboard lists it.
     """
     from mmtrain.checks import validate, validate_launch
+    from mmtrain.logs import setup
 
+    setup()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate_launch(cfg, multirun, HydraConfig.get().launcher.get("_target_", ""))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -25,18 +24,6 @@ from mmtrain.model import check_shapes
 from mmtrain.module import MultimodalModule
 
 log = logging.getLogger(__name__)
-# Lightning adds its own console handlers; Hydra's root handlers already print (and file) its records.
-for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-    logging.getLogger(_name).handlers.clear()
-    logging.getLogger(_name).propagate = True
-# Hydra's files in the run dir are expected beside Lightning's metrics.csv.
-warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-# Noise from inside Lightning that a user can do nothing about (or that is about a small dataset).
-warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.getMessage())
 MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
+import mmtrain.logs
+
+mmtrain.logs.setup()  # as the entry points do
+
 # Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
 FAST = [
     "encoder/text=scratch", "encoder.text.dim=32", "encoder.text.layers=1", "encoder.text.heads=2",

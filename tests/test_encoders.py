@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import toy_data
-from mmtrain.encoders.base import pad
+from mmtrain.tensors import pad
 from mmtrain.data.preprocess import apply_tabular, fit_tabular
 from mmtrain.encoders.augment import ImageAugment, SpecAugment, token_dropout
 from mmtrain.encoders.sequence import SequenceEncoder

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from mmtrain.data.table import MultimodalTable
-from mmtrain.encoders.base import pad
+from mmtrain.tensors import pad
 from mmtrain.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
-                                   run_frozen, set_trainable)
+from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
 from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_audio
+from mmtrain.tensors import attendable, masked_mean
 
 
 def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.tensors import pad
+
 
 @dataclass
 class EncoderOutput:
@@ -41,16 +43,6 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-def pad(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample [T_i, ...] -> x [B, T, ...] (zero-padded, T >= 1) and mask [B, T]."""
-    lengths = [f.shape[0] for f in features]
-    x = features[0].new_zeros((len(features), max(1, max(lengths)), *features[0].shape[1:]))
-    for i, f in enumerate(features):
-        x[i, : lengths[i]] = f
-    mask = torch.arange(x.shape[1]) < torch.tensor(lengths).unsqueeze(1)
-    return x, mask
-
-
 def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, encode) -> list[torch.Tensor]:
     """A frozen network over per-sample inputs [T_i, ...], in batches of similar length (less
     padding), in eval mode without gradients. encode(x [B, T, ...], mask [B, T]) -> list of B
@@ -64,23 +56,6 @@ def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, en
             for i, result in zip(chunk, encode(*pad([inputs[i] for i in chunk]))):
                 out[i] = result.clone()
     return out
-
-
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens: [B, T, D], [B, T] -> [B, D]; zeros for rows with no token."""
-    weights = mask.unsqueeze(-1).to(tokens.dtype)
-    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
-def attendable(mask: torch.Tensor) -> torch.Tensor:
-    """A key mask safe for attention: rows with no real token get their first slot opened, since
-    an all-masked row makes softmax NaN. Callers discard those rows' outputs."""
-    empty = ~mask.any(dim=1)
-    if not empty.any():
-        return mask
-    mask = mask.clone()
-    mask[empty, 0] = True
-    return mask
 
 
 def set_trainable(module: nn.Module, trainable: bool) -> None:

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import ImageAugment
-from mmtrain.encoders.base import (Encoder, EncoderOutput, masked_mean, model_files_key, run_frozen,
-                                   set_trainable)
+from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_image
+from mmtrain.tensors import masked_mean
 
 
 def feature_tokens(features: torch.Tensor) -> torch.Tensor:

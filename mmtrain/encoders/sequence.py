@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from mmtrain.data.preprocess import apply_sequence
-from mmtrain.encoders.base import Encoder, EncoderOutput, attendable, masked_mean
+from mmtrain.encoders.base import Encoder, EncoderOutput
 from mmtrain.errors import ConfigError
+from mmtrain.tensors import attendable, masked_mean
 
 ARCHS = ("gru", "lstm", "transformer")
 

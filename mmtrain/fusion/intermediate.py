@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.encoders.base import attendable, masked_mean
+from mmtrain.tensors import attendable, masked_mean
 from mmtrain.errors import ConfigError
 from mmtrain.fusion.base import check_modalities, mlp
 
