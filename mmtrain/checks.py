@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import difflib
+import functools
+from importlib import resources
 
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmtrain.errors import ConfigError
+from mmtrain.errors import ConfigError, unknown_keys
 
-CLASS_WEIGHTS = ("none", "balanced", "effective_number")
-SCHEDULERS = ("cosine", "plateau", "none")
-# Keys a config may hold at these places: anything else is a typo (e.g. +optim.lr=0.1) that would
-# otherwise be ignored without a word.
-KNOWN_KEYS = {
-    "": {"data", "encoder", "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "paths",
-         "modalities", "seed", "cache_dir", "train", "ckpt_path", "auto_resume", "monitor", "monitor_mode",
-         "optimized_metric", "optimized_mode"},
-    "optim": {"optimizer", "scheduler", "encoder_lr_mult"},
-    "loss": {"class_weights", "beta", "pos_weight", "regression", "huber_delta", "label_smoothing"},
-}
+
+@functools.cache
+def primary_keys(config_name: str) -> frozenset[str]:
+    """The top-level keys a primary config (conf/<config_name>.yaml) defines: its own keys and the
+    config groups of its defaults list. Any other top-level key was added by a typo (+optim=...)."""
+    primary = yaml.safe_load(resources.files("mmtrain.conf").joinpath(f"{config_name}.yaml").read_text())
+    groups = {str(next(iter(d)) if isinstance(d, dict) else d).split("/")[0].split("@")[0].removeprefix("override ")
+              for d in primary.get("defaults", [])}
+    return frozenset(set(primary) - {"defaults", "hydra"} | groups - {"_self_"})
 
 
 def missing_values(node, prefix: str = "") -> list[str]:
@@ -58,17 +58,7 @@ def validate(cfg: DictConfig) -> None:
                           "(type multiclass|binary|multilabel|regression is inferred, or set with "
                           "data.targets.label.type=...).")
     expand_heads(cfg)
-    for where, known in KNOWN_KEYS.items():
-        node = cfg.get(where) if where else cfg
-        for key in node or {}:
-            if key not in known:
-                full = f"{where}.{key}" if where else key
-                close = difflib.get_close_matches(key, known, n=1)
-                if where == "optim" and key in ("lr", "weight_decay", "betas", "eps"):
-                    close = [f"optimizer.{key}"]
-                hint = f"did you mean {where + '.' if where else ''}{close[0]}?" if close else \
-                    f"known keys: {', '.join(sorted(known))}."
-                raise ConfigError(f"{full} is not a setting of mmtrain: {hint} (mmtrain --cfg job shows them all).")
+    unknown_keys(cfg, primary_keys("train"), "")
     for key in ("monitor_mode", "optimized_mode"):
         if cfg[key] not in ("max", "min"):
             raise ConfigError(f"{key}={cfg[key]} must be max or min.")
@@ -96,23 +86,11 @@ def validate(cfg: DictConfig) -> None:
     if monitor_task not in cfg.head and cfg.monitor != "val/loss":
         raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
                           f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...) or val/loss.")
-    weights = cfg.loss.class_weights
-    if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
-        raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
-                          f"or a list with one weight per class.")
-    smoothing = cfg.loss.get("label_smoothing", 0.0)
-    if not 0 <= smoothing < 1:
-        raise ConfigError(f"loss.label_smoothing={smoothing} must be in [0, 1) (e.g. 0.1).")
-    scheduler = (cfg.optim.get("scheduler") or {}).get("name", "none")
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"optim.scheduler.name={scheduler} is not known: use {', '.join(SCHEDULERS)} "
-                          f"(or optim=adamw_plateau).")
-    lr = cfg.optim.optimizer.lr
-    if not lr > 0:
-        raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
-    mult = cfg.optim.get("encoder_lr_mult", 1.0)
-    if not (isinstance(mult, (int, float)) and mult >= 0):
-        raise ConfigError(f"optim.encoder_lr_mult={mult} must be a number >= 0 (e.g. 0.1: pretrained encoders learn 10x slower; freeze=true keeps them fixed).")
+    from mmtrain.losses import LossSettings
+    from mmtrain.optim import OptimSettings
+
+    LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
+    OptimSettings.of(OmegaConf.to_container(cfg.optim, resolve=True))
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision.startswith("16") and not _cuda_available():
         raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "

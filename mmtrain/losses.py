@@ -1,16 +1,52 @@
-"""Per-task losses and class-imbalance weights (computed from the train split only)."""
+"""Loss settings (the ``loss`` config node), class-imbalance weights (from the train split only)
+and the loss modules the task types build (mmtrain/tasks/)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmtrain.checks import CLASS_WEIGHTS
-from mmtrain.errors import ConfigError
+from mmtrain.errors import ConfigError, unknown_keys
 
+CLASS_WEIGHTS = ("none", "balanced", "effective_number")
+POS_WEIGHTS = ("none", "balanced")
+REGRESSION = ("mse", "huber")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The ``loss`` node: its keys are this class's fields, checked when it is made."""
+
+    class_weights: Any = "none"  # none | balanced | effective_number | one weight per class
+    beta: float = 0.999  # effective_number: (1 - beta) / (1 - beta ** n_c)
+    pos_weight: str = "none"  # multilabel: none | balanced
+    regression: str = "mse"  # mse | huber
+    huber_delta: float = 1.0
+    label_smoothing: float = 0.0  # multiclass
+
+    def __post_init__(self):
+        weights = self.class_weights
+        if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
+            raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
+                              f"or a list with one weight per class (e.g. loss.class_weights=[2.0,0.5,1.0]).")
+        if not 0.0 <= self.beta < 1.0:
+            raise ConfigError(f"loss.beta={self.beta} must be in [0, 1) (typical: 0.9-0.9999).")
+        if self.pos_weight not in POS_WEIGHTS:
+            raise ConfigError(f"loss.pos_weight={self.pos_weight} is not known: use none or balanced.")
+        if self.regression not in REGRESSION:
+            raise ConfigError(f"loss.regression={self.regression} is not known: use mse or huber.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"loss.label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
+
+    @classmethod
+    def of(cls, node: dict) -> LossSettings:
+        unknown_keys(node, [f.name for f in fields(cls)], "loss")
+        return cls(**node)
 
 
 def class_weights(counts: Sequence[int], mode, beta: float = 0.999) -> list[float] | None:
@@ -35,39 +71,21 @@ def class_weights(counts: Sequence[int], mode, beta: float = 0.999) -> list[floa
                           f"{counts.astype(int).tolist()}); use an explicit list or none.")
     if mode == "balanced":
         return (counts.sum() / (num_classes * counts)).tolist()
-    if mode == "effective_number":
-        if not 0.0 <= beta < 1.0:
-            raise ConfigError(f"loss.beta={beta} must be in [0, 1) (typical: 0.9-0.9999).")
-        weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
-        return (weights / weights.sum() * num_classes).tolist()
-    raise ConfigError(f"loss.class_weights={mode} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
-                      f"or a list with one weight per class (e.g. loss.class_weights=[2.0,0.5,1.0]).")
+    weights = (1.0 - beta) / (1.0 - np.power(beta, counts))  # effective_number
+    return (weights / weights.sum() * num_classes).tolist()
 
 
 def positive_weights(positives: Sequence[float], total: int, mode: str) -> list[float] | None:
     """pos_weight for a multilabel task: none, or balanced = negatives / positives per label."""
     if mode in (None, "none"):
         return None
-    if mode != "balanced":
-        raise ConfigError(f"loss.pos_weight={mode} is not known: use none or balanced.")
     positives = np.asarray(positives, dtype=np.float64)
     return ((total - positives) / np.maximum(positives, 1.0)).tolist()
 
 
-def build_loss(task_type: str, weights: list[float] | None, regression: str = "mse",
-               huber_delta: float = 1.0, label_smoothing: float = 0.0) -> nn.Module:
-    """A loss taking (outputs, targets): logits [B, C] + class index [B]; logits [B, L] + 0/1
-    [B, L]; or values [B, 1] + values [B]."""
-    weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-    if task_type == "multiclass":
-        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-    if task_type == "multilabel":
-        return nn.BCEWithLogitsLoss(pos_weight=weight)
-    if regression == "mse":
-        return _Regression(nn.MSELoss())
-    if regression == "huber":
-        return _Regression(nn.HuberLoss(delta=huber_delta))
-    raise ConfigError(f"loss.regression={regression} is not known: use mse or huber.")
+def regression_loss(kind: str, huber_delta: float = 1.0) -> nn.Module:
+    """values [B, 1] + targets [B] -> MSE or Huber."""
+    return _Regression(nn.MSELoss() if kind == "mse" else nn.HuberLoss(delta=huber_delta))
 
 
 class _Regression(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mmtrain.errors import ConfigError, build
+from mmtrain.tasks import TASKS
 
 
 @dataclass
@@ -65,7 +66,7 @@ class MultimodalModel(nn.Module):
 
 
 def num_outputs(task: dict) -> int:
-    return 1 if task["type"] == "regression" else len(task["classes"])
+    return TASKS.get(task["type"]).num_outputs(task.get("classes"))
 
 
 def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> MultimodalModel:

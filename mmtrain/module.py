@@ -6,17 +6,14 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
-import torchmetrics
 
-from mmtrain.checks import SCHEDULERS
-from mmtrain.errors import ConfigError, build
-from mmtrain.losses import build_loss
+from mmtrain.losses import LossSettings
 from mmtrain.metrics import StageMetrics
 from mmtrain.model import build_model
+from mmtrain.optim import OptimSettings, configure
+from mmtrain.tasks import TASKS
 
 
 class MultimodalModule(L.LightningModule):
@@ -28,16 +25,13 @@ class MultimodalModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = build_model(model_cfg, modalities, tasks)
         self.tasks = tasks
-        loss_cfg = model_cfg["loss"]
+        loss = LossSettings.of(model_cfg["loss"])
         self.losses = torch.nn.ModuleDict({
-            t: build_loss(spec["type"], spec.get("weights"), loss_cfg["regression"], loss_cfg["huber_delta"],
-                          loss_cfg.get("label_smoothing", 0.0))
-            for t, spec in tasks.items()})
+            t: TASKS.get(spec["type"]).loss(spec.get("weights"), loss) for t, spec in tasks.items()})
         self.val_metrics = StageMetrics(tasks)
         self.test_metrics = StageMetrics(tasks)
-        self.test_confusion_metrics = torch.nn.ModuleDict({
-            t: torchmetrics.classification.MulticlassConfusionMatrix(len(spec["classes"]))
-            for t, spec in tasks.items() if spec["type"] == "multiclass"})
+        confusion = {t: TASKS.get(spec["type"]).confusion(spec["classes"]) for t, spec in tasks.items()}
+        self.test_confusion_metrics = torch.nn.ModuleDict({t: m for t, m in confusion.items() if m is not None})
         self.val_results: dict[str, float] = {}
         self.test_split = "test"  # which test split trainer.test is evaluating: its metrics' prefix
         self.test_results: dict[str, float] = {}
@@ -85,7 +79,7 @@ class MultimodalModule(L.LightningModule):
         outputs = self.model(batch).outputs
         self.test_metrics.update(outputs, batch["targets"])
         for task, matrix in self.test_confusion_metrics.items():
-            matrix.update(outputs[task].argmax(-1), batch["targets"][task])
+            matrix.update(outputs[task], batch["targets"][task])
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute(self.test_split)
@@ -95,27 +89,9 @@ class MultimodalModule(L.LightningModule):
         self.log_dict(self.test_results)
 
     def configure_optimizers(self):
-        optim = self.hparams.model_cfg["optim"]
-        # partial: parameter groups are dicts, which instantiate would turn into configs
-        make_optimizer = build(optim["optimizer"], "optim.optimizer", _partial_=True)
-        optimizer = make_optimizer(self.param_groups(optim["optimizer"]["lr"], optim.get("encoder_lr_mult", 1.0)))
-        scheduler = optim.get("scheduler") or {"name": "none"}
-        name = scheduler["name"]
-        if name == "none":
-            return optimizer
-        if name == "cosine":
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            warmup = int(scheduler.get("warmup_ratio", 0.0) * total)
-            return {"optimizer": optimizer, "lr_scheduler": {
-                "scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(warmup, total)),
-                "interval": "step"}}
-        if name == "plateau":
-            return {"optimizer": optimizer, "lr_scheduler": {
-                "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    optimizer, mode=scheduler["mode"], factor=scheduler["factor"],
-                    patience=scheduler["patience"]),
-                "monitor": scheduler["monitor"], "interval": "epoch"}}
-        raise ConfigError(f"optim.scheduler.name={name} is not known: use {', '.join(SCHEDULERS)}.")
+        settings = OptimSettings.of(self.hparams.model_cfg["optim"])
+        return configure(settings, self.param_groups(settings.optimizer["lr"], settings.encoder_lr_mult),
+                         self.trainer)
 
     def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
         """Pretrained encoders' parameters at lr x encoder_lr_mult (a gentler fine-tune), the rest at lr."""
@@ -145,11 +121,3 @@ class MultimodalModule(L.LightningModule):
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
-
-def _warmup_cosine(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return factor

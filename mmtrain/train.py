@@ -19,9 +19,10 @@ from mmtrain.data.feature_cache import cached
 from mmtrain.data.table import MODALITY_TYPES, MultimodalTable
 from mmtrain.errors import ConfigError, build
 from mmtrain.checks import validate
-from mmtrain.losses import class_weights, positive_weights
+from mmtrain.losses import LossSettings
 from mmtrain.model import check_shapes
 from mmtrain.module import MultimodalModule
+from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
 MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
@@ -172,17 +173,12 @@ def encoder_configs(encoders: dict, table: MultimodalTable, modalities: list[str
 
 def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
     """{task: {"type", "classes", "weights"}}, with class or positive weights from the train split."""
+    loss = LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
     train = table.indices("train")
     specs = {}
     for task in cfg.head:
         spec = table.tasks[task]
-        y = table.targets[task][train]
-        weights = None
-        if spec.type == "multiclass":
-            counts = np.bincount(y, minlength=len(spec.classes))
-            weights = class_weights(counts, cfg.loss.class_weights, cfg.loss.beta)
-        elif spec.type == "multilabel":
-            weights = positive_weights(y.sum(0), len(y), cfg.loss.pos_weight)
+        weights = TASKS.get(spec.type).train_weights(table.targets[task][train], spec.classes, loss)
         specs[task] = {"type": spec.type, "classes": spec.classes, "weights": weights}
     return specs
 

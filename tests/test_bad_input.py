@@ -87,7 +87,7 @@ def test_unknown_modality_setting(toy):
 
 
 def test_unknown_target_type(toy):
-    with pytest.raises(ConfigError, match=r"data.targets.label.type=ordinal is not known: use one of multiclass"):
+    with pytest.raises(ConfigError, match=r"data.targets.label.type=ordinal is not a known task type: use one of multiclass"):
         load(toy[0], targets={"label": {"type": "ordinal"}})
 
 

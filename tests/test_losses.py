@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mmtrain.errors import ConfigError
-from mmtrain.losses import build_loss, class_weights, positive_weights
+from mmtrain.losses import LossSettings, class_weights, positive_weights
+from mmtrain.tasks import TASKS
 from mmtrain.train import task_specs
 from mmtrain.data.news_audio import generate
 
@@ -29,13 +30,22 @@ def test_explicit_and_none_weights():
     assert class_weights([5, 5], "none") is None
 
 
-@pytest.mark.parametrize("mode, text", [
-    ("inverse", "loss.class_weights=inverse is not known"),
-    ([1.0], "needs 3 non-negative weights"),
+def test_bad_class_weights_are_rejected():
+    with pytest.raises(ConfigError, match="loss.class_weights=inverse is not known"):
+        LossSettings.of({"class_weights": "inverse"})
+    with pytest.raises(ConfigError, match="needs 3 non-negative weights"):
+        class_weights([1, 2, 3], [1.0])
+
+
+@pytest.mark.parametrize("node, text", [
+    ({"regression": "l1"}, "loss.regression=l1 is not known"),
+    ({"pos_weight": "inverse"}, "loss.pos_weight=inverse is not known"),
+    ({"beta": 1.0}, r"loss.beta=1.0 must be in \[0, 1\)"),
+    ({"label_smothing": 0.1}, "did you mean loss.label_smoothing"),
 ])
-def test_bad_class_weights_are_rejected(mode, text):
+def test_loss_settings_own_their_values(node, text):
     with pytest.raises(ConfigError, match=text):
-        class_weights([1, 2, 3], mode)
+        LossSettings.of(node)
 
 
 def test_class_with_no_train_sample_is_rejected():
@@ -60,9 +70,10 @@ def test_weights_come_from_the_train_split_only(cfg_factory):
 
 def test_weighted_cross_entropy_uses_the_weights():
     logits, target = torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([1, 1])
-    loss = build_loss("multiclass", [1.0, 3.0])(logits, target)
+    loss = TASKS.get("multiclass").loss([1.0, 3.0], LossSettings())(logits, target)
     per_sample = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     assert loss.item() == pytest.approx(((3 * per_sample).sum() / 6).item())
-    huber = build_loss("regression", None, "huber", 1.0)(torch.tensor([[3.0]]), torch.tensor([0.0]))
+    huber = TASKS.get("regression").loss(None, LossSettings(regression="huber"))(torch.tensor([[3.0]]),
+                                                                                 torch.tensor([0.0]))
     assert huber.item() == pytest.approx(2.5)
     assert not math.isnan(huber.item())

@@ -52,7 +52,7 @@ def test_binary_target_from_two_values(tmp_path):
     frame["flag"] = frame["label"].eq("pos").map({True: "yes", False: "no"})
     frame.to_csv(path, index=False)
     table = load_manifest(path, modalities={"text": {}}, targets={"flag": {}}, split_column="split")
-    assert table.tasks["flag"].type == "multiclass" and table.tasks["flag"].classes == ["no", "yes"]
+    assert table.tasks["flag"].type == "binary" and table.tasks["flag"].classes == ["no", "yes"]
 
 
 def test_seeded_stratified_split(toy):

@@ -16,20 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.data.cells import is_empty, label_name, labels_of, media_path, read_sequence
+from mmtrain.cells import is_empty, label_name, media_path, read_sequence
 from mmtrain.data.preflight import BadRows, check_rows
 from mmtrain.data.preprocess import fit_sequence, fit_tabular
 from mmtrain.data.table import MODALITY_TYPES, MultimodalTable, TaskSpec
 from mmtrain.errors import ConfigError
 from mmtrain.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
-TARGET_TYPES = ("multiclass", "binary", "multilabel", "regression")
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
            ".json": "jsonl"}
-# An integer target with more distinct values than this (or than half its rows) is not taken for
-# classes without being told.
-MAX_INFERRED_CLASSES = 50
 
 
 def load_manifest(path: str, modalities: dict | None = None, targets: dict | None = None,
@@ -243,61 +240,21 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
     column = spec.get("column") or task
     require_column(frame, column, f"{key}.column")
     kind, separator = spec.get("type"), spec.get("separator") or "|"
-    if kind is not None and kind not in TARGET_TYPES:
-        raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(TARGET_TYPES)}.")
-    values = filled(frame[column])
-    numbers = pd.to_numeric(values, errors="coerce").dropna() if mostly_numbers(values) else None
-    inferred = kind is None
-    if kind is None:
-        if values.map(lambda v: isinstance(v, (list, np.ndarray))).any() or \
-                values.map(lambda v: isinstance(v, str) and separator in v).any():
-            kind = "multilabel"
-        elif values.nunique() == 2:
-            kind = "binary"
-        elif numbers is not None and not np.allclose(numbers, np.round(numbers)):
-            kind = "regression"  # a stray word in it is a bad row for the preflight
-        elif numbers is not None and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
-            raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
-                              f"whether they are classes or values: {key}.type=multiclass or =regression.")
-        else:
-            kind = "multiclass"
-    return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": inferred}
-
-
-
-
-
-
-def class_order(names: set[str]) -> list[str]:
-    """Numeric class names in numeric order, others alphabetically."""
-    try:
-        return sorted(names, key=float)
-    except ValueError:
-        return sorted(names)
+    if kind is not None:
+        TASKS.get(kind, f"{key}.type")
+    else:
+        values = filled(frame[column])
+        numbers = pd.to_numeric(values, errors="coerce").dropna() if mostly_numbers(values) else None
+        kind = next(t.name for t in sorted(TASKS, key=lambda t: t.infer_order)
+                    if t.claims(values, numbers, separator, key, column))
+    return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": spec.get("type") is None}
 
 
 def encode_target(series: pd.Series, spec: dict, train: np.ndarray) -> tuple[TaskSpec, np.ndarray]:
     """Targets as arrays; classes (and multilabel labels) are those seen in the train split."""
-    if spec["type"] == "regression":
-        return TaskSpec("regression"), pd.to_numeric(series).to_numpy(np.float32)
-    if spec["type"] == "multilabel":
-        lists = [labels_of(v, spec["separator"]) for v in series]
-        classes = class_order({label for labels, t in zip(lists, train) if t for label in labels})
-        if len(classes) < 2:
-            raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} label(s) {classes} "
-                              f"in column '{spec['column']}': multilabel needs at least 2 (one label: type=binary).")
-        matrix = np.zeros((len(lists), len(classes)), dtype=np.float32)
-        index = {c: i for i, c in enumerate(classes)}
-        for row, labels in enumerate(lists):
-            matrix[row, [index[label] for label in labels if label in index]] = 1
-        return TaskSpec("multilabel", classes), matrix
-    names = series.map(label_name).to_numpy()
-    classes = class_order(set(names[train]))
-    if len(classes) < 2:
-        raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} class(es) {classes} in "
-                          f"column '{spec['column']}': a classifier needs at least 2.")
-    index = {c: i for i, c in enumerate(classes)}
-    return TaskSpec("multiclass", classes), np.array([index[n] for n in names], dtype=np.int64)
+    task = TASKS.get(spec["type"])
+    classes = task.fit_classes(series, spec, train)
+    return TaskSpec(spec["type"], classes), task.encode(series, spec, classes)
 
 
 def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,
@@ -316,7 +273,7 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
                           f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
     strata = np.zeros(len(frame), dtype=object)
     for spec in target_specs.values():
-        if spec["type"] in ("multiclass", "binary"):
+        if TASKS.get(spec["type"]).stratifies:
             strata = frame[spec["column"]].map(label_name).to_numpy()
             break
     rng = np.random.default_rng(seed)
@@ -365,7 +322,7 @@ def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np
         lines.append(f"  modality {name:<12} {spec['type']:<9} <- {columns} (type {how})")
     for task, spec in target_specs.items():
         classes = tasks[task].classes
-        detail = f"{len(classes)} {'labels' if spec['type'] == 'multilabel' else 'classes'}" if classes else "values"
+        detail = f"{len(classes)} {TASKS.get(spec['type']).class_word}" if classes else "values"
         how = "inferred" if spec["inferred"] else "given"
         lines.append(f"  target   {task:<12} {spec['type']:<9} <- {spec['column']} ({detail}; type {how})")
     if bad.rows:

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.data.cells import is_empty, label_name, labels_of, media_path, read_sequence
+from mmtrain.cells import is_empty, media_path, read_sequence
 from mmtrain.errors import ConfigError
 from mmtrain.media import check_audio, check_image
+from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
 SHOWN = 5  # bad rows quoted in the error message; the report file has all of them
@@ -161,26 +162,4 @@ def check_tabular(frame: pd.DataFrame, name: str, spec: dict, bad: BadRows) -> N
 
 
 def check_target(series: pd.Series, task: str, spec: dict, split: np.ndarray, bad: BadRows) -> None:
-    field, column, train = f"target {task}", series.name, split == "train"
-    if spec["type"] == "regression":
-        numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-        for row in np.flatnonzero(~np.isfinite(numbers)):
-            value = series.iloc[row]
-            bad.add(int(row), field, column,
-                    "no target value" if is_empty(value) else f"not a finite number: {value!r}")
-        return
-    if spec["type"] == "multilabel":
-        lists = [labels_of(v, spec["separator"]) for v in series]
-        seen = {label for labels, t in zip(lists, train) if t for label in labels}
-        for row, labels in enumerate(lists):
-            unseen = [label for label in labels if label not in seen]
-            if unseen and not train[row]:
-                bad.add(row, field, column, f"label(s) {unseen} never seen in the train split")
-        return
-    names = [None if is_empty(v) else label_name(v) for v in series]
-    seen = {n for n, t in zip(names, train) if t and n is not None}
-    for row, label in enumerate(names):
-        if label is None:
-            bad.add(row, field, column, "no target value")
-        elif label not in seen:
-            bad.add(row, field, column, f"class {label!r} never seen in the train split")
+    TASKS.get(spec["type"]).check(series, f"target {task}", spec, None, split == "train", bad)

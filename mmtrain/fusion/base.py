@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from mmtrain.errors import ConfigError
+from mmtrain.tasks import TASKS
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
@@ -71,12 +72,6 @@ class DecisionFusion(nn.Module):
     def combine(self, preds: torch.Tensor, member_present: torch.Tensor, task_type: str) -> torch.Tensor:
         """preds [B, G, K] (logits, or values for regression) -> [B, K]."""
         w = self.member_weights(member_present).unsqueeze(-1)
-        if self.combine_mode != "vote" or task_type == "regression":
+        if self.combine_mode != "vote":
             return (w * preds).sum(1)
-        if task_type == "multiclass":
-            votes = nn.functional.one_hot(preds.argmax(-1), preds.shape[-1]).to(preds.dtype)
-            # Mean probability breaks ties; it is far smaller than one vote.
-            share = (w * (votes + 1e-3 * preds.softmax(-1))).sum(1)
-            return torch.log(share.clamp(min=1e-6))
-        share = (w * (preds > 0).to(preds.dtype)).sum(1).clamp(1e-4, 1 - 1e-4)  # multilabel
-        return torch.logit(share)
+        return TASKS.get(task_type).vote(preds, w)

@@ -1,0 +1,84 @@
+"""Task types: what a prediction target is (multiclass, binary, multilabel, regression).
+
+A task type owns everything that differs between kinds of target: how its type is inferred from a
+column, how targets are read and checked, its output count, loss, metrics, how decision-level
+fusion votes, and how outputs become predictions. Code elsewhere looks the type up by its name
+(``TASKS.get(spec["type"])``) and never branches on it. A new task type is one module in this
+package that subclasses :class:`TaskType` and registers itself with ``@TASKS.register``.
+
+At run time a task is a plain dict ``{"type", "classes", "weights"}`` (it travels in checkpoints).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmtrain.registry import Registry
+
+
+class TaskType:
+    """The interface; see the subclasses for each type's behaviour.
+
+    Shapes: outputs [B, num_outputs] (logits, or values for regression); targets [B] class indices,
+    [B, L] 0/1, or [B] values.
+    """
+
+    name: str
+    infer_order: int = 100  # inference tries the types in this order; the first that claims a column wins
+    has_classes = True  # classes (or labels) are read from the train split
+    stratifies = False  # a seeded split is stratified by the first task type that does
+    class_word = "classes"
+    main_metric: str  # the metric per-modality contributions and robustness curves report
+
+    # -- reading targets (mmtrain/data/manifest.py, preflight.py)
+    def claims(self, values, numbers, separator: str, key: str, column: str) -> bool:
+        """Whether a column with these filled ``values`` (and ``numbers``: the values as floats when
+        they are mostly numbers, else None) is of this type, when the user did not say."""
+        return False
+
+    def fit_classes(self, series, spec: dict, train: np.ndarray) -> list[str] | None:
+        """The classes (labels) of this task, from the train rows."""
+        return None
+
+    def encode(self, series, spec: dict, classes: list[str] | None) -> np.ndarray:
+        """One target per row (class index, 0/1 label row, or value); rows already checked."""
+        raise NotImplementedError
+
+    def check(self, series, field: str, spec: dict, known: set | None, train: np.ndarray, bad) -> None:
+        """Add bad rows (``bad.add(row, field, column, reason)``): empty or unreadable targets, and
+        classes outside ``known`` (the saved classes) or, when that is None, never in a train row."""
+        raise NotImplementedError
+
+    # -- training (mmtrain/module.py, losses.py)
+    def num_outputs(self, classes: list[str] | None) -> int:
+        return len(classes)
+
+    def train_weights(self, targets: np.ndarray, classes, loss) -> list[float] | None:
+        """Class or positive weights for the loss, from the train targets and the loss settings."""
+        return None
+
+    def loss(self, weights: list[float] | None, loss):
+        """A module taking (outputs, targets)."""
+        raise NotImplementedError
+
+    def metrics(self, classes):
+        """A torchmetrics MetricCollection; metrics that give one value per class are flattened to
+        ``<metric>/<class>``."""
+        raise NotImplementedError
+
+    def metric_inputs(self, outputs, targets):
+        """Outputs and targets as the metrics take them."""
+        raise NotImplementedError
+
+    def confusion(self, classes):
+        """A confusion-matrix metric (updated with outputs and targets), or None."""
+        return None
+
+    # -- decision-level fusion (mmtrain/fusion/base.py)
+    def vote(self, preds, weights):
+        """preds [B, G, K] from G members, weights [B, G, 1] (summing to 1 over present members) ->
+        [B, K] outputs of the members' majority vote."""
+        return (weights * preds).sum(1)
+
+
+TASKS: Registry[TaskType] = Registry(__name__, "task type")

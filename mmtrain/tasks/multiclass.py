@@ -1,0 +1,98 @@
+"""One class per row out of several: softmax over C logits, cross-entropy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmtrain.cells import is_empty, label_name
+from mmtrain.errors import ConfigError
+from mmtrain.tasks import TASKS, TaskType
+
+# A column of whole numbers with more distinct values than this (or than half its rows) is not
+# taken for classes without being told.
+MAX_INFERRED_CLASSES = 50
+
+
+def class_order(names) -> list[str]:
+    """Numeric class names in numeric order, others alphabetically."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+@TASKS.register
+class Multiclass(TaskType):
+    """Targets: class index [B]; outputs: logits [B, C]."""
+
+    name = "multiclass"
+    infer_order = 90
+    stratifies = True
+    main_metric = "f1_macro"
+
+    def claims(self, values, numbers, separator, key, column):
+        if numbers is not None and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
+            raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
+                              f"whether they are classes or values: {key}.type=multiclass or =regression.")
+        return True
+
+    def fit_classes(self, series, spec, train):
+        names = {label_name(v) for v, t in zip(series, train) if t and not is_empty(v)}
+        classes = class_order(names)
+        if len(classes) < 2:
+            raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} class(es) {classes} "
+                              f"in column '{spec['column']}': a classifier needs at least 2.")
+        return classes
+
+    def encode(self, series, spec, classes):
+        index = {c: i for i, c in enumerate(classes)}
+        return np.array([index[label_name(v)] for v in series], dtype=np.int64)
+
+    def check(self, series, field, spec, known, train, bad):
+        names = [None if is_empty(v) else label_name(v) for v in series]
+        seen = known if known is not None else {n for n, t in zip(names, train) if t and n is not None}
+        for row, label in enumerate(names):
+            if label is None:
+                bad.add(row, field, series.name, "no target value")
+            elif label not in seen:
+                bad.add(row, field, series.name, f"class {label!r} never seen in the train split")
+
+    def train_weights(self, targets, classes, loss):
+        from mmtrain.losses import class_weights
+
+        return class_weights(np.bincount(targets, minlength=len(classes)), loss.class_weights, loss.beta)
+
+    def loss(self, weights, loss):
+        import torch
+        from torch import nn
+
+        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=loss.label_smoothing)
+
+    def metrics(self, classes):
+        import torchmetrics as tm
+
+        c = len(classes)
+        return tm.MetricCollection({
+            "acc": tm.classification.MulticlassAccuracy(c, average="micro"),
+            "f1_macro": tm.classification.MulticlassF1Score(c, average="macro"),
+            "balanced_acc": tm.classification.MulticlassRecall(c, average="macro"),
+            "auroc": tm.classification.MulticlassAUROC(c, average="macro"),
+            "recall": tm.classification.MulticlassRecall(c, average=None),
+        })
+
+    def metric_inputs(self, outputs, targets):
+        return outputs.softmax(-1), targets
+
+    def confusion(self, classes):
+        import torchmetrics as tm
+
+        return tm.classification.MulticlassConfusionMatrix(len(classes))
+
+    def vote(self, preds, weights):
+        from torch import nn
+
+        votes = nn.functional.one_hot(preds.argmax(-1), preds.shape[-1]).to(preds.dtype)
+        # Mean probability breaks ties; it is far smaller than one vote.
+        share = (weights * (votes + 1e-3 * preds.softmax(-1))).sum(1)
+        return share.clamp(min=1e-6).log()
