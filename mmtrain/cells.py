@@ -49,3 +49,30 @@ def read_sequence(value, root: Path) -> np.ndarray:
     array = np.asarray([np.asarray(v, dtype=np.float32) for v in value] if len(value) and
                        isinstance(value[0], (list, np.ndarray)) else value, dtype=np.float32)
     return array.reshape(len(array), -1)
+
+
+def filled(series):
+    """The non-empty cells of a column."""
+    return series[series.map(lambda v: not is_empty(v))]
+
+
+def mostly_numbers(values) -> bool:
+    """Whether at least 90 % of these (filled) cells read as numbers (the rest are bad rows)."""
+    import pandas as pd
+
+    if not len(values) or values.map(lambda v: isinstance(v, (list, np.ndarray))).any():
+        return False
+    return pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
+
+
+def require_column(frame, column: str, key: str) -> None:
+    """A ConfigError naming ``key`` when the manifest has no ``column`` (with a did-you-mean)."""
+    import difflib
+
+    from mmtrain.errors import ConfigError
+
+    if column not in frame.columns:
+        close = difflib.get_close_matches(column, list(frame.columns), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"{key}={column}: the manifest has no such column. {hint}Its columns: "
+                          f"{list(frame.columns)}.")

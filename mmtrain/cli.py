@@ -20,7 +20,7 @@ from mmtrain.errors import ConfigError
 log = logging.getLogger("mmtrain")
 # Maps a user fills with their own names (data.targets.label.column=label): Hydra only adds a key
 # that is not in the config yet with "+", and only overrides an existing one without it; "++" does both.
-OPEN_MAPS = ("data.modalities.", "data.targets.")
+OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
 
 
 def main() -> None:

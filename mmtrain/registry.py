@@ -35,12 +35,12 @@ class Registry(Generic[T]):
                     importlib.import_module(f"{self.package}.{info.name}")
 
     def names(self) -> list[str]:
+        """Sorted, whatever order the modules were imported in."""
         self._load()
-        return list(self._items)
+        return sorted(self._items)
 
     def __iter__(self):
-        self._load()
-        return iter(self._items.values())
+        return iter([self._items[name] for name in self.names()])
 
     def __contains__(self, name) -> bool:
         self._load()
@@ -55,4 +55,4 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(str(name), self._items, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"{key + '=' if key else ''}{name} is not a known {self.what}: {hint}use one of "
-                          f"{', '.join(self._items)}.")
+                          f"{', '.join(self.names())}.")

@@ -16,16 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_cache import cached
-from mmtrain.data.table import MODALITY_TYPES, MultimodalTable
+from mmtrain.data.table import MultimodalTable
 from mmtrain.errors import ConfigError, build
 from mmtrain.checks import validate
 from mmtrain.losses import LossSettings
 from mmtrain.model import check_shapes
+from mmtrain.modalities import MODALITIES
 from mmtrain.module import MultimodalModule
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
-MODEL_KEYS = ("encoder", "fusion", "head", "loss", "optim")
+MODEL_KEYS = ("fusion", "head", "loss", "optim")  # and "encoder", resolved per modality
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -116,7 +117,7 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None) -> tuple[MultimodalMo
     if ckpt_path:
         use_saved_preprocessing(table, tasks, ckpt_path)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
-    model_cfg["encoder"] = encoder_configs(model_cfg["encoder"], table, modalities)
+    model_cfg["encoder"] = encoder_configs(cfg, table, modalities)
     module = MultimodalModule(model_cfg, modalities, tasks)
     for m in modalities:
         rate = getattr(module.model.encoders[m], "sample_rate", None)
@@ -152,20 +153,29 @@ def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str)
                               f"classes.")
 
 
-def encoder_configs(encoders: dict, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:
-    """The encoder of each modality: encoder.<name> if the config has one, else its type's default
-    (encoder.<type>), given the preprocessing fitted on the data for it (saved with the model)."""
-    strays = set(encoders) - set(MODALITY_TYPES) - set(table.modality_types) - set(modalities)
+def encoder_configs(cfg: DictConfig, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:
+    """The encoder of each modality: ``encoder_for.<name>`` if the config has one, else its type's
+    default ``encoder.<type>``, given the preprocessing fitted on the data for it (saved with the
+    model). Names and types are separate namespaces: a text column called `image` gets encoder.text."""
+    defaults = OmegaConf.to_container(cfg.encoder, resolve=True)
+    own = OmegaConf.to_container(cfg.encoder_for, resolve=True)
+    unknown = [k for k in defaults if k not in MODALITIES]
+    if unknown:
+        raise ConfigError(f"encoder.{unknown[0]}: not a modality type ({', '.join(MODALITIES.names())}). A "
+                          f"modality's own encoder goes in encoder_for.<name>: +encoder/<type>@encoder_for."
+                          f"{unknown[0]}=<option>.")
+    strays = sorted(set(own) - set(modalities))
     if strays:
-        raise ConfigError(f"encoder.{sorted(strays)[0]}: no modality of that name (this run's: {modalities}); name "
-                          f"the modality as the data does, e.g. +encoder/<type>@encoder.{modalities[0]}=<option>.")
+        raise ConfigError(f"encoder_for.{strays[0]}: no modality of that name (this run's: {modalities}); name "
+                          f"the modality as the data does, e.g. +encoder/<type>@encoder_for.{modalities[0]}=<option>.")
     configs = {}
     for m in modalities:
-        kind = table.modality_types.get(m, m)
-        if m not in encoders and kind not in encoders:
+        kind = table.modality_types[m]
+        if m not in own and kind not in defaults:
             raise ConfigError(f"No encoder for modality '{m}' (type {kind}): add one with "
-                              f"+encoder/{kind}@encoder.{m}=<option> (configured: {sorted(encoders)}).")
-        configs[m] = dict(encoders[m] if m in encoders else encoders[kind])
+                              f"+encoder/{kind}=<option> or +encoder/{kind}@encoder_for.{m}=<option> "
+                              f"(type defaults configured: {sorted(defaults)}).")
+        configs[m] = dict(own.get(m) or defaults[kind])
         if m in table.preprocessing:
             configs[m]["preprocessing"] = table.preprocessing[m]
     return configs

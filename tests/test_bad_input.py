@@ -77,7 +77,7 @@ def test_missing_tabular_column(toy):
 
 
 def test_unknown_modality_type(toy):
-    with pytest.raises(ConfigError, match=r"data.modalities.text.type=video is not known: use one of text, audio"):
+    with pytest.raises(ConfigError, match=r"data.modalities.text.type=video is not a known modality type: use one of audio, image"):
         load(toy[0], modalities={"text": {"type": "video"}})
 
 
@@ -87,7 +87,7 @@ def test_unknown_modality_setting(toy):
 
 
 def test_unknown_target_type(toy):
-    with pytest.raises(ConfigError, match=r"data.targets.label.type=ordinal is not a known task type: use one of multiclass"):
+    with pytest.raises(ConfigError, match=r"data.targets.label.type=ordinal is not a known task type: use one of binary, multiclass"):
         load(toy[0], targets={"label": {"type": "ordinal"}})
 
 

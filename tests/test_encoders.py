@@ -8,7 +8,8 @@ import torch
 
 import toy_data
 from mmtrain.tensors import pad
-from mmtrain.data.preprocess import apply_tabular, fit_tabular
+from mmtrain.modalities import MODALITIES
+from mmtrain.modalities.tabular import apply as apply_tabular
 from mmtrain.encoders.augment import ImageAugment, SpecAugment, token_dropout
 from mmtrain.encoders.sequence import SequenceEncoder
 from mmtrain.encoders.tabular import FTTransformerEncoder, TabularMLPEncoder
@@ -18,7 +19,7 @@ ROWS = [(1.0, np.nan, "fr"), (2.0, 5.0, "de"), (3.0, 7.0, None)]
 
 
 def tabular_pre():
-    return fit_tabular(ROWS, ["a", "b"], ["country"])
+    return MODALITIES.get("tabular").fit({"numeric": ["a", "b"], "categorical": ["country"]}, ROWS)
 
 
 def test_ft_transformer_gives_one_token_per_column_and_mlp_one():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mmtrain.data.manifest import load_manifest
-from mmtrain.data.preprocess import apply_tabular
+from mmtrain.modalities.tabular import apply as apply_tabular
 import toy_data
 
 TARGET = {"label": {"column": "label"}}

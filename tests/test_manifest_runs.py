@@ -93,8 +93,22 @@ def test_a_modality_gets_its_type_default_or_a_named_encoder(tmp_path, toy):
 
     module, _ = prepare(make_cfg(tmp_path / "a", *base, *QUICK))
     assert type(module.model.encoders["meta"]).__name__ == "TabularMLPEncoder"  # encoder.tabular
-    module, _ = prepare(make_cfg(tmp_path / "b", *base, *QUICK, "+encoder/tabular@encoder.meta=ft_transformer"))
+    module, _ = prepare(make_cfg(tmp_path / "b", *base, *QUICK, "+encoder/tabular@encoder_for.meta=ft_transformer"))
     assert type(module.model.encoders["meta"]).__name__ == "FTTransformerEncoder"
+
+
+def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):
+    # A text column the user calls `image` is text: it gets encoder.text, not the image encoder.
+    base = [f"data.path={toy}", "data=manifest", "++data.targets.label.column=label",
+            "++data.modalities.image.column=text", "++data.modalities.photo.column=image"]
+    from mmtrain.errors import ConfigError
+    from mmtrain.train import prepare
+
+    module, _ = prepare(make_cfg(tmp_path / "a", *base, *QUICK))
+    assert type(module.model.encoders["image"]).__name__ == "ScratchTextEncoder"
+    assert type(module.model.encoders["photo"]).__name__ == "ImageCNNEncoder"
+    with pytest.raises(ConfigError, match=r"encoder.photo: not a modality type .*encoder_for.photo"):
+        prepare(make_cfg(tmp_path / "b", *base, *QUICK, "+encoder/image@encoder.photo=cnn"))
 
 
 def test_encoder_lr_mult_slows_pretrained_encoders_only(tmp_path, toy):

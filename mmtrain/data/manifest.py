@@ -4,24 +4,22 @@ Columns map to modalities (``data.modalities.<name>``: a type and its column(s))
 (``data.targets.<task>``: a column and a type). Types left out are inferred from the values, and the
 resulting mapping is printed before training. Media paths are relative to the manifest's folder.
 Every row is checked before training (mmtrain/data/preflight.py); preprocessing is fitted on the
-train split only (mmtrain/data/preprocess.py).
+train split only, by each modality type (mmtrain/modalities/).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import is_empty, label_name, media_path, read_sequence
+from mmtrain.cells import filled, is_empty, label_name, mostly_numbers, require_column
 from mmtrain.data.preflight import BadRows, check_rows
-from mmtrain.data.preprocess import fit_sequence, fit_tabular
-from mmtrain.data.table import MODALITY_TYPES, MultimodalTable, TaskSpec
+from mmtrain.data.table import MultimodalTable, TaskSpec
 from mmtrain.errors import ConfigError
-from mmtrain.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -83,15 +81,14 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     train = split == "train"
     raws, preprocessing = {}, {}
     for name, spec in specs.items():
-        values = modality_values(frame, spec, root)
+        modality = MODALITIES.get(spec["type"])
+        values = modality.read(frame, spec, root)
         for old in absent.get(name, []):
             values[remap[old]] = None
         raws[name] = values
-        if spec["type"] == "tabular":
-            preprocessing[name] = fit_tabular([v for v, t in zip(values, train) if t and v is not None],
-                                              spec["numeric"], spec["categorical"])
-        elif spec["type"] == "sequence":
-            preprocessing[name] = fit_sequence([v for v, t in zip(values, train) if t and v is not None])
+        fitted = modality.fit(spec, [v for v, t in zip(values, train) if t and v is not None])
+        if fitted is not None:
+            preprocessing[name] = fitted
     tasks, target_arrays = {}, {}
     for task, spec in target_specs.items():
         tasks[task], target_arrays[task] = encode_target(frame[spec["column"]], spec, train)
@@ -132,102 +129,37 @@ def read_manifest(path: Path) -> pd.DataFrame:
     return frame
 
 
-def require_column(frame: pd.DataFrame, column: str, key: str) -> None:
-    if column not in frame.columns:
-        close = difflib.get_close_matches(column, list(frame.columns), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(f"{key}={column}: the manifest has no such column. {hint}Its columns: "
-                          f"{list(frame.columns)}.")
-
-
-def filled(series: pd.Series) -> pd.Series:
-    return series[series.map(lambda v: not is_empty(v))]
-
-
-
-
 def infer_type(series: pd.Series) -> str:
-    """text | audio | image | tabular | sequence from a column's values."""
+    """The modality type of a column, from its values: the first type (in infer_order) that claims it."""
     values = filled(series)
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) or mostly_numbers(values):
-        return "tabular"  # a few non-numbers in it are bad rows for the preflight, not a reason for text
-    if len(values) and values.map(lambda v: isinstance(v, (list, np.ndarray))).all():
-        return "sequence"
-    text = values.astype(str).str.lower()
-    if len(text) and text.str.endswith(AUDIO_SUFFIXES).all():
-        return "audio"
-    if len(text) and text.str.endswith(IMAGE_SUFFIXES).all():
-        return "image"
-    if len(text) and (text.str.endswith((".npy", ".csv")) | text.str.lstrip().str.startswith("[")).all():
-        return "sequence"  # series files, or JSON lists of numbers
-    return "text"
-
-
-def mostly_numbers(values: pd.Series) -> bool:
-    if not len(values) or values.map(lambda v: isinstance(v, (list, np.ndarray))).any():
-        return False
-    return pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
-
-
-def is_categorical(series: pd.Series) -> bool:
-    """A string column with few distinct values is a category, not free text."""
-    values = filled(series)
-    if pd.api.types.is_numeric_dtype(series) or mostly_numbers(values) or \
-            values.map(lambda v: isinstance(v, (list, np.ndarray))).any():
-        return False
-    return values.nunique() <= max(2, min(20, len(values) // 4))
+    return next(t.name for t in sorted(MODALITIES, key=lambda t: t.infer_order) if t.claims(series, values))
 
 
 def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[str, dict]:
-    """name -> {"type", "column"} (text/audio/image/sequence) or {"type": "tabular", "numeric",
-    "categorical"}, with each type given or inferred (``inferred`` lists what was guessed)."""
-    if not declared:  # one modality per column (all numbers and categories together as "tabular")
-        columns = [c for c in frame.columns if c not in reserved]
-        tabular = [c for c in columns if infer_type(frame[c]) == "tabular" or is_categorical(frame[c])]
-        declared = {c: {"column": c} for c in columns if c not in tabular}
-        if tabular:
-            declared["tabular"] = {"type": "tabular", "columns": tabular}
+    """name -> the resolved spec of its modality type ({"type", "column"}, or {"type": "tabular",
+    "numeric", "categorical"}), with ``inferred`` telling whether the type was guessed."""
+    if not declared:  # one modality per column; the columns of a multi-column type (tabular) together
+        kinds = {c: MODALITIES.get(infer_type(frame[c])) for c in frame.columns if c not in reserved}
+        declared = {c: {"column": c} for c, kind in kinds.items() if not kind.multi_column}
+        for kind in {k.name: k for k in kinds.values() if k.multi_column}.values():
+            declared[kind.name] = {"type": kind.name, "columns": [c for c, k in kinds.items() if k is kind]}
     specs = {}
     for name, spec in declared.items():
-        spec = dict(spec or {})
-        key = f"data.modalities.{name}"
-        unknown = set(spec) - {"type", "column", "columns", "numeric", "categorical", "encoder"}
+        spec, key = dict(spec or {}), f"data.modalities.{name}"
+        kind = spec.pop("type", None)
+        inferred = kind is None
+        if kind is None and set(spec) - {"column"}:  # column lists: the multi-column type that takes them
+            kind = next((t.name for t in MODALITIES if t.multi_column and set(spec) <= set(t.settings)), None)
+        if kind is None:
+            spec["column"] = spec.get("column") or name
+            require_column(frame, spec["column"], f"{key}.column")
+            kind = infer_type(frame[spec["column"]])
+        modality = MODALITIES.get(kind, f"{key}.type")
+        unknown = set(spec) - set(modality.settings)
         if unknown:
-            raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a modality takes type and column "
-                              f"(tabular: numeric and categorical column lists, or columns).")
-        kind = spec.get("type")
-        if kind is not None and kind not in MODALITY_TYPES:
-            raise ConfigError(f"{key}.type={kind} is not known: use one of {', '.join(MODALITY_TYPES)}.")
-        if kind == "tabular" and "column" in spec and not any(k in spec for k in ("columns", "numeric", "categorical")):
-            spec["columns"] = [spec.pop("column")]
-        if kind is None and "column" in spec and spec["column"] in frame.columns and is_categorical(frame[spec["column"]]):
-            spec = {"columns": [spec["column"]]}  # a few repeated strings: a category, not text
-        if kind == "tabular" or any(k in spec for k in ("columns", "numeric", "categorical")):
-            numeric, categorical = list(spec.get("numeric") or []), list(spec.get("categorical") or [])
-            for column in spec.get("columns") or []:
-                require_column(frame, column, f"{key}.columns")
-                (categorical if is_categorical(frame[column]) else numeric).append(column)
-            for column in numeric:
-                require_column(frame, column, f"{key}.numeric")
-            for column in categorical:
-                require_column(frame, column, f"{key}.categorical")
-            used_as_target = sorted(set(numeric + categorical) & reserved)
-            if used_as_target:
-                raise ConfigError(f"{key}: column(s) {used_as_target} are a target, the split or the id: they "
-                                  f"cannot also be inputs.")
-            if not numeric + categorical:
-                raise ConfigError(f"{key}: a tabular modality needs columns: {key}.numeric=[...] and/or "
-                                  f"{key}.categorical=[...].")
-            specs[name] = {"type": "tabular", "numeric": numeric, "categorical": categorical,
-                           "inferred": "columns" in spec}
-            continue
-        column = spec.get("column") or name
-        require_column(frame, column, f"{key}.column")
-        if column in reserved:
-            raise ConfigError(f"{key}.column={column} is a target, the split or the id: it cannot also be an input.")
-        specs[name] = {"type": kind or infer_type(frame[column]), "column": column, "inferred": kind is None}
-        if specs[name]["type"] == "tabular":
-            specs[name].update(numeric=[column], categorical=[])
+            raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a {kind} modality takes type and "
+                              f"{', '.join(modality.settings)}.")
+        specs[name] = {**modality.resolve(name, spec, frame, reserved), "inferred": inferred}
     return specs
 
 
@@ -285,39 +217,12 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     return split.astype(str)
 
 
-def modality_values(frame: pd.DataFrame, spec: dict, root: Path) -> list:
-    """The raw value per row that the modality's encoder featurizes (None for an empty cell)."""
-    kind = spec["type"]
-    if kind == "tabular":
-        numeric = [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64) for c in spec["numeric"]]
-        categorical = [frame[c].map(lambda v: None if is_empty(v) else label_name(v)).to_list()
-                       for c in spec["categorical"]]
-        return [tuple(float(col[i]) for col in numeric) + tuple(col[i] for col in categorical)
-                for i in range(len(frame))]
-    values = []
-    for value in frame[spec["column"]]:
-        if not isinstance(value, (list, np.ndarray)) and is_empty(value):
-            values.append(None)
-        elif kind in ("audio", "image"):
-            values.append(media_path(value, root))
-        elif kind == "sequence":
-            values.append(read_sequence(value, root))
-        else:
-            values.append(str(value))
-    return values
-
-
-
-
-
-
 def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad: BadRows) -> None:
     """The mapping from columns to modalities and targets, printed before training."""
     names, counts = np.unique(split, return_counts=True)
     lines = [f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"]
     for name, spec in specs.items():
-        columns = spec.get("column") or "; ".join(
-            f"{kind} {', '.join(spec[kind])}" for kind in ("numeric", "categorical") if spec[kind])
+        columns = MODALITIES.get(spec["type"]).describe(spec)
         how = "inferred" if spec["inferred"] else "given"
         lines.append(f"  modality {name:<12} {spec['type']:<9} <- {columns} (type {how})")
     for task, spec in target_specs.items():

@@ -1,8 +1,9 @@
 """The preflight: every row of a manifest is checked before training, so bad input fails (or is
 skipped, or made a missing modality) up front with a report, never mid-epoch.
 
-What is bad: an empty cell of a text/audio/image/sequence column, a missing or undecodable media
-file, a time series that does not parse or holds NaN/inf, text where a number should be or an
+What is bad is each modality type's and task type's to say (their ``check``, mmtrain/modalities/
+and mmtrain/tasks/): an empty cell of a text/audio/image/sequence column, a missing or undecodable
+media file, a time series that does not parse or holds NaN/inf, text where a number should be or an
 infinite number in a tabular column (NaN there is a missing value: imputed and flagged), an empty
 or non-numeric target, and a class (or label) of a val/test row that the train split never has.
 """
@@ -13,15 +14,13 @@ import csv
 import logging
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import is_empty, media_path, read_sequence
 from mmtrain.errors import ConfigError
-from mmtrain.media import check_audio, check_image
+from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -94,71 +93,12 @@ def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.n
     log.info("Checking %d rows (%s) ...", len(frame), ", ".join(specs))
     bad = BadRows(len(frame))
     for name, spec in specs.items():
-        if spec["type"] == "tabular":
-            check_tabular(frame, name, spec, bad)
-        elif spec["type"] in ("audio", "image"):
-            check_media(frame[spec["column"]], name, spec["type"], root, bad)
-        elif spec["type"] == "sequence":
-            check_sequences(frame[spec["column"]], name, root, bad)
-        else:
-            for row, value in enumerate(frame[spec["column"]]):
-                if is_empty(value):
-                    bad.add(row, name, spec["column"], "empty text")
+        MODALITIES.get(spec["type"]).check(frame, name, spec, root, bad)
     for task, spec in target_specs.items():
         check_target(frame[spec["column"]], task, spec, split, bad)
     log.info("Checked %d rows in %.1f s: %s", len(frame), time.perf_counter() - start,
              bad.summary() if bad.rows else "all good")
     return bad
-
-
-def check_media(series: pd.Series, name: str, kind: str, root: Path, bad: BadRows) -> None:
-    """Decode every file (threads: soundfile and PIL release the GIL while decoding)."""
-    column, check = series.name, check_audio if kind == "audio" else check_image
-    todo = {}
-    for row, value in enumerate(series):
-        if is_empty(value):
-            bad.add(row, name, column, f"no {kind} file named")
-            continue
-        path = media_path(value, root)
-        if not path.is_file():
-            bad.add(row, name, column, f"file not found: {path}")
-        else:
-            todo[row] = path
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for row, reason in zip(todo, pool.map(check, todo.values())):
-            if reason:
-                bad.add(row, name, column, reason if str(todo[row]) in reason else f"{reason}: {todo[row]}")
-
-
-def check_sequences(series: pd.Series, name: str, root: Path, bad: BadRows) -> None:
-    channels = None
-    for row, value in enumerate(series):
-        if not isinstance(value, (list, np.ndarray)) and is_empty(value):
-            bad.add(row, name, series.name, "empty time series")
-            continue
-        try:
-            array = read_sequence(value, root)
-        except Exception as err:
-            bad.add(row, name, series.name, f"not a time series ({type(err).__name__}: {str(err)[:80]})")
-            continue
-        if len(array) == 0:
-            bad.add(row, name, series.name, "empty time series")
-        elif not np.isfinite(array).all():
-            bad.add(row, name, series.name, "time series holds NaN/inf")
-        elif channels is not None and array.shape[1] != channels:
-            bad.add(row, name, series.name, f"{array.shape[1]} channels where earlier rows have {channels}")
-        else:
-            channels = array.shape[1]
-
-
-def check_tabular(frame: pd.DataFrame, name: str, spec: dict, bad: BadRows) -> None:
-    for column in spec["numeric"]:
-        raw = frame[column]
-        numbers = pd.to_numeric(raw, errors="coerce")
-        for row in np.flatnonzero(numbers.isna().to_numpy() & ~raw.map(is_empty).to_numpy()):
-            bad.add(int(row), name, column, f"not a number: {raw.iloc[row]!r}")
-        for row in np.flatnonzero(np.isinf(numbers.to_numpy(np.float64))):
-            bad.add(int(row), name, column, "infinite value")
 
 
 def check_target(series: pd.Series, task: str, spec: dict, split: np.ndarray, bad: BadRows) -> None:

@@ -6,9 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MODALITY_TYPES = ("text", "audio", "image", "tabular", "sequence")
-
-
 @dataclass
 class TaskSpec:
     """A prediction target: ``type`` is multiclass, multilabel or regression; ``classes`` names the
@@ -25,7 +22,7 @@ class MultimodalTable:
     modalities: name -> one raw value per row, ``None`` where the row lacks that modality: a ``str``
         for text; a float32 waveform or a ``Path`` to an audio file; a ``Path`` to an image; a tuple
         of cell values for tabular; a float32 array [T, C] for a sequence.
-    modality_types: name -> one of MODALITY_TYPES (picks the default encoder of that type).
+    modality_types: name -> its modality type (mmtrain/modalities/; picks the type's default encoder).
     preprocessing: name -> settings fitted on the train split (plain containers: means, vocabularies),
         passed to that modality's encoder and saved with the checkpoint.
     targets: task -> array with one entry per row: class index [N] (multiclass), 0/1 matrix

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.data.preprocess import apply_sequence
+from mmtrain.modalities.sequence import apply as apply_sequence
 from mmtrain.encoders.base import Encoder, EncoderOutput
 from mmtrain.errors import ConfigError
 from mmtrain.tensors import attendable, masked_mean

@@ -1,5 +1,5 @@
 """Tabular encoders over columns preprocessed with train-split statistics
-(mmtrain/data/preprocess.py): an MLP with categorical embeddings, or an FT-Transformer-style
+(mmtrain/modalities/tabular.py): an MLP with categorical embeddings, or an FT-Transformer-style
 encoder that turns every column into a token.
 
 Input per row: x [B, 1, 2 * n_numeric + n_categorical] = standardised values, missing flags,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.data.preprocess import apply_tabular
+from mmtrain.modalities.tabular import apply as apply_tabular
 from mmtrain.encoders.base import Encoder, EncoderOutput
 from mmtrain.errors import ConfigError
 
