@@ -45,14 +45,25 @@ def expand_heads(cfg: DictConfig) -> None:
         cfg.head = heads
 
 
+def validate_command(cfg: DictConfig, config_name: str) -> None:
+    """The checks every command's config gets: no ``???`` left, no top-level key that is not its own."""
+    require_values(cfg)
+    unknown_keys(cfg, primary_keys(config_name), "")
+
+
+def require_values(cfg: DictConfig) -> None:
+    missing = missing_values(cfg)
+    if missing:
+        examples = {"data.path": "data.path=/data/manifest.csv", "run": "run=outputs/<date>/<time>"}
+        example = examples.get(missing[0], f"{missing[0]}=<value>")
+        raise ConfigError(f"{', '.join(missing)} not set: give {'it' if len(missing) == 1 else 'them'} on the "
+                          f"command line (e.g. {example}).")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value fails in a second, before anything heavy runs.
     Expands head=per_target first (see expand_heads)."""
-    missing = missing_values(cfg)
-    if missing:
-        example = "data.path=/data/manifest.csv" if missing[0] == "data.path" else f"{missing[0]}=<value>"
-        raise ConfigError(f"{', '.join(missing)} not set: give {'it' if len(missing) == 1 else 'them'} on the "
-                          f"command line (e.g. {example}).")
+    require_values(cfg)
     if "targets" in cfg.data and not cfg.data.targets:
         raise ConfigError("data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           "(type multiclass|binary|multilabel|regression is inferred, or set with "

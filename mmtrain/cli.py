@@ -1,5 +1,6 @@
-"""The ``mmtrain`` command: the only ``@hydra.main``. Heavy imports wait until a run needs them so
-``mmtrain --help`` and ``--cfg job`` stay fast."""
+"""The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate`` and ``mmtrain-export``,
+each a thin ``@hydra.main`` over a plain function with its own primary config in conf/. Heavy
+imports wait until a run needs them so ``--help`` and ``--cfg job`` stay fast."""
 
 from __future__ import annotations
 
@@ -61,6 +62,54 @@ def train_job(cfg: DictConfig) -> float | None:
         log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", cfg.paths.output_dir, err)
         return math.nan
     return metrics.get(cfg.optimized_metric, math.nan)
+
+
+def predict_main() -> None:
+    predict_job()
+
+
+def evaluate_main() -> None:
+    evaluate_job()
+
+
+def export_main() -> None:
+    export_job()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="predict")
+def predict_job(cfg: DictConfig) -> None:
+    from mmtrain.predict import predict
+
+    command(cfg, "predict", predict)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="evaluate")
+def evaluate_job(cfg: DictConfig) -> None:
+    from mmtrain.evaluate import evaluate
+
+    command(cfg, "evaluate", evaluate)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="export")
+def export_job(cfg: DictConfig) -> None:
+    from mmtrain.export import export
+
+    command(cfg, "export", export)
+
+
+def command(cfg: DictConfig, config_name: str, function) -> None:
+    """Run ``function(cfg)`` after the config checks; a bad value or input: one paragraph, exit 2."""
+    from mmtrain.checks import validate_command
+    from mmtrain.logs import setup
+
+    setup()
+    try:
+        validate_command(cfg, config_name)
+        function(cfg)
+    except ConfigError as err:
+        to_log_file(f"mmtrain-{config_name}: error: {err}")
+        print(f"mmtrain-{config_name}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def to_log_file(message: str) -> None:

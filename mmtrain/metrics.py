@@ -22,21 +22,46 @@ def flatten(prefix: str, values: dict, classes: list[str] | None) -> dict[str, f
 
 
 class StageMetrics(nn.Module):
-    """One metric collection per task for one stage (val or test)."""
+    """One metric collection per task for one stage (val or test). Once the model is calibrated
+    (``calibration`` given to update), also each classification task's ECE and NLL, raw
+    (``ece_raw``, ``nll_raw``) and calibrated (``ece``, ``nll``)."""
 
     def __init__(self, tasks: dict[str, dict]):
         super().__init__()
         self.tasks = tasks
         self.collections = nn.ModuleDict(
             {name: TASKS.get(t["type"]).metrics(t["classes"]) for name, t in tasks.items()})
+        self.calibration = nn.ModuleDict()
+        for name, t in tasks.items():
+            for variant in ("raw", "calibrated"):
+                metrics = TASKS.get(t["type"]).calibration_metrics(t["classes"])
+                if metrics is not None:
+                    self.calibration[f"{name}:{variant}"] = nn.ModuleDict(metrics)
+        self.calibrated = False
 
-    def update(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> None:
+    def update(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+               calibration: dict | None = None) -> None:
         for name, collection in self.collections.items():
             collection.update(*TASKS.get(self.tasks[name]["type"]).metric_inputs(outputs[name], targets[name]))
+        if not calibration:
+            return
+        self.calibrated = True
+        for key, metrics in self.calibration.items():
+            name, variant = key.split(":")
+            TASKS.get(self.tasks[name]["type"]).update_calibration(
+                metrics, outputs[name], targets[name], calibration.get(name) if variant == "calibrated" else None)
 
     def compute(self, stage: str) -> dict[str, float]:
         flat = {}
         for name, collection in self.collections.items():
             flat.update(flatten(f"{stage}/{name}", collection.compute(), self.tasks[name]["classes"]))
             collection.reset()
+        if self.calibrated:
+            for key, metrics in self.calibration.items():
+                name, variant = key.split(":")
+                suffix = "_raw" if variant == "raw" else ""
+                for metric_name, metric in metrics.items():
+                    flat[f"{stage}/{name}/{metric_name}{suffix}"] = float(metric.compute())
+                    metric.reset()
+        self.calibrated = False
         return flat

@@ -39,8 +39,15 @@ class MultimodalModel(nn.Module):
         self.heads = nn.ModuleDict(heads)
 
     def forward(self, batch: dict) -> ModelOutput:
-        outs = {m: self.encoders[m](*batch["inputs"][m]) for m in self.modalities}
-        present = self.drop_modalities(batch["present"])
+        return self.fuse(self.encode(batch["inputs"]), self.drop_modalities(batch["present"]))
+
+    def encode(self, inputs: dict) -> dict:
+        """{m: (x, mask)} -> {m: EncoderOutput}. Separate from :meth:`fuse` so that masked evaluations
+        (per-modality contributions) reuse one encoding."""
+        return {m: self.encoders[m](*inputs[m]) for m in self.modalities}
+
+    def fuse(self, outs: dict, present: torch.Tensor) -> ModelOutput:
+        """Encoder outputs and present [B, M] -> per-task outputs."""
         if not self.fusion.decision_level:
             fused = self.fusion(outs, present)
             return ModelOutput({t: head(fused) for t, head in self.heads.items()})

@@ -9,22 +9,30 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from mmtrain.errors import ConfigError
 from mmtrain.losses import LossSettings
 from mmtrain.metrics import StageMetrics
 from mmtrain.model import build_model
 from mmtrain.optim import OptimSettings, configure
 from mmtrain.tasks import TASKS
 
+# 2: the checkpoint carries the data spec, model-file fingerprints and calibration (predict/evaluate/export).
+CHECKPOINT_FORMAT = 2
+
 
 class MultimodalModule(L.LightningModule):
     """model_cfg: {"encoder", "fusion", "head", "loss", "optim"} as plain dicts.
-    tasks: {task: {"type", "classes", "weights"}} with class/pos weights from the train split."""
+    tasks: {task: {"type", "classes", "weights"}} with class/pos weights from the train split.
+    data_spec: which columns each modality and target is read from (MultimodalTable.spec), so the
+    checkpoint alone can read a new file. ``calibration`` ({task: {...}}, fitted on val after
+    training) travels in the checkpoint beside the weights."""
 
-    def __init__(self, model_cfg: dict, modalities: list[str], tasks: dict[str, dict]):
+    def __init__(self, model_cfg: dict, modalities: list[str], tasks: dict[str, dict], data_spec: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model_cfg, modalities, tasks)
         self.tasks = tasks
+        self.calibration: dict[str, dict] = {}
         loss = LossSettings.of(model_cfg["loss"])
         self.losses = torch.nn.ModuleDict({
             t: TASKS.get(spec["type"]).loss(spec.get("weights"), loss) for t, spec in tasks.items()})
@@ -69,7 +77,7 @@ class MultimodalModule(L.LightningModule):
         out = self.model(batch)
         self.log("val/loss", self._loss(out, batch["targets"]), on_epoch=True,
                  batch_size=len(batch["present"]), sync_dist=True)
-        self.val_metrics.update(out.outputs, batch["targets"])
+        self.val_metrics.update(out.outputs, batch["targets"], self.calibration)
 
     def on_validation_epoch_end(self) -> None:
         self.val_results = self.val_metrics.compute("val")
@@ -77,7 +85,7 @@ class MultimodalModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         outputs = self.model(batch).outputs
-        self.test_metrics.update(outputs, batch["targets"])
+        self.test_metrics.update(outputs, batch["targets"], self.calibration)
         for task, matrix in self.test_confusion_metrics.items():
             matrix.update(outputs[task], batch["targets"][task])
 
@@ -109,15 +117,55 @@ class MultimodalModule(L.LightningModule):
         for prefix in self.files_backed_prefixes():
             for key in [k for k in checkpoint["state_dict"] if k.startswith(prefix)]:
                 del checkpoint["state_dict"][key]
+        checkpoint["mmtrain"] = {"format": CHECKPOINT_FORMAT, "model_files": {
+            m: e.fingerprint() for m, e in self.model.encoders.items()}}
+        checkpoint["calibration"] = self.calibration
 
     def files_backed_prefixes(self) -> list[str]:
         return [f"model.encoders.{m}." for m, e in self.model.encoders.items()
                 if e.pretrained and getattr(e, "freeze", False)]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        own = self.state_dict()
-        for prefix in self.files_backed_prefixes():
-            checkpoint["state_dict"].update({k: v for k, v in own.items() if k.startswith(prefix)})
+        checkpoint["state_dict"] = self.restore(checkpoint)  # Lightning's strict load follows
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
+    def restore(self, checkpoint: dict) -> dict:
+        """The checkpoint's full state dict, with the frozen weights back from their (checked) files;
+        sets the calibration. The checkpoint itself is left as it is."""
+        self.check_model_files(checkpoint)
+        own = self.state_dict()
+        state = dict(checkpoint["state_dict"])
+        for prefix in self.files_backed_prefixes():
+            state.update({k: v for k, v in own.items() if k.startswith(prefix)})
+        self.calibration = checkpoint.get("calibration") or {}
+        return state
+
+    def check_model_files(self, checkpoint: dict) -> None:
+        """The pretrained files an encoder is rebuilt from must be the ones it was trained with: the
+        same path with other content would load a different model without a word."""
+        saved = checkpoint.get("mmtrain", {}).get("model_files", {})
+        for m, encoder in self.model.encoders.items():
+            before, now = saved.get(m), encoder.fingerprint()
+            if before is not None and now != before:
+                raise ConfigError(
+                    f"The checkpoint's encoder for '{m}' was trained with the model files at {encoder.model_path}, "
+                    f"and those files have changed since (content fingerprint {before[:12]} then, "
+                    f"{(now or 'missing')[:12]} now). Put the original files back at that path, or point "
+                    f"the encoder's model setting at a copy of them.")
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> MultimodalModule:
+        """The trained module from a checkpoint file alone (no config beside it), in eval mode, with
+        its calibration; a checkpoint from an older mmtrain is a clear error."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        fmt = checkpoint.get("mmtrain", {}).get("format", 1)
+        if fmt < CHECKPOINT_FORMAT or not checkpoint.get("hyper_parameters", {}).get("data_spec"):
+            raise ConfigError(
+                f"{path} was written by an older mmtrain (checkpoint format {fmt}; this one reads {CHECKPOINT_FORMAT}): "
+                f"it lacks the column mapping that predicting and evaluating need. Evaluate it the old way "
+                f"(mmtrain train=false ckpt_path={path} with the run's data settings), or retrain.")
+        hp = checkpoint["hyper_parameters"]
+        module = cls(hp["model_cfg"], hp["modalities"], hp["tasks"], hp["data_spec"])
+        module.load_state_dict(module.restore(checkpoint))
+        return module.eval()

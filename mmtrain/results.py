@@ -60,7 +60,7 @@ def plot_curves(metrics_csv: Path, png: Path, tasks: list[str], best_epoch: int 
     plt.close(fig)
 
 
-def plot_confusion(matrix: np.ndarray, classes: list[str], stem: Path) -> None:
+def plot_confusion(matrix: np.ndarray, classes: list[str], stem: Path, split: str = "test") -> None:
     """Writes <stem>.csv (rows = true class, columns = predicted) and <stem>.png."""
     import matplotlib
     import pandas as pd
@@ -78,7 +78,150 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], stem: Path) -> None:
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, int(count), ha="center", va="center",
                 color="white" if count > matrix.max() / 2 else "black")
-    ax.set_title(f"{stem.name} (test)")
+    ax.set_title(f"{stem.name} ({split})")
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=110)
     plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def write_confusions(out_dir: Path, confusion: dict, tasks: dict) -> None:
+    """confusion_<task>.csv/png for the first split (``test``), confusion_<task>_<split> for others."""
+    for i, (split, matrices) in enumerate(confusion.items()):
+        suffix = "" if split == "test" or (i == 0 and "test" not in confusion) else f"_{split}"
+        for task, matrix in matrices.items():
+            plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}{suffix}", split)
+
+
+def plot_reliability(rows: list[dict], png: Path) -> None:
+    """One panel per task: accuracy against confidence per bin, raw and calibrated, with the diagonal."""
+    plt = _pyplot()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        for variant, colour in (("raw", "tab:red"), ("calibrated", "tab:blue")):
+            chosen = [r for r in rows if r["task"] == task and r["variant"] == variant and r["count"]]
+            ax.plot([r["confidence"] for r in chosen], [r["accuracy"] for r in chosen], marker="o", color=colour,
+                    label=variant)
+        ax.set_title(f"{task}: reliability")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_contributions(rows: list[dict], png: Path) -> None:
+    """Bars of each modality's Shapley value and drop-one, one panel per task metric."""
+    plt = _pyplot()
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        chosen = [r for r in rows if r["metric"] == metric]
+        x = np.arange(len(chosen))
+        ax.bar(x - 0.2, [r["shapley"] for r in chosen], 0.4, label="Shapley", color="tab:blue")
+        ax.bar(x + 0.2, [r["drop_one"] for r in chosen], 0.4, label="drop-one", color="tab:orange")
+        ax.set_xticks(x, [r["modality"] for r in chosen])
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(f"{metric}: full {chosen[0]['full']:.3f}, none {chosen[0]['none']:.3f}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_robustness(rows: list[dict], png: Path) -> None:
+    """Metric against corruption level (noise) and missing rate, one curve per modality."""
+    plt = _pyplot()
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(9, 3.6 * len(metrics)), squeeze=False)
+    for row_axes, metric in zip(axes, metrics):
+        for ax, kind in zip(row_axes, ("noise", "missing")):
+            for m in dict.fromkeys(r["modality"] for r in rows):
+                chosen = sorted((r for r in rows if r["metric"] == metric and r["kind"] == kind and r["modality"] == m),
+                                key=lambda r: r["level"])
+                ax.plot([r["level"] for r in chosen], [r["value"] for r in chosen], marker="o", label=m)
+            ax.set_title(f"{metric}: {'noise level' if kind == 'noise' else 'share of rows missing it'}", fontsize=9)
+            ax.set_xlabel("level" if kind == "noise" else "missing rate")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def peak_memory() -> dict[str, float]:
+    """Peak resident memory of this process (and of the GPU, if one was used), in MB."""
+    import resource
+
+    import torch
+
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def data_summary(table) -> dict:
+    """Per split: rows, the class (or label) counts of each task, and rows without each modality."""
+    out = {}
+    present = dict.fromkeys(table.split.tolist())
+    for split in [s for s in ("train", "val") if s in present] + [s for s in present if s not in ("train", "val")]:
+        rows = table.indices(split)
+        classes = {}
+        for task, spec in table.tasks.items():
+            y = table.targets[task][rows]
+            if spec.classes and y.ndim == 2:
+                classes[task] = dict(zip(spec.classes, y.sum(0).astype(int).tolist()))
+            elif spec.classes:
+                classes[task] = dict(zip(spec.classes, np.bincount(y, minlength=len(spec.classes)).tolist()))
+            else:
+                classes[task] = {"mean": float(np.mean(y)), "std": float(np.std(y))}
+        missing = {m: int(sum(values[i] is None for i in rows)) for m, values in table.modalities.items()}
+        out[split] = {"rows": int(len(rows)), "classes": classes, "missing": missing}
+    return out
+
+
+def write_run_info(out_dir: Path, kind: str, module, table, checkpoint, data_path: str | None = None,
+                   wall: dict | None = None, epochs: dict | None = None) -> None:
+    """run.json: what was trained and on what, its size, time and memory (the report's facts)."""
+    import json
+
+    model = module.model
+    encoders = module.hparams.model_cfg["encoder"]
+    params = list(module.parameters())
+    info = {
+        "kind": kind, "checkpoint": str(checkpoint) if checkpoint else None, "data": data_path,
+        "modalities": [{"name": m, "type": table.modality_types.get(m), "columns":
+                        module.hparams.data_spec["modalities"].get(m, {}) if module.hparams.data_spec else {},
+                        "encoder": type(model.encoders[m]).__name__, "target": encoders[m].get("_target_"),
+                        "pretrained": bool(model.encoders[m].pretrained),
+                        "frozen": bool(getattr(model.encoders[m], "freeze", False))} for m in model.modalities],
+        "fusion": type(model.fusion).__name__,
+        "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in module.tasks.items()},
+        "parameters": {"trainable": sum(p.numel() for p in params if p.requires_grad),
+                       "frozen": sum(p.numel() for p in params if not p.requires_grad)},
+        "epochs": epochs or {}, "wall_s": wall or {}, **peak_memory(),
+        "splits": data_summary(table), "calibration": module.calibration,
+    }
+    (out_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -7,71 +7,101 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_cache import cached
+from mmtrain.data.feature_cache import featurizers
 from mmtrain.data.table import MultimodalTable
 from mmtrain.errors import ConfigError, build
+from mmtrain.evaluate import analyse, calibrate, evaluate_splits
 from mmtrain.checks import validate
 from mmtrain.losses import LossSettings
 from mmtrain.model import check_shapes
 from mmtrain.modalities import MODALITIES
 from mmtrain.module import MultimodalModule
+from mmtrain.results import plot_curves, print_summary, write_confusions, write_run_info
+from mmtrain.run_report import write as write_report
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
 MODEL_KEYS = ("fusion", "head", "loss", "optim")  # and "encoder", resolved per modality
 
 
+class Phases(dict):
+    """Wall seconds per phase of a run (prepare, featurize, train, evaluate, report)."""
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - start
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Train (unless ``train=false``), then evaluate the best checkpoint on val and test; returns the
-    flat metrics written to metrics.json (``test/<task>/<metric>`` and ``val/<task>/<metric>``)."""
+    """Train (unless ``train=false``), then calibrate on val, evaluate the best checkpoint on val and
+    test, and write the report; returns the flat metrics written to metrics.json
+    (``test/<task>/<metric>`` and ``val/<task>/<metric>``)."""
+    phases = Phases()
     out_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
-    module, datamodule = prepare(cfg, ckpt_path)
+    with phases("prepare"):
+        module, datamodule = prepare(cfg, ckpt_path, phases)
+    phases["prepare"] -= phases.get("featurize", 0.0)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
                                plugins=cluster_plugins())
     if cfg.train:
-        if ckpt_path:
-            log.info("Resuming from %s", ckpt_path)
-        csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
-        history = earlier_epochs(out_dir / "metrics.csv", ckpt_path) if csv_logged else None
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        except RuntimeError as err:
-            if ckpt_path and "loading state_dict" in str(err):
-                raise ConfigError(
-                    f"The checkpoint {ckpt_path} was trained with another model config than this run's "
-                    f"({str(err).splitlines()[1].strip()[:160]} ...). Start in a new run dir (a new hydra.run.dir), "
-                    f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
-            raise
-        finally:
-            restore_epochs(out_dir / "metrics.csv", history)
+        with phases("train"):
+            fit(trainer, module, datamodule, ckpt_path, out_dir, loggers)
         eval_ckpt = (trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path) or None
     else:
         eval_ckpt = ckpt_path
-    trainer.loggers = []  # the final evaluation is metrics.json, not one more epoch in metrics.csv
-    trainer.validate(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
-    metrics, confusion = {}, {}
-    for split in test_splits(cfg):
-        datamodule.test_split = module.test_split = split
-        trainer.test(module, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
-        metrics.update(module.test_results)
-        confusion[split] = module.test_confusion
-    metrics.update(module.val_results)
+    device = trainer.strategy.root_device
+    with phases("evaluate"):
+        if cfg.train and eval_ckpt:
+            if trainer.is_global_zero:
+                calibrate(module, datamodule, eval_ckpt, OmegaConf.to_container(cfg.decision, resolve=True), device)
+            trainer.strategy.barrier()
+        metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
     if trainer.is_global_zero:
         # mmap: only the "epoch" entry is read, not the weights again
         best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
         write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
+        with phases("report"):
+            analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device)
+        write_run_info(out_dir, kind="train", module=module, table=datamodule.table, checkpoint=eval_ckpt,
+                       data_path=cfg.data.get("path") or cfg.data.name, wall=dict(phases),
+                       epochs={"trained": trainer.current_epoch, "best": best_epoch})
+        write_report(out_dir)
+        print_summary(metrics, out_dir, best_epoch)
     return metrics
+
+
+def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
+    if ckpt_path:
+        log.info("Resuming from %s", ckpt_path)
+    csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
+    history = earlier_epochs(out_dir / "metrics.csv", ckpt_path) if csv_logged else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except RuntimeError as err:
+        if ckpt_path and "loading state_dict" in str(err):
+            raise ConfigError(
+                f"The checkpoint {ckpt_path} was trained with another model config than this run's "
+                f"({str(err).splitlines()[1].strip()[:160]} ...). Start in a new run dir (a new hydra.run.dir), "
+                f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
+        raise
+    finally:
+        restore_epochs(out_dir / "metrics.csv", history)
 
 
 def earlier_epochs(metrics_csv: Path, ckpt_path: str | None):
@@ -107,7 +137,8 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def prepare(cfg: DictConfig, ckpt_path: str | None = None) -> tuple[MultimodalModule, MultimodalDataModule]:
+def prepare(cfg: DictConfig, ckpt_path: str | None = None,
+            phases: Phases | None = None) -> tuple[MultimodalModule, MultimodalDataModule]:
     """Validated config -> the LightningModule and the datamodule, featurized and shape-checked.
     Starting from a checkpoint, its saved preprocessing is used, not one refitted on this data."""
     validate(cfg)
@@ -118,21 +149,28 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None) -> tuple[MultimodalMo
         use_saved_preprocessing(table, tasks, ckpt_path)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
     model_cfg["encoder"] = encoder_configs(cfg, table, modalities)
-    module = MultimodalModule(model_cfg, modalities, tasks)
+    module = MultimodalModule(model_cfg, modalities, tasks, data_spec(table, modalities, list(tasks)))
     for m in modalities:
         rate = getattr(module.model.encoders[m], "sample_rate", None)
         if rate and table.sample_rate and rate != table.sample_rate:
             raise ConfigError(f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
                               f"set encoder.{m}.sample_rate={table.sample_rate}.")
-    encoders = module.model.encoders
-    featurizers = {m: cached(encoders[m].featurize, encoders[m].cache_key(), cfg.cache_dir) for m in modalities}
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks), featurizers, test_split=test_splits(cfg)[0],
-        batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, sampler=cfg.data.sampler,
-        balance_task=cfg.data.balance_task, seed=cfg.seed)
-    datamodule.setup()
+        table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir),
+        test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+        sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed)
+    with (phases if phases is not None else Phases())("featurize"):
+        datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
     return module, datamodule
+
+
+def data_spec(table: MultimodalTable, modalities: list[str], tasks: list[str]) -> dict | None:
+    """The table's column mapping for the modalities and tasks this run trains (None if the data has none)."""
+    if not table.spec:
+        return None
+    return {**table.spec, "modalities": {m: table.spec["modalities"][m] for m in modalities},
+            "targets": {t: table.spec["targets"][t] for t in tasks}}
 
 
 def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str) -> None:
@@ -219,16 +257,10 @@ def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None
 
 def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict,
                   best_epoch: int | None) -> None:
-    from mmtrain.results import plot_confusion, plot_curves, print_summary
-
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, in this same run dir
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     if (out_dir / "metrics.csv").exists():
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png", list(tasks), best_epoch)
-    for split, matrices in confusion.items():
-        suffix = "" if split == "test" else f"_{split}"
-        for task, matrix in matrices.items():
-            plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}{suffix}")
-    print_summary(metrics, out_dir, best_epoch)
+    write_confusions(out_dir, confusion, tasks)

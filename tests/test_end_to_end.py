@@ -8,7 +8,7 @@ import torch
 from mmtrain.train import run
 
 CLASSIFICATION_KEYS = {"acc", "f1_macro", "balanced_acc", "auroc", "recall/negative",
-                       "recall/neutral", "recall/positive"}
+                       "recall/neutral", "recall/positive", "ece", "ece_raw", "nll", "nll_raw"}
 
 
 def test_default_architecture_beats_chance_and_writes_every_output(tmp_path, cfg_factory):
@@ -22,7 +22,8 @@ def test_default_architecture_beats_chance_and_writes_every_output(tmp_path, cfg
     # chance macro-F1 is 1/3 at best (always "neutral" gives 0.25)
     assert metrics["test/sentiment/f1_macro"] > 0.5
     for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "metrics.csv", "curves.png",
-                 "config.yaml", "confusion_sentiment.csv", "confusion_sentiment.png"):
+                 "config.yaml", "confusion_sentiment.csv", "confusion_sentiment.png", "report.md", "run.json",
+                 "contribution.csv", "contribution.png", "reliability.png", "per_class.csv"):
         assert (out / name).is_file(), name
     # Checkpoints hold plain containers only: they load with torch's safe loader.
     ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)

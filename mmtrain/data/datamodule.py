@@ -104,10 +104,11 @@ class MultimodalDataModule(L.LightningDataModule):
         return DataLoader(rows.tolist(), batch_size=self.batch_size, sampler=sampler,
                           collate_fn=self.batch, num_workers=self.num_workers)
 
-    def _eval_loader(self, split: str) -> DataLoader:
-        """Each rank evaluates its own rows, with no padding, so metrics (synced by torchmetrics)
-        count every row exactly once (Lightning's DistributedSampler would repeat rows)."""
-        rank, world = self._ranks()
+    def loader(self, split: str, shard: bool = True) -> DataLoader:
+        """The rows of ``split`` in order. Sharded, each rank evaluates its own rows, with no
+        padding, so metrics (synced by torchmetrics) count every row exactly once (Lightning's
+        DistributedSampler would repeat rows); unsharded, one process sees them all."""
+        rank, world = self._ranks() if shard else (0, 1)
         return self._loader(self.table.indices(split)[rank::world])
 
     def train_dataloader(self) -> DataLoader:
@@ -121,7 +122,7 @@ class MultimodalDataModule(L.LightningDataModule):
         return self._loader(rows, EpochSampler(len(rows), self.seed, weights, rank, world))
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+        return self.loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_split)
+        return self.loader(self.test_split)

@@ -68,3 +68,8 @@ def cached(featurize: Callable[[list], list[torch.Tensor]], encoder_key: dict | 
         return features
 
     return with_cache
+
+
+def featurizers(encoders, cache_dir) -> dict[str, Callable[[list], list[torch.Tensor]]]:
+    """Each modality's encoder ``featurize``, behind the disk cache where the encoder has a cache key."""
+    return {m: cached(e.featurize, e.cache_key(), cache_dir) for m, e in encoders.items()}

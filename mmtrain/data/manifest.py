@@ -65,36 +65,79 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
         log.warning("Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused)
         frame, split = frame[np.isin(split, used)].reset_index(drop=True), split[np.isin(split, used)]
     require_splits(split, used, split_column)
-    ids = frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
-    bad = check_rows(frame, specs, target_specs, split, root)
-    keep, absent = bad.resolve(on_bad_row, ids, report_dir)
-    if len(keep) < len(frame):  # dropped train rows can leave a val/test class unseen in train: drop those too
-        again = check_rows(frame.iloc[keep].reset_index(drop=True), {}, target_specs, split[keep], root)
+    ids = row_ids(frame, id_column)
+    spec = {"modalities": {m: {k: v for k, v in s.items() if k != "inferred"} for m, s in specs.items()},
+            "targets": {t: {k: s[k] for k in ("column", "type", "separator")} for t, s in target_specs.items()},
+            "id_column": id_column, "split_column": split_column}
+    table, _, bad = make_table(frame, spec, split, root, ids, on_bad_row, report_dir)
+    require_splits(table.split, used, split_column, after="after dropping bad rows")
+    describe(path, specs, target_specs, table.tasks, table.split, bad)
+    return table
+
+
+def row_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
+    """Each row's id: the id column's value, else its row number."""
+    return frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
+
+
+def check_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, tasks: dict | None = None,
+                empty_is_missing: bool = False) -> BadRows:
+    """The preflight of make_table: every row's modalities and targets (known classes: ``tasks``')."""
+    known = None if tasks is None else {t: set(tasks[t].get("classes") or []) for t in spec["targets"]}
+    bad = check_rows(frame, spec["modalities"], spec["targets"], split, root, known)
+    if empty_is_missing:
+        for name, modality_spec in spec["modalities"].items():
+            bad.forget(name, np.flatnonzero(MODALITIES.get(modality_spec["type"]).empty(frame, modality_spec)))
+    return bad
+
+
+def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, ids: np.ndarray, on_bad_row: str,
+               report_dir: str | None, tasks: dict | None = None, preprocessing: dict | None = None,
+               empty_is_missing: bool = False, bad: BadRows | None = None) -> tuple[MultimodalTable, np.ndarray, BadRows]:
+    """Checked rows of ``frame`` -> (table, the kept rows' positions in ``frame``, the bad rows).
+
+    spec: the data spec (modalities, targets, id/split columns; see MultimodalTable.spec). Training
+    (``tasks`` None) fits the classes and the preprocessing on the train rows; a trained model
+    passes its ``tasks`` (classes) and ``preprocessing`` instead, and with ``empty_is_missing`` an
+    empty cell makes the modality absent in that row rather than a bad row. ``bad``: the rows'
+    check, already made and reported (see check_table): only decided on here.
+    """
+    specs, targets = spec["modalities"], spec["targets"]
+    if bad is None:
+        bad = check_table(frame, spec, split, root, tasks, empty_is_missing)
+        keep, absent = bad.resolve(on_bad_row, ids, report_dir)
+    else:
+        keep, absent = bad.decide(on_bad_row)
+    if tasks is None and len(keep) < len(frame):  # dropped train rows can leave a val/test class unseen in train
+        again = check_rows(frame.iloc[keep].reset_index(drop=True), {}, targets, split[keep], root)
         if again.rows:
             log.warning("data: %d more rows dropped: their class no longer appears in the kept train rows.",
                         len(again.rows))
             keep = np.delete(keep, sorted(again.rows))
-    frame, split, ids = frame.iloc[keep].reset_index(drop=True), split[keep], ids[keep]
-    require_splits(split, used, split_column, after="after dropping bad rows")
-    absent = {m: rows[np.isin(rows, keep)] for m, rows in absent.items()}
+    frame, split = frame.iloc[keep].reset_index(drop=True), split[keep]
     remap = {old: new for new, old in enumerate(keep)}
     train = split == "train"
-    raws, preprocessing = {}, {}
-    for name, spec in specs.items():
-        modality = MODALITIES.get(spec["type"])
-        values = modality.read(frame, spec, root)
+    raws, fitted = {}, {}
+    for name, modality_spec in specs.items():
+        modality = MODALITIES.get(modality_spec["type"])
+        values = modality.read(frame, modality_spec, root)
         for old in absent.get(name, []):
-            values[remap[old]] = None
+            if old in remap:
+                values[remap[old]] = None
         raws[name] = values
-        fitted = modality.fit(spec, [v for v, t in zip(values, train) if t and v is not None])
-        if fitted is not None:
-            preprocessing[name] = fitted
-    tasks, target_arrays = {}, {}
-    for task, spec in target_specs.items():
-        tasks[task], target_arrays[task] = encode_target(frame[spec["column"]], spec, train)
-    describe(path, specs, target_specs, tasks, split, bad)
-    return MultimodalTable(raws, target_arrays, tasks, split, None,
-                           {m: s["type"] for m, s in specs.items()}, preprocessing)
+        if preprocessing is None:
+            pre = modality.fit(modality_spec, [v for v, t in zip(values, train) if t and v is not None])
+            if pre is not None:
+                fitted[name] = pre
+    task_specs, target_arrays = {}, {}
+    for task, target in targets.items():
+        kind = TASKS.get(target["type"])
+        series = frame[target["column"]]
+        classes = kind.fit_classes(series, {"task": task, **target}, train) if tasks is None else tasks[task]["classes"]
+        task_specs[task], target_arrays[task] = TaskSpec(target["type"], classes), kind.encode(series, target, classes)
+    table = MultimodalTable(raws, target_arrays, task_specs, split, None, {m: s["type"] for m, s in specs.items()},
+                            fitted if preprocessing is None else dict(preprocessing), spec)
+    return table, keep, bad
 
 
 def require_splits(split: np.ndarray, names: list[str], split_column: str | None, after: str = "") -> None:
@@ -105,28 +148,71 @@ def require_splits(split: np.ndarray, names: list[str], split_column: str | None
                               f"Name them train/val/test, or set data.test_splits to the test splits present.")
 
 
-def read_manifest(path: Path) -> pd.DataFrame:
+def manifest_kind(path: Path, key: str = "data.path") -> str:
+    """csv, tsv, parquet or jsonl from the suffix; a ConfigError for another suffix or no file."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
-        raise ConfigError(f"data.path={path}: unknown manifest format '{path.suffix}'. Use .csv, .tsv, "
+        raise ConfigError(f"{key}={path}: unknown manifest format '{path.suffix}'. Use .csv, .tsv, "
                           f".parquet or .jsonl.")
     if not path.is_file():
-        raise ConfigError(f"data.path={path}: no such file. Point data.path at the manifest (CSV, Parquet "
+        raise ConfigError(f"{key}={path}: no such file. Point {key} at the manifest (CSV, Parquet "
                           f"or JSONL); relative media paths in it are read from its folder.")
+    return kind
+
+
+def read_chunks(path: Path, chunk_rows: int | None = None, key: str = "data.path"):
+    """The manifest as DataFrames of at most ``chunk_rows`` rows (all of it at once with None), so a
+    long file is read in bounded memory. Column names become strings."""
+    kind = manifest_kind(path, key)
+    reader = None
     try:
-        if kind == "parquet":
-            frame = pd.read_parquet(path)
+        if chunk_rows is None:
+            reader = iter([pd.read_parquet(path) if kind == "parquet" else pd.read_json(path, lines=True)
+                           if kind == "jsonl" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")])
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            reader = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
         elif kind == "jsonl":
-            frame = pd.read_json(path, lines=True)
+            reader = pd.read_json(path, lines=True, chunksize=chunk_rows)
         else:
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+            reader = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=chunk_rows)
+        while True:
+            try:
+                frame = next(reader)
+            except StopIteration:
+                return
+            frame.columns = [str(c) for c in frame.columns]
+            yield frame
+    except ConfigError:
+        raise
     except Exception as err:
-        raise ConfigError(f"data.path={path}: could not read it as {kind} ({type(err).__name__}: "
+        raise ConfigError(f"{key}={path}: could not read it as {kind} ({type(err).__name__}: "
                           f"{str(err).splitlines()[0][:200]}).") from err
+    finally:
+        if hasattr(reader, "close"):
+            reader.close()
+
+
+def read_manifest(path: Path, key: str = "data.path") -> pd.DataFrame:
+    frame = next(read_chunks(path, key=key))
     if frame.empty:
-        raise ConfigError(f"data.path={path}: the manifest has no rows.")
-    frame.columns = [str(c) for c in frame.columns]
+        raise ConfigError(f"{key}={path}: the manifest has no rows.")
     return frame
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV, TSV, Parquet or JSONL by the suffix, written to a temporary file and renamed into place."""
+    kind = READERS.get(path.suffix.lower())
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "parquet":
+        frame.to_parquet(tmp, index=False)
+    elif kind == "jsonl":
+        frame.to_json(tmp, orient="records", lines=True)
+    else:
+        frame.to_csv(tmp, sep="\t" if kind == "tsv" else ",", index=False)
+    tmp.replace(path)
 
 
 def infer_type(series: pd.Series) -> str:
@@ -180,13 +266,6 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
         kind = next(t.name for t in sorted(TASKS, key=lambda t: t.infer_order)
                     if t.claims(values, numbers, separator, key, column))
     return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": spec.get("type") is None}
-
-
-def encode_target(series: pd.Series, spec: dict, train: np.ndarray) -> tuple[TaskSpec, np.ndarray]:
-    """Targets as arrays; classes (and multilabel labels) are those seen in the train split."""
-    task = TASKS.get(spec["type"])
-    classes = task.fit_classes(series, spec, train)
-    return TaskSpec(spec["type"], classes), task.encode(series, spec, classes)
 
 
 def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,

@@ -18,6 +18,8 @@ About ``missing_audio`` of the samples have no clip at all (the audio modality i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mmtrain.data.table import MultimodalTable, TaskSpec
@@ -53,6 +55,12 @@ _TOPICS = {
 }
 _CONNECTORS = ["after", "amid", "following", "on"]
 _MOVE_MEAN = np.array([-1.5, 0.0, 1.0])
+# The columns a manifest of this data has (write_manifest), so a model trained on it reads such files.
+SPEC = {"modalities": {"text": {"type": "text", "column": "text"}, "audio": {"type": "audio", "column": "audio"}},
+        "targets": {"sentiment": {"column": "sentiment", "type": "multiclass", "separator": "|"},
+                    "tags": {"column": "tags", "type": "multilabel", "separator": "|"},
+                    "move": {"column": "move", "type": "regression", "separator": "|"}},
+        "id_column": "id", "split_column": "split"}
 
 
 def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0.25),
@@ -82,6 +90,7 @@ def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0
         split=_stratified_split(rng, sentiment, split_fractions),
         sample_rate=SAMPLE_RATE,
         modality_types={"text": "text", "audio": "audio"},
+        spec=SPEC,
     )
 
 
@@ -129,3 +138,28 @@ def _stratified_split(rng, labels: np.ndarray, fractions) -> np.ndarray:
         split[idx[n_train:n_train + n_val]] = "val"
         split[idx[n_train + n_val:]] = "test"
     return split.astype(str)
+
+
+def write_manifest(folder, **settings) -> Path:
+    """The data of ``generate(**settings)`` as files: folder/manifest.csv (columns of SPEC: id, text,
+    audio = a 16 kHz wav under folder/audio, sentiment, tags "a|b", move, split), as a user's own
+    data would come. A row without a clip has an empty audio cell."""
+    import pandas as pd
+    import soundfile
+
+    folder = Path(folder)
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    table = generate(**settings)
+    rows = []
+    for i, (text, clip) in enumerate(zip(table.modalities["text"], table.modalities["audio"])):
+        audio = None
+        if clip is not None:
+            audio = f"audio/{i:05d}.wav"
+            soundfile.write(folder / audio, clip, SAMPLE_RATE)
+        rows.append({"id": f"n{i:05d}", "text": text, "audio": audio,
+                     "sentiment": CLASSES[table.targets["sentiment"][i]],
+                     "tags": "|".join(t for t, on in zip(TAGS, table.targets["tags"][i]) if on),
+                     "move": float(table.targets["move"][i]), "split": table.split[i]})
+    path = folder / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path

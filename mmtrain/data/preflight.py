@@ -37,10 +37,18 @@ class BadRows:
     def add(self, row: int, field: str, column: str, reason: str) -> None:
         self.rows[row].append((field, column, reason))
 
+    def forget(self, field: str, rows) -> None:
+        """Drop what was found about ``field`` in these rows (an empty cell that means "absent")."""
+        for row in rows:
+            if row in self.rows:
+                self.rows[row] = [p for p in self.rows[row] if p[0] != field]
+                if not self.rows[row]:
+                    del self.rows[row]
+
     def summary(self) -> str:
         return f"{len(self.rows)} of {self.num_rows} rows are bad"
 
-    def resolve(self, on_bad_row: str, ids: np.ndarray, report_dir: str | None):
+    def resolve(self, on_bad_row: str, ids, report_dir: str | None):
         """-> (rows to keep, {modality: rows where it becomes absent}), after writing bad_rows.csv.
         error: raise with the first rows and reasons; skip: drop bad rows; missing: a bad modality
         becomes absent for that row (a bad target still drops the row)."""
@@ -58,6 +66,15 @@ class BadRows:
                 f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
                 f"data.on_bad_row=skip (train without them) or data.on_bad_row=missing (treat the bad "
                 f"modality as absent in those rows).")
+        keep, absent = self.decide(on_bad_row)
+        log.warning("data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",
+                    self.summary(), on_bad_row, self.num_rows - len(keep),
+                    len({r for rows in absent.values() for r in rows} & set(keep.tolist())), where)
+        return keep, absent
+
+    def decide(self, on_bad_row: str):
+        """(rows to keep, {modality: rows where it becomes absent}) for skip or missing, without
+        reporting: skip drops bad rows; missing makes a bad modality absent (a bad target drops)."""
         absent: dict[str, list[int]] = defaultdict(list)
         dropped = set()
         for row, problems in self.rows.items():
@@ -66,10 +83,7 @@ class BadRows:
                     dropped.add(row)
                 else:
                     absent[field].append(row)
-        log.warning("data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",
-                    self.summary(), on_bad_row, len(dropped),
-                    len({r for rows in absent.values() for r in rows} - dropped), where)
-        keep = np.array([r for r in everything if r not in dropped], dtype=np.int64)
+        keep = np.array([r for r in range(self.num_rows) if r not in dropped], dtype=np.int64)
         return keep, {m: np.array(rows, dtype=np.int64) for m, rows in absent.items()}
 
     def write(self, ids: np.ndarray, report_dir: str | None) -> Path | None:
@@ -87,19 +101,17 @@ class BadRows:
 
 
 def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.ndarray,
-               root: Path) -> BadRows:
-    """Check every row of every used modality and target (specs as made by manifest.py)."""
+               root: Path, known: dict[str, set] | None = None) -> BadRows:
+    """Check every row of every used modality and target (specs as made by manifest.py). known:
+    task -> its classes (a trained model's); without it, the classes are those of the train rows."""
     start = time.perf_counter()
     log.info("Checking %d rows (%s) ...", len(frame), ", ".join(specs))
     bad = BadRows(len(frame))
     for name, spec in specs.items():
         MODALITIES.get(spec["type"]).check(frame, name, spec, root, bad)
     for task, spec in target_specs.items():
-        check_target(frame[spec["column"]], task, spec, split, bad)
+        TASKS.get(spec["type"]).check(frame[spec["column"]], f"target {task}", spec, (known or {}).get(task),
+                                      split == "train", bad)
     log.info("Checked %d rows in %.1f s: %s", len(frame), time.perf_counter() - start,
              bad.summary() if bad.rows else "all good")
     return bad
-
-
-def check_target(series: pd.Series, task: str, spec: dict, split: np.ndarray, bad: BadRows) -> None:
-    TASKS.get(spec["type"]).check(series, f"target {task}", spec, None, split == "train", bad)

@@ -28,6 +28,10 @@ class MultimodalTable:
     targets: task -> array with one entry per row: class index [N] (multiclass), 0/1 matrix
         [N, L] (multilabel) or float [N] (regression).
     split: split name per row: "train", "val", "test" and any further test splits.
+    spec: where each modality and target comes from, as plain containers (saved with the model, so
+        it can read new files): {"modalities": {name: {"type", "column"} or tabular's {"type",
+        "numeric", "categorical"}}, "targets": {task: {"column", "type", "separator"}},
+        "id_column", "split_column"}.
     """
 
     modalities: dict[str, list]
@@ -37,6 +41,7 @@ class MultimodalTable:
     sample_rate: int | None = None
     modality_types: dict[str, str] = field(default_factory=dict)
     preprocessing: dict[str, dict] = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.split)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
 from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_audio
@@ -158,7 +158,7 @@ class HFAudioEncoder(Encoder):
         super().__init__()
         from transformers import AutoFeatureExtractor, AutoModel
 
-        self.path = resolve_model_path(model, "encoder.audio.model")
+        self.path = self.model_path = resolve_model_path(model, "encoder.audio.model")
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path)
@@ -174,8 +174,8 @@ class HFAudioEncoder(Encoder):
     def cache_key(self) -> dict | None:
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "model": self.path, "files": model_files_key(self.path),
-                "format": 1}
+        return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(),
+                "format": 2}
 
     def _inputs(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
         """The extractor's per-clip input: a normalised waveform [N] or filterbank frames [T, F]."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import ImageAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_image
 from mmtrain.tensors import masked_mean
@@ -100,7 +100,7 @@ class TimmImageEncoder(Encoder):
             config.update(input_size=(3, image_size, image_size), crop_pct=1.0)
         self.transform = timm.data.create_transform(**config, is_training=False)
         self.name, self.freeze, self.featurize_batch_size = name, freeze, featurize_batch_size
-        self.weights = checkpoint_path or (pretrained_cfg_overlay or {}).get("file")
+        self.model_path = checkpoint_path or (pretrained_cfg_overlay or {}).get("file")
         self.pretrained = bool(pretrained or checkpoint_path)
         self.image_size = config["input_size"][-1]
         if freeze and augment:
@@ -113,8 +113,8 @@ class TimmImageEncoder(Encoder):
     def cache_key(self) -> dict | None:
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "name": self.name, "weights": model_files_key(self.weights),
-                "image_size": self.image_size, "format": 1}
+        return {"encoder": type(self).__name__, "name": self.name, "weights": self.fingerprint(),
+                "image_size": self.image_size, "format": 2}
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         pixels = [self.transform(load_image(path, "RGB")).unsqueeze(0) for path in raws]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import token_dropout
-from mmtrain.encoders.base import Encoder, EncoderOutput, model_files_key, run_frozen, set_trainable
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
 from mmtrain.errors import ConfigError
 from mmtrain.tensors import attendable, masked_mean
 
@@ -73,7 +73,7 @@ class HFTextEncoder(Encoder):
         self.freeze, self.max_length, self.token_dropout = freeze, max_length, token_dropout
         self.featurize_batch_size = featurize_batch_size
         self.tokenizer = load_tokenizer(model, "encoder.text.model")
-        self.path = resolve_model_path(model, "encoder.text.model")
+        self.path = self.model_path = resolve_model_path(model, "encoder.text.model")
         try:
             self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
@@ -85,8 +85,8 @@ class HFTextEncoder(Encoder):
         """What the frozen features depend on: the model files (name, size, mtime) and settings."""
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "model": self.path, "files": model_files_key(self.path),
-                "max_length": self.max_length, "format": 1}
+        return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(),
+                "max_length": self.max_length, "format": 2}
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         ids = tokenize(self.tokenizer, raws, self.max_length)
@@ -120,6 +120,7 @@ class ScratchTextEncoder(Encoder):
         if arch == "transformer" and dim % heads:
             raise ConfigError(f"encoder.text.dim={dim} must be divisible by encoder.text.heads={heads}.")
         self.tokenizer = load_tokenizer(tokenizer, "encoder.text.tokenizer")
+        self.model_path = resolve_model_path(tokenizer, "encoder.text.tokenizer")  # its vocabulary
         self.arch, self.max_length, self.out_dim = arch, max_length, dim
         self.embed = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=0)
         if arch == "transformer":

@@ -48,6 +48,12 @@ class ModalityType:
         """The raw value per row that the encoder featurizes, None for an empty cell."""
         raise NotImplementedError
 
+    def empty(self, frame, spec: dict):
+        """bool per row: the row has nothing of this modality (a trained model then treats it as absent)."""
+        import numpy as np
+
+        return np.zeros(len(frame), dtype=bool)
+
     def check(self, frame, name: str, spec: dict, root: Path, bad) -> None:
         """Add the rows whose cells cannot be used (``bad.add(row, name, column, reason)``)."""
         raise NotImplementedError
@@ -55,6 +61,18 @@ class ModalityType:
     def fit(self, spec: dict, values: list) -> dict | None:
         """Preprocessing fitted on the train rows' raw values (None: nothing to fit)."""
         return None
+
+    def corrupt(self, x, mask, level: float, generator, preprocessing: dict | None):
+        """A featurized batch (x [B, T, ...], mask [B, T]) corrupted at ``level`` in [0, 1], for the
+        robustness sweep (MultiBench's protocol): by default Gaussian noise of ``level`` times the
+        values' std over real entries. Returns (x, mask)."""
+        import torch
+
+        if not x.is_floating_point() or not mask.any():
+            return x, mask
+        std = x[mask].float().std().nan_to_num(0.0)
+        noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        return x + level * std * noise, mask
 
 
 class ColumnModality(ModalityType):
@@ -73,6 +91,9 @@ class ColumnModality(ModalityType):
 
     def read(self, frame, spec, root):
         return [None if is_empty(v) else self.read_cell(v, root) for v in frame[spec["column"]]]
+
+    def empty(self, frame, spec):
+        return frame[spec["column"]].map(is_empty).to_numpy(dtype=bool)
 
     def read_cell(self, value, root: Path):
         return str(value)

@@ -95,6 +95,15 @@ class Tabular(ModalityType):
         return {"numeric": list(numeric), "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist(),
                 "categorical": list(categorical), "vocab": vocab}
 
+    def corrupt(self, x, mask, level, generator, preprocessing):
+        """Gaussian noise on the standardised numeric values only (not on missing flags or
+        category codes): ``level`` times their unit std."""
+        n = len(preprocessing["numeric"])
+        noise = torch.randn(x[..., :n].shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        x = x.clone()
+        x[..., :n] += level * noise
+        return x, mask
+
 
 def apply(pre: dict, rows: list[tuple]) -> list[torch.Tensor]:
     """Rows as made by ``Tabular.read`` -> per row [1, 2 * n_numeric + n_categorical]: standardised

@@ -18,3 +18,11 @@ class Text(ColumnModality):
         for row, value in enumerate(frame[spec["column"]]):
             if is_empty(value):
                 bad.add(row, name, spec["column"], "empty text")
+
+    def corrupt(self, x, mask, level, generator, preprocessing):
+        """Each real token but the first (CLS) dropped with probability ``level``."""
+        import torch
+
+        keep = torch.rand(mask.shape, generator=generator, device="cpu").to(mask.device) >= level
+        keep[:, 0] = True
+        return x, mask & keep

@@ -74,6 +74,39 @@ class TaskType:
         """A confusion-matrix metric (updated with outputs and targets), or None."""
         return None
 
+    # -- calibration, fitted on val after training (mmtrain/calibration.py) and used by predict
+    def fit_calibration(self, outputs, targets, settings: dict) -> dict:
+        """Calibration of this task from its val outputs and targets (plain containers): e.g.
+        {"temperature": T}. ``settings``: the ``decision`` config (e.g. a binary threshold)."""
+        return {}
+
+    def calibration_metrics(self, classes) -> dict | None:
+        """{"ece": metric, "nll": metric}, updated by :meth:`update_calibration`; None if the type
+        has no probabilities."""
+        return None
+
+    def update_calibration(self, metrics: dict, outputs, targets, calibration: dict | None) -> None:
+        raise NotImplementedError
+
+    # -- predictions (mmtrain/predict.py)
+    def probabilities(self, outputs, calibration: dict | None):
+        """Calibrated probabilities [B, K] (None for a type without them)."""
+        return None
+
+    def predictions(self, task: str, outputs, classes, calibration: dict | None) -> dict:
+        """Output columns for one batch: ``pred_<task>`` and, for classification,
+        ``prob_<task>_<class>`` per class; values are numpy arrays or lists."""
+        raise NotImplementedError
+
+    # -- the run report (mmtrain/analysis.py)
+    def per_class(self, outputs, targets, classes, calibration: dict | None) -> list[dict] | None:
+        """Rows {class, precision, recall, f1, support} of the predictions predict would make."""
+        return None
+
+    def confidences(self, outputs, targets, calibration: dict | None):
+        """(confidence [N'], correct [N'] 0/1) for a reliability diagram; None without probabilities."""
+        return None
+
     # -- decision-level fusion (mmtrain/fusion/base.py)
     def vote(self, preds, weights):
         """preds [B, G, K] from G members, weights [B, G, 1] (summing to 1 over present members) ->

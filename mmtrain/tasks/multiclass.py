@@ -89,6 +89,51 @@ class Multiclass(TaskType):
 
         return tm.classification.MulticlassConfusionMatrix(len(classes))
 
+    def fit_calibration(self, outputs, targets, settings):
+        from mmtrain.calibration import fit_temperature
+
+        return {"temperature": fit_temperature(outputs, targets, self.nll)}
+
+    @staticmethod
+    def nll(logits, targets):
+        """Per-row negative log-likelihood of the true class [B]."""
+        from torch import nn
+
+        return nn.functional.cross_entropy(logits, targets, reduction="none")
+
+    def calibration_metrics(self, classes):
+        import torchmetrics as tm
+
+        return {"ece": tm.classification.MulticlassCalibrationError(len(classes), n_bins=15, norm="l1"),
+                "nll": tm.MeanMetric()}
+
+    def update_calibration(self, metrics, outputs, targets, calibration):
+        scaled = outputs / (calibration or {}).get("temperature", 1.0)
+        metrics["ece"].update(scaled.softmax(-1), targets)
+        metrics["nll"].update(self.nll(scaled.float(), targets))
+
+    def probabilities(self, outputs, calibration):
+        return (outputs / (calibration or {}).get("temperature", 1.0)).softmax(-1)
+
+    def decide(self, probs, calibration):
+        """Class index per row [B]: the most probable class."""
+        return probs.argmax(-1)
+
+    def predictions(self, task, outputs, classes, calibration):
+        probs = self.probabilities(outputs.float(), calibration)
+        columns = {f"pred_{task}": [classes[i] for i in self.decide(probs, calibration).tolist()]}
+        columns.update({f"prob_{task}_{c}": probs[:, i].numpy() for i, c in enumerate(classes)})
+        return columns
+
+    def per_class(self, outputs, targets, classes, calibration):
+        decided = self.decide(self.probabilities(outputs.float(), calibration), calibration)
+        return per_class_rows(classes, decided, targets, multilabel=False)
+
+    def confidences(self, outputs, targets, calibration):
+        probs = self.probabilities(outputs.float(), calibration)
+        confidence, chosen = probs.max(-1)
+        return confidence, (chosen == targets).float()
+
     def vote(self, preds, weights):
         from torch import nn
 
@@ -96,3 +141,17 @@ class Multiclass(TaskType):
         # Mean probability breaks ties; it is far smaller than one vote.
         share = (weights * (votes + 1e-3 * preds.softmax(-1))).sum(1)
         return share.clamp(min=1e-6).log()
+
+
+def per_class_rows(classes, predicted, targets, multilabel: bool) -> list[dict]:
+    """Precision, recall, F1 and support per class (or label) of hard predictions."""
+    import torchmetrics.functional.classification as F
+
+    n = len(classes)
+    kw = dict(num_labels=n, average=None) if multilabel else dict(num_classes=n, average=None)
+    prefix = "multilabel" if multilabel else "multiclass"
+    scores = {name: getattr(F, f"{prefix}_{name}")(predicted, targets.long(), **kw).tolist()
+              for name in ("precision", "recall", "f1_score")}
+    support = targets.sum(0).tolist() if multilabel else [int((targets == i).sum()) for i in range(n)]
+    return [{"class": c, "precision": scores["precision"][i], "recall": scores["recall"][i],
+             "f1": scores["f1_score"][i], "support": int(support[i])} for i, c in enumerate(classes)]

@@ -8,7 +8,7 @@ import numpy as np
 from mmtrain.cells import labels_of
 from mmtrain.errors import ConfigError
 from mmtrain.tasks import TASKS, TaskType
-from mmtrain.tasks.multiclass import class_order
+from mmtrain.tasks.multiclass import class_order, per_class_rows
 
 
 @TASKS.register
@@ -70,6 +70,56 @@ class Multilabel(TaskType):
 
     def metric_inputs(self, outputs, targets):
         return outputs.sigmoid(), targets.long()
+
+    def fit_calibration(self, outputs, targets, settings):
+        """One temperature for all labels, then per label the threshold on the calibrated val
+        probabilities that maximises that label's F1 (0.5 where val has no positive)."""
+        from mmtrain.calibration import best_f1_threshold, fit_temperature
+
+        temperature = fit_temperature(outputs, targets, self.nll)
+        probs = (outputs / temperature).sigmoid()
+        return {"temperature": temperature,
+                "thresholds": [best_f1_threshold(probs[:, j], targets[:, j]) for j in range(probs.shape[1])]}
+
+    @staticmethod
+    def nll(logits, targets):
+        """Per-row binary cross-entropy, summed over the labels [B]."""
+        from torch import nn
+
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none").sum(-1)
+
+    def calibration_metrics(self, classes):
+        import torchmetrics as tm
+
+        return {"ece": tm.classification.BinaryCalibrationError(n_bins=15, norm="l1"), "nll": tm.MeanMetric()}
+
+    def update_calibration(self, metrics, outputs, targets, calibration):
+        scaled = outputs / (calibration or {}).get("temperature", 1.0)
+        metrics["ece"].update(scaled.sigmoid().flatten(), targets.long().flatten())
+        metrics["nll"].update(self.nll(scaled.float(), targets))
+
+    def probabilities(self, outputs, calibration):
+        return (outputs / (calibration or {}).get("temperature", 1.0)).sigmoid()
+
+    def decide(self, probs, calibration):
+        """0/1 [B, L]: each label at its threshold (0.5 before calibration)."""
+        import torch
+
+        return (probs >= torch.tensor((calibration or {}).get("thresholds") or [0.5] * probs.shape[1])).long()
+
+    def predictions(self, task, outputs, classes, calibration):
+        probs = self.probabilities(outputs.float(), calibration)
+        chosen = self.decide(probs, calibration)
+        columns = {f"pred_{task}": ["|".join(c for c, on in zip(classes, row) if on) for row in chosen.tolist()]}
+        columns.update({f"prob_{task}_{c}": probs[:, i].numpy() for i, c in enumerate(classes)})
+        return columns
+
+    def per_class(self, outputs, targets, classes, calibration):
+        decided = self.decide(self.probabilities(outputs.float(), calibration), calibration)
+        return per_class_rows(classes, decided, targets, multilabel=True)
+
+    def confidences(self, outputs, targets, calibration):
+        return self.probabilities(outputs.float(), calibration).flatten(), targets.float().flatten()
 
     def vote(self, preds, weights):
         share = (weights * (preds > 0).to(preds.dtype)).sum(1).clamp(1e-4, 1 - 1e-4)

@@ -47,3 +47,6 @@ class Regression(TaskType):
 
     def metric_inputs(self, outputs, targets):
         return outputs.squeeze(-1), targets.to(outputs.dtype)
+
+    def predictions(self, task, outputs, classes, calibration):
+        return {f"pred_{task}": outputs[:, 0].float().numpy()}

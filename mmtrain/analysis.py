@@ -1,0 +1,163 @@
+"""What a trained model does on a split, for the run report: per-class scores, reliability bins,
+each modality's contribution (drop-one and exact Shapley values over the present mask) and the
+robustness sweep (MultiBench's protocol: one modality corrupted or missing at a time).
+
+Everything here is a plain loop of the model over featurized batches on one process; a modality is
+masked exactly as a missing one is (through ``present``), so no retraining is needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+
+from mmtrain.modalities import MODALITIES
+from mmtrain.tasks import TASKS
+
+NOISE_LEVELS = [round(0.1 * i, 1) for i in range(10)]  # 0 ... 0.9
+MISSING_RATES = [round(0.1 * i, 1) for i in range(11)]  # 0 ... 1
+MAX_SHAPLEY_MODALITIES = 5  # 2^M masked evaluations
+
+
+def score(task: dict, outputs: torch.Tensor, targets: torch.Tensor, metric: str | None = None) -> float:
+    """One metric (default: the task type's main metric) of outputs [N, K] against targets."""
+    kind = TASKS.get(task["type"])
+    collection = kind.metrics(task["classes"])
+    collection.update(*kind.metric_inputs(outputs.float(), targets))
+    return float(collection.compute()[metric or kind.main_metric])
+
+
+def _cat(parts: list[dict]) -> dict:
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+
+@torch.inference_mode()
+def run(model, loader, device="cpu", fuse=None):
+    """The model over every batch: (outputs {task: [N, K]}, targets {task: [N, ...]}, present [N, M]).
+    fuse(outs, present) -> {key: {task: outputs}} replaces the plain forward to get several
+    variants of each batch from one encoding."""
+    model.eval().to(device)
+    results, targets, present = [], [], []
+    for batch in loader:
+        batch = move_data_to_device(batch, device)
+        outs = model.encode(batch["inputs"])
+        results.append(fuse(outs, batch, model) if fuse else {None: model.fuse(outs, batch["present"]).outputs})
+        targets.append({t: v.cpu() for t, v in batch["targets"].items()})
+        present.append(batch["present"].cpu())
+    keys = results[0].keys() if results else []
+    outputs = {key: _cat([{t: v.float().cpu() for t, v in r[key].items()} for r in results]) for key in keys}
+    return outputs, _cat(targets), torch.cat(present) if present else None
+
+
+def contributions(model, loader, tasks: dict, device="cpu") -> list[dict]:
+    """Per modality and task (its main metric): ``full`` (every modality), ``none`` (every modality
+    masked), ``drop_one`` = full - (full without it), and the exact Shapley value
+    φ_m = Σ_{S ⊆ M∖{m}} |S|!(M−|S|−1)!/M! (v(S ∪ {m}) − v(S)); the φ_m sum to full − none."""
+    modalities = model.modalities
+    m_count = len(modalities)
+    if m_count > MAX_SHAPLEY_MODALITIES:
+        subsets = [tuple(True for _ in modalities)] + [tuple(j != i for j in range(m_count)) for i in range(m_count)]
+        subsets.append(tuple(False for _ in modalities))
+    else:
+        subsets = list(itertools.product([False, True], repeat=m_count))
+
+    def fuse(outs, batch, model):
+        return {s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
+                for s in subsets}
+
+    outputs, targets, _ = run(model, loader, device, fuse)
+    rows = []
+    for task, spec in tasks.items():
+        metric = TASKS.get(spec["type"]).main_metric
+        value = {s: score(spec, outputs[s][task], targets[task]) for s in subsets}
+        full, none = value[tuple(True for _ in modalities)], value[tuple(False for _ in modalities)]
+        for i, m in enumerate(modalities):
+            without = tuple(j != i for j in range(m_count))
+            shapley = math.nan
+            if m_count <= MAX_SHAPLEY_MODALITIES:
+                shapley = 0.0
+                for s in subsets:
+                    if s[i]:
+                        continue
+                    size = sum(s)
+                    weight = math.factorial(size) * math.factorial(m_count - size - 1) / math.factorial(m_count)
+                    shapley += weight * (value[s[:i] + (True,) + s[i + 1:]] - value[s])
+            rows.append({"modality": m, "metric": f"{task}/{metric}", "full": full, "none": none,
+                         "drop_one": full - value[without], "shapley": shapley})
+    return rows
+
+
+def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: dict, device="cpu",
+               seed: int = 0) -> list[dict]:
+    """Rows {modality, kind (noise|missing), level, metric, value}: each modality in turn corrupted
+    at NOISE_LEVELS (its type's ``corrupt``: Gaussian noise on audio/image/tabular/sequence values,
+    token dropping for text) or missing in a share MISSING_RATES of the rows, the others clean.
+    Corruption is seeded, so curves compare across runs."""
+    modalities = model.modalities
+    generator = torch.Generator().manual_seed(seed)
+
+    def fuse(outs, batch, model):
+        variants = {}
+        for i, m in enumerate(modalities):
+            for level in NOISE_LEVELS:
+                x, mask = batch["inputs"][m]
+                if level:
+                    x, mask = MODALITIES.get(modality_types[m]).corrupt(x, mask, level, generator, preprocessing.get(m))
+                    corrupted = {**outs, m: model.encoders[m](x, mask)}
+                else:
+                    corrupted = outs
+                variants[(m, "noise", level)] = model.fuse(corrupted, batch["present"]).outputs
+            for rate in MISSING_RATES:
+                keep = torch.rand(len(batch["present"]), generator=generator) >= rate
+                present = batch["present"].clone()
+                present[:, i] &= keep.to(present.device)
+                variants[(m, "missing", rate)] = model.fuse(outs, present).outputs
+        return variants
+
+    outputs, targets, _ = run(model, loader, device, fuse)
+    rows = []
+    for (m, kind, level), out in outputs.items():
+        for task, spec in tasks.items():
+            metric = TASKS.get(spec["type"]).main_metric
+            rows.append({"modality": m, "kind": kind, "level": level, "metric": f"{task}/{metric}",
+                         "value": score(spec, out[task], targets[task])})
+    return rows
+
+
+def per_class(tasks: dict, outputs: dict, targets: dict, calibration: dict) -> list[dict]:
+    rows = []
+    for task, spec in tasks.items():
+        for row in TASKS.get(spec["type"]).per_class(outputs[task], targets[task], spec["classes"],
+                                                     calibration.get(task)) or []:
+            rows.append({"task": task, **row})
+    return rows
+
+
+def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, bins: int = 15) -> list[dict]:
+    """Rows {task, variant (raw|calibrated), bin, lower, upper, count, confidence, accuracy}: the
+    reliability diagram's equal-width confidence bins (Guo et al. 2017; ECE = Σ n_b/n |acc − conf|)."""
+    rows = []
+    for task, spec in tasks.items():
+        kind = TASKS.get(spec["type"])
+        for variant, cal in (("raw", None), ("calibrated", calibration.get(task))):
+            pairs = kind.confidences(outputs[task], targets[task], cal)
+            if pairs is None:
+                continue
+            confidence, correct = pairs
+            index = (confidence * bins).long().clamp(max=bins - 1)
+            for b in range(bins):
+                hit = index == b
+                n = int(hit.sum())
+                rows.append({"task": task, "variant": variant, "bin": b, "lower": b / bins, "upper": (b + 1) / bins,
+                             "count": n, "confidence": float(confidence[hit].mean()) if n else math.nan,
+                             "accuracy": float(correct[hit].mean()) if n else math.nan})
+    return rows
+
+
+def expected_calibration_error(rows: list[dict], task: str, variant: str) -> float:
+    chosen = [r for r in rows if r["task"] == task and r["variant"] == variant and r["count"]]
+    total = sum(r["count"] for r in chosen)
+    return sum(r["count"] / total * abs(r["accuracy"] - r["confidence"]) for r in chosen) if total else math.nan

@@ -1,0 +1,219 @@
+"""Using a trained model: ``load_model(<run dir> or <.ckpt>)`` gives a :class:`TrainedModel` that
+reads new rows the way training did (the checkpoint carries the column mapping, the fitted
+preprocessing, the encoders and the calibration), and ``predict(cfg)`` is ``mmtrain-predict``:
+a manifest in (CSV, TSV, Parquet, JSONL; read in chunks), one row of predictions per input row out.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from mmtrain import analysis
+from mmtrain.data.datamodule import MultimodalDataModule
+from mmtrain.data.feature_cache import featurizers
+from mmtrain.data.manifest import READERS, check_table, make_table, read_chunks, read_manifest, write_table
+from mmtrain.data.preflight import BadRows
+from mmtrain.errors import ConfigError
+from mmtrain.modalities import MODALITIES
+from mmtrain.module import MultimodalModule
+from mmtrain.progress import Progress
+from mmtrain.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+
+def resolve_run(run) -> Path:
+    """A run dir (its checkpoints/best.ckpt) or a checkpoint file -> the checkpoint's path."""
+    if run in (None, "", "???"):
+        raise ConfigError("run is not set: give a run dir or a checkpoint, e.g. run=outputs/2026-12-01/10-00-00-000000.")
+    path = Path(str(run)).expanduser()
+    if path.is_dir():
+        best = path / "checkpoints" / "best.ckpt"
+        if best.is_file():
+            return best
+        found = sorted(p.name for p in (path / "checkpoints").glob("*.ckpt")) if (path / "checkpoints").is_dir() else []
+        raise ConfigError(f"run={run}: this run dir has no checkpoints/best.ckpt"
+                          f"{' (it has ' + ', '.join(found) + ': point run at one of them)' if found else ''}. "
+                          f"Is it a finished training run? Point run at a run dir that holds checkpoints/best.ckpt, "
+                          f"or at a .ckpt file.")
+    if path.is_file():
+        return path
+    raise ConfigError(f"run={run}: no such run dir or checkpoint file.")
+
+
+def load_model(run) -> TrainedModel:
+    """The trained model of a run dir or checkpoint file, on the CPU, ready to predict."""
+    path = resolve_run(run)
+    try:
+        module = MultimodalModule.from_checkpoint(str(path))
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ConfigError(f"run={run}: {path} is not a readable mmtrain checkpoint ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:200] if str(err) else ''}). It may be truncated; a run dir "
+                          f"keeps last.ckpt beside best.ckpt.") from err
+    return TrainedModel(module, path)
+
+
+class TrainedModel:
+    """A trained module with what it needs to read new data: ``predict(frame)`` -> DataFrame."""
+
+    def __init__(self, module: MultimodalModule, path: Path):
+        self.module, self.path = module, Path(path)
+        hp = module.hparams
+        self.spec, self.tasks, self.modalities = hp["data_spec"], hp["tasks"], list(hp["modalities"])
+        self.preprocessing = {m: e["preprocessing"] for m, e in hp["model_cfg"]["encoder"].items()
+                              if "preprocessing" in e}
+
+    @property
+    def calibration(self) -> dict:
+        return self.module.calibration
+
+    def columns(self, targets: bool = False) -> dict[str, list[str]]:
+        """What the model reads: {modality (or "target <task>"): its columns}."""
+        out = {m: MODALITIES.get(s["type"]).columns(s) for m, s in self.spec["modalities"].items()}
+        if targets:
+            out.update({f"target {t}": [s["column"]] for t, s in self.spec["targets"].items()})
+        return out
+
+    def check_columns(self, frame: pd.DataFrame, source: str, targets: bool = False) -> None:
+        expected = self.columns(targets)
+        for field, columns in expected.items():
+            for column in columns:
+                if column not in frame.columns:
+                    described = ", ".join(f"{c} ({f})" for f, cs in expected.items() for c in cs)
+                    raise ConfigError(
+                        f"{source}: no column '{column}', which {field if field.startswith('target') else 'modality ' + field}"
+                        f" is read from. This run reads the columns: {described}. Rename the file's columns to "
+                        f"these (an empty cell means the modality is missing in that row).")
+
+    def id_column(self, frame: pd.DataFrame) -> str | None:
+        for name in (self.spec.get("id_column"), "id"):
+            if name and name in frame.columns:
+                return name
+        return None
+
+    def ids(self, frame: pd.DataFrame, offset: int = 0) -> np.ndarray:
+        column = self.id_column(frame)
+        return frame[column].astype(str).to_numpy() if column else np.arange(offset, offset + len(frame)).astype(str)
+
+    def _spec(self, targets: bool) -> dict:
+        return self.spec if targets else {**self.spec, "targets": {}}
+
+    def check(self, frame: pd.DataFrame, root: Path, targets: bool = False, split=None) -> BadRows:
+        """The preflight of these rows; an empty cell is a missing modality, not a bad row."""
+        split = np.full(len(frame), "predict") if split is None else split
+        return check_table(frame, self._spec(targets), split, root, self.tasks if targets else {}, True)
+
+    def table(self, frame: pd.DataFrame, root: Path, on_bad_row: str = "error", report_dir=None,
+              targets: bool = False, split=None, bad: BadRows | None = None, offset: int = 0):
+        """Rows -> (MultimodalTable read with the saved column mapping and preprocessing, kept rows)."""
+        split = np.full(len(frame), "predict") if split is None else np.asarray(split)
+        table, kept, _ = make_table(frame, self._spec(targets), split, root, self.ids(frame, offset), on_bad_row,
+                                    report_dir, self.tasks if targets else {}, self.preprocessing, True, bad)
+        return table, kept
+
+    def table_of(self, path, on_bad_row: str = "error", report_dir=None, evaluate: bool = False,
+                 split_column: str | None = None):
+        """A labelled manifest file -> (table, kept rows); split = the split column's values (the
+        run's split column by default, if the file has it), else "eval" for every row."""
+        path = Path(str(path)).expanduser()
+        frame = read_manifest(path)
+        self.check_columns(frame, f"data.path={path}", targets=evaluate)
+        column = split_column or self.spec.get("split_column")
+        if split_column and split_column not in frame.columns:
+            raise ConfigError(f"data.split_column={split_column}: {path.name} has no such column.")
+        split = frame[column].astype(str).str.strip().to_numpy() if column in frame.columns else \
+            np.full(len(frame), "eval")
+        return self.table(frame, path.parent.absolute(), on_bad_row, report_dir, evaluate, split)
+
+    def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict"):
+        encoders = self.module.model.encoders
+        dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir),
+                                  batch_size=batch_size, test_split=test_split)
+        dm.setup()
+        return dm
+
+    def predict(self, frame: pd.DataFrame, root=".", on_bad_row: str = "error", batch_size: int = 64,
+                cache_dir=None, device="cpu", bad: BadRows | None = None, offset: int = 0) -> pd.DataFrame:
+        """One output row per kept input row, in input order: the id column (or ``row``), then per
+        task ``pred_<task>`` and ``prob_<task>_<class>``, ``present_<modality>``, then the input's
+        other columns. Relative media paths are read from ``root``."""
+        self.check_columns(frame, "the frame")
+        table, kept = self.table(frame, Path(root).absolute(), on_bad_row, None, False, None, bad, offset)
+        columns: dict[str, object] = {}
+        id_column = self.id_column(frame)
+        columns[id_column or "row"] = frame[id_column].to_numpy()[kept] if id_column else kept + offset
+        if len(kept):
+            dm = self.datamodule(table, batch_size, cache_dir)
+            outputs, _, present = analysis.run(self.module.model, dm.loader("predict", shard=False), device)
+            for task, spec in self.tasks.items():
+                columns.update(TASKS.get(spec["type"]).predictions(task, outputs[None][task], spec["classes"],
+                                                                    self.calibration.get(task)))
+            for i, m in enumerate(self.modalities):
+                columns[f"present_{m}"] = present[:, i].to(torch.int64).numpy()
+        used = {c for cs in self.columns().values() for c in cs} | {id_column}
+        for column in frame.columns:
+            if column not in used and column not in columns:
+                columns[column] = frame[column].to_numpy()[kept]
+        return pd.DataFrame(columns)
+
+
+def predict(cfg: DictConfig) -> Path:
+    """mmtrain-predict: ``cfg.run``'s model over ``cfg.data.path`` in chunks of ``data.chunk_rows``
+    rows -> ``cfg.output`` (written once all rows are done; an existing file only with overwrite)."""
+    source = Path(str(cfg.data.path)).expanduser()
+    output = Path(str(cfg.output)).expanduser()
+    if output.suffix.lower() not in READERS:
+        raise ConfigError(f"output={output}: unknown format '{output.suffix}'. Use .csv, .tsv, .parquet or .jsonl.")
+    if output.exists() and not cfg.overwrite:
+        raise ConfigError(f"output={output} exists: pass overwrite=true to replace it, or another output=...")
+    out_dir = Path(cfg.paths.output_dir)
+    (out_dir / "bad_rows.csv").unlink(missing_ok=True)
+    model = load_model(cfg.run)
+    device = _device(cfg.device)
+    root = source.parent.absolute()
+    frames, merged, ids, offset, failing = [], BadRows(0), {}, 0, False
+    progress = Progress("Predicting", total=_row_count(source))
+    for chunk in read_chunks(source, cfg.data.chunk_rows):
+        model.check_columns(chunk, f"data.path={source}")
+        bad = model.check(chunk, root)
+        for row, problems in bad.rows.items():
+            merged.rows[row + offset] = problems
+            ids[row + offset] = model.ids(chunk, offset)[row]
+        failing = failing or (cfg.data.on_bad_row == "error" and bool(bad.rows))
+        if not failing:  # with error, once a bad row is seen the rest is only checked, for the report
+            frames.append(model.predict(chunk, root, cfg.data.on_bad_row, cfg.data.batch_size, cfg.cache_dir,
+                                        device, bad, offset))
+        offset += len(chunk)
+        progress.update(len(chunk))
+    progress.close()
+    if offset == 0:
+        raise ConfigError(f"data.path={source}: the manifest has no rows.")
+    merged.num_rows = offset
+    if merged.rows:
+        merged.resolve(cfg.data.on_bad_row, ids, str(out_dir))
+    write_table(pd.concat(frames, ignore_index=True), output)
+    log.info("Predictions for %d rows: %s", sum(len(f) for f in frames), output)
+    return output
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _row_count(path: Path) -> int | None:
+    """The number of rows where the format says it cheaply (Parquet's metadata), else None."""
+    if READERS.get(path.suffix.lower()) == "parquet" and path.is_file():
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
