@@ -25,7 +25,7 @@ MAX_SHAPLEY_MODALITIES = 5  # 2^M masked evaluations
 def score(task: dict, outputs: torch.Tensor, targets: torch.Tensor, metric: str | None = None) -> float:
     """One metric (default: the task type's main metric) of outputs [N, K] against targets."""
     kind = TASKS.get(task["type"])
-    collection = kind.metrics(task["classes"])
+    collection = kind.metrics(task["classes"], sync_on_compute=False)  # one process (rank 0) has every row here
     collection.update(*kind.metric_inputs(outputs.float(), targets))
     return float(collection.compute()[metric or kind.main_metric])
 

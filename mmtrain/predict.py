@@ -184,9 +184,10 @@ def predict(cfg: DictConfig) -> Path:
     for chunk in read_chunks(source, cfg.data.chunk_rows):
         model.check_columns(chunk, f"data.path={source}")
         bad = model.check(chunk, root)
+        chunk_ids = model.ids(chunk, offset)
         for row, problems in bad.rows.items():
             merged.rows[row + offset] = problems
-            ids[row + offset] = model.ids(chunk, offset)[row]
+            ids[row + offset] = chunk_ids[row]
         failing = failing or (cfg.data.on_bad_row == "error" and bool(bad.rows))
         if not failing:  # with error, once a bad row is seen the rest is only checked, for the report
             frames.append(model.predict(chunk, root, cfg.data.on_bad_row, cfg.data.batch_size, cfg.cache_dir,

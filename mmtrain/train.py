@@ -232,16 +232,23 @@ def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
 
 
 def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None:
-    """The checkpoint to start from: ``ckpt_path`` as given (``last`` = this run dir's last.ckpt),
-    or, with auto_resume, this run dir's last.ckpt when one exists (a requeued or re-run job).
-    The file is opened once here so a truncated or corrupt one fails before any work, by name."""
+    """The checkpoint to start from: ``ckpt_path`` as given (``last`` = this run dir's last.ckpt,
+    and, as in Lightning, a fresh start with a warning when there is none yet: the first run of a
+    Slurm script that always passes it), or, with auto_resume, this run dir's last.ckpt when one
+    exists (a requeued or re-run job). The file is opened once here so a truncated or corrupt one
+    fails before any work, by name."""
     last = out_dir / "checkpoints" / "last.ckpt"
     if ckpt_path in (None, ""):
         if not (auto_resume and last.is_file()):
             return None
         path = last
+    elif str(ckpt_path) == "last":
+        if not last.is_file():
+            log.warning("ckpt_path=last: %s has no checkpoints/last.ckpt yet; starting from scratch.", out_dir)
+            return None
+        path = last
     else:
-        path = last if str(ckpt_path) == "last" else Path(str(ckpt_path)).expanduser().absolute()
+        path = Path(str(ckpt_path)).expanduser().absolute()
     if not path.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no such file ({path}). Point it at a checkpoint, e.g. "
                           f"<run dir>/checkpoints/last.ckpt, or use ckpt_path=last with hydra.run.dir=<run dir>.")

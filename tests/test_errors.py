@@ -50,9 +50,17 @@ def test_bad_value_names_the_key(cfg_factory, overrides, text):
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match="ckpt_path=.*no such file"):
         resolve_ckpt_path(tmp_path / "nope.ckpt", tmp_path, auto_resume=False)
-    with pytest.raises(ConfigError, match="ckpt_path=last: no such file"):
-        resolve_ckpt_path("last", tmp_path, auto_resume=False)
     assert resolve_ckpt_path(None, tmp_path, auto_resume=True) is None  # nothing to resume: a fresh run
+
+
+def test_ckpt_path_last_without_a_checkpoint_starts_fresh_with_a_warning(tmp_path, caplog):
+    # Lightning's convention: a Slurm script that always passes ckpt_path=last works on its first run.
+    assert resolve_ckpt_path("last", tmp_path, auto_resume=False) is None
+    assert "ckpt_path=last" in caplog.text and "starting from scratch" in caplog.text
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"truncated")
+    with pytest.raises(ConfigError, match="not a readable checkpoint"):
+        resolve_ckpt_path("last", tmp_path, auto_resume=False)
 
 
 def test_truncated_checkpoint_is_named_and_left_in_place(tmp_path):

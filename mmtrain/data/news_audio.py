@@ -155,7 +155,7 @@ def write_manifest(folder, **settings) -> Path:
         audio = None
         if clip is not None:
             audio = f"audio/{i:05d}.wav"
-            soundfile.write(folder / audio, clip, SAMPLE_RATE)
+            soundfile.write(folder / audio, clip, SAMPLE_RATE, subtype="FLOAT")  # the same samples back
         rows.append({"id": f"n{i:05d}", "text": text, "audio": audio,
                      "sentiment": CLASSES[table.targets["sentiment"][i]],
                      "tags": "|".join(t for t, on in zip(TAGS, table.targets["tags"][i]) if on),

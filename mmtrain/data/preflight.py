@@ -64,7 +64,7 @@ class BadRows:
         if on_bad_row == "error":
             raise ConfigError(
                 f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
-                f"data.on_bad_row=skip (train without them) or data.on_bad_row=missing (treat the bad "
+                f"data.on_bad_row=skip (leave those rows out) or data.on_bad_row=missing (treat the bad "
                 f"modality as absent in those rows).")
         keep, absent = self.decide(on_bad_row)
         log.warning("data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",

@@ -68,6 +68,11 @@ class _LogMelEncoder(Encoder):
     def featurize(self, raws: list) -> list[torch.Tensor]:
         return [self.frontend(w) for w in waveforms(raws, self.sample_rate)]
 
+    def input_spec(self) -> dict:
+        return {"shape": ["batch", "length", self.frontend.mel.shape[0]], "dtype": "float32",
+                "what": f"log-mel frames: mono waveform at {self.sample_rate} Hz, |STFT|^2 (n_fft {self.frontend.n_fft}, "
+                        f"hop {self.frontend.hop_length}, Hann) through librosa's mel filters, log(x + 1e-6)"}
+
     def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Log-mel frames [B, T, n_mels] -> augmented (training), then normalised per clip over its
         real frames: gain and noise act on log power, before normalisation."""
@@ -84,7 +89,8 @@ class _LogMelEncoder(Encoder):
 class AudioCNNEncoder(_LogMelEncoder):
     """Log-mel frames -> a stack of strided 1-D convolutions over time -> frame tokens.
 
-    x [B, T, n_mels], mask [B, T] -> tokens [B, ceil(T / 2**layers), channels].
+    x [B, T, n_mels], mask [B, T] -> tokens [B, ceil(T / 2**layers), channels]. Padded frames are
+    zeroed after every block, so a clip's tokens do not depend on how long the others in its batch are.
     """
 
     def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, hop_length: int = 320,
@@ -97,18 +103,20 @@ class AudioCNNEncoder(_LogMelEncoder):
         self.norm = nn.BatchNorm1d(n_mels)
         blocks, width = [], n_mels
         for _ in range(layers):
-            blocks += [nn.Conv1d(width, channels, kernel_size, stride=2, padding=kernel_size // 2),
-                       nn.BatchNorm1d(channels), nn.GELU(), nn.Dropout(dropout)]
+            blocks.append(nn.Sequential(nn.Conv1d(width, channels, kernel_size, stride=2, padding=kernel_size // 2),
+                                        nn.BatchNorm1d(channels), nn.GELU(), nn.Dropout(dropout)))
             width = channels
-        self.body = nn.Sequential(*blocks)
+        self.body = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        h = self.body(self.norm(self.prepare(x, mask).transpose(1, 2))).transpose(1, 2)
+        h = self.norm(self.prepare(x, mask).transpose(1, 2)) * mask.unsqueeze(1)
         lengths = mask.sum(1)
-        for _ in range(self.layers):
+        for block in self.body:
+            h = block(h)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+            h = h * (torch.arange(h.shape[2], device=h.device) < lengths.unsqueeze(1)).unsqueeze(1)
+        h = h.transpose(1, 2)
         token_mask = torch.arange(h.shape[1], device=h.device) < lengths.unsqueeze(1)
-        h = h * token_mask.unsqueeze(-1)
         return EncoderOutput(h, token_mask, masked_mean(h, token_mask))
 
 
@@ -197,6 +205,15 @@ class HFAudioEncoder(Encoder):
             lengths = torch.full_like(lengths, hidden.shape[1])
         out_mask = torch.arange(hidden.shape[1], device=x.device) < lengths.clamp(max=hidden.shape[1]).unsqueeze(1)
         return hidden, out_mask
+
+    def input_spec(self) -> dict:
+        if self.freeze:
+            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
+                    "what": f"last hidden states of the frozen {self.path} over its feature extractor's input"}
+        one = self._inputs([torch.zeros(self.sample_rate)])[0]
+        shape = ["batch", "length"] + list(one.shape[1:])
+        return {"shape": shape, "dtype": "float32",
+                "what": f"the feature extractor of {self.path} at {self.sample_rate} Hz"}
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         inputs = self._inputs(waveforms(raws, self.sample_rate))

@@ -41,6 +41,12 @@ class Encoder(nn.Module):
     def featurize(self, raws: list) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def input_spec(self) -> dict:
+        """What ``forward`` takes after ``featurize``: {"shape": [...], "dtype": ..., "what": ...};
+        in the shape "batch" and "length" are the dynamic axes (the mask is [batch, length]), numbers
+        are fixed. Export and its signature.json are built from it."""
+        raise NotImplementedError
+
     def cache_key(self) -> dict | None:
         """What ``featurize``'s output depends on besides the inputs, for the on-disk feature cache;
         None (the default) when featurizing is cheap enough not to cache."""

@@ -52,6 +52,11 @@ class ImageCNNEncoder(Encoder):
         self.body = nn.Sequential(*blocks)
         self.out_dim = in_width
 
+    def input_spec(self) -> dict:
+        return {"shape": ["batch", 1, self.channels, self.image_size, self.image_size], "dtype": "float32",
+                "what": f"pixels: the image as {'grayscale' if self.channels == 1 else 'RGB'}, bilinear resize to "
+                        f"{self.image_size}x{self.image_size}, /255, (x - {self.mean}) / {self.std}"}
+
     def featurize(self, raws: list) -> list[torch.Tensor]:
         from PIL import Image
 
@@ -115,6 +120,13 @@ class TimmImageEncoder(Encoder):
             return None
         return {"encoder": type(self).__name__, "name": self.name, "weights": self.fingerprint(),
                 "image_size": self.image_size, "format": 2}
+
+    def input_spec(self) -> dict:
+        if self.freeze:
+            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
+                    "what": f"feature-map tokens of the frozen timm {self.name} over its eval transform"}
+        return {"shape": ["batch", 1, 3, self.image_size, self.image_size], "dtype": "float32",
+                "what": f"pixels: RGB through timm's eval transform for {self.name} ({self.transform})"}
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         pixels = [self.transform(load_image(path, "RGB")).unsqueeze(0) for path in raws]

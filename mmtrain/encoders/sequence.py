@@ -37,6 +37,10 @@ class SequenceEncoder(Encoder):
             self.body = rnn(dim, dim // 2, layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
 
+    def input_spec(self) -> dict:
+        return {"shape": ["batch", "length", len(self.preprocessing["mean"])], "dtype": "float32",
+                "what": f"time steps (the last {self.max_length}), each channel standardised with the saved mean/std"}
+
     def featurize(self, raws: list) -> list[torch.Tensor]:
         # Longer series keep their last max_length steps (the most recent).
         return [s[-self.max_length:] for s in apply_sequence(self.preprocessing, raws)]

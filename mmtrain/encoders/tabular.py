@@ -30,6 +30,13 @@ class _TabularEncoder(Encoder):
     def featurize(self, raws: list[tuple]) -> list[torch.Tensor]:
         return apply_tabular(self.preprocessing, raws)
 
+    def input_spec(self) -> dict:
+        pre = self.preprocessing
+        return {"shape": ["batch", 1, 2 * self.num_numeric + len(self.embeddings)], "dtype": "float32",
+                "what": f"per row: numeric {pre['numeric']} standardised with the saved mean/std (missing -> 0), "
+                        f"then their missing flags, then the index of {pre['categorical']} in the saved "
+                        f"vocabularies (0 = unknown)"}
+
     def split(self, x: torch.Tensor):
         """x [B, 1, F] -> values [B, n], missing flags [B, n], category indices [B, c]."""
         x, n = x[:, 0], self.num_numeric

@@ -88,6 +88,14 @@ class HFTextEncoder(Encoder):
         return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(),
                 "max_length": self.max_length, "format": 2}
 
+    def input_spec(self) -> dict:
+        if self.freeze:
+            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
+                    "what": f"last hidden states of the frozen {self.path} over its tokenizer's token ids "
+                            f"(max_length {self.max_length})"}
+        return {"shape": ["batch", "length"], "dtype": "int64",
+                "what": f"token ids from the tokenizer in {self.path} (max_length {self.max_length})"}
+
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         ids = tokenize(self.tokenizer, raws, self.max_length)
         if not self.freeze:
@@ -131,6 +139,10 @@ class ScratchTextEncoder(Encoder):
         else:
             self.body = nn.GRU(dim, dim // 2, layers, batch_first=True, bidirectional=True,
                                dropout=dropout if layers > 1 else 0.0)
+
+    def input_spec(self) -> dict:
+        return {"shape": ["batch", "length"], "dtype": "int64",
+                "what": f"token ids from the tokenizer in {self.model_path} (max_length {self.max_length})"}
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         return tokenize(self.tokenizer, raws, self.max_length)

@@ -61,9 +61,9 @@ class TaskType:
         """A module taking (outputs, targets)."""
         raise NotImplementedError
 
-    def metrics(self, classes):
-        """A torchmetrics MetricCollection; metrics that give one value per class are flattened to
-        ``<metric>/<class>``."""
+    def metrics(self, classes, **kwargs):
+        """A torchmetrics MetricCollection (``kwargs`` go to each metric, e.g. sync_on_compute);
+        metrics that give one value per class are flattened to ``<metric>/<class>``."""
         raise NotImplementedError
 
     def metric_inputs(self, outputs, targets):

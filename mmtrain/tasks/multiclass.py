@@ -69,16 +69,16 @@ class Multiclass(TaskType):
         weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=loss.label_smoothing)
 
-    def metrics(self, classes):
+    def metrics(self, classes, **kwargs):
         import torchmetrics as tm
 
         c = len(classes)
         return tm.MetricCollection({
-            "acc": tm.classification.MulticlassAccuracy(c, average="micro"),
-            "f1_macro": tm.classification.MulticlassF1Score(c, average="macro"),
-            "balanced_acc": tm.classification.MulticlassRecall(c, average="macro"),
-            "auroc": tm.classification.MulticlassAUROC(c, average="macro"),
-            "recall": tm.classification.MulticlassRecall(c, average=None),
+            "acc": tm.classification.MulticlassAccuracy(c, average="micro", **kwargs),
+            "f1_macro": tm.classification.MulticlassF1Score(c, average="macro", **kwargs),
+            "balanced_acc": tm.classification.MulticlassRecall(c, average="macro", **kwargs),
+            "auroc": tm.classification.MulticlassAUROC(c, average="macro", **kwargs),
+            "recall": tm.classification.MulticlassRecall(c, average=None, **kwargs),
         })
 
     def metric_inputs(self, outputs, targets):

@@ -57,15 +57,15 @@ class Multilabel(TaskType):
 
         return nn.BCEWithLogitsLoss(pos_weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
 
-    def metrics(self, classes):
+    def metrics(self, classes, **kwargs):
         import torchmetrics as tm
 
         n = len(classes)
         return tm.MetricCollection({
-            "f1_macro": tm.classification.MultilabelF1Score(n, average="macro"),
-            "f1_micro": tm.classification.MultilabelF1Score(n, average="micro"),
-            "ap": tm.classification.MultilabelAveragePrecision(n, average="macro"),
-            "f1": tm.classification.MultilabelF1Score(n, average=None),  # per label: f1/<label>
+            "f1_macro": tm.classification.MultilabelF1Score(n, average="macro", **kwargs),
+            "f1_micro": tm.classification.MultilabelF1Score(n, average="micro", **kwargs),
+            "ap": tm.classification.MultilabelAveragePrecision(n, average="macro", **kwargs),
+            "f1": tm.classification.MultilabelF1Score(n, average=None, **kwargs),  # per label: f1/<label>
         })
 
     def metric_inputs(self, outputs, targets):

@@ -39,11 +39,11 @@ class Regression(TaskType):
 
         return regression_loss(loss.regression, loss.huber_delta)
 
-    def metrics(self, classes):
+    def metrics(self, classes, **kwargs):
         import torchmetrics as tm
 
-        return tm.MetricCollection({"mae": tm.MeanAbsoluteError(), "rmse": tm.MeanSquaredError(squared=False),
-                                    "r2": tm.R2Score()})
+        return tm.MetricCollection({"mae": tm.MeanAbsoluteError(**kwargs),
+                                    "rmse": tm.MeanSquaredError(squared=False, **kwargs), "r2": tm.R2Score(**kwargs)})
 
     def metric_inputs(self, outputs, targets):
         return outputs.squeeze(-1), targets.to(outputs.dtype)
