@@ -8,7 +8,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
 
 
-def _register_resolvers() -> None:
+def def load_model(run):
+    """The trained model of a run dir or checkpoint file: ``load_model(run).predict(frame)``
+    (see mmtrain.predict.TrainedModel). Imported on first use, so ``import mmtrain`` stays light."""
+    from mmtrain.predict import load_model as load
+
+    return load(run)
+
+
+_register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("mmtrain.keys"):
@@ -27,6 +35,14 @@ def run_id() -> str:
     from datetime import datetime
 
     return datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+
+
+def load_model(run):
+    """The trained model of a run dir or checkpoint file: ``load_model(run).predict(frame)``
+    (see mmtrain.predict.TrainedModel). Imported on first use, so ``import mmtrain`` stays light."""
+    from mmtrain.predict import load_model as load
+
+    return load(run)
 
 
 _register_resolvers()

@@ -28,4 +28,6 @@ def setup() -> None:
 
 
 def _drop_litlogger_tip(record: logging.LogRecord) -> bool:
-    return "litlogger" not in record.getMessage()
+    """Lightning's advertisements for its cloud services (litlogger, litmodels)."""
+    message = record.getMessage()
+    return "litlogger" not in message and "litmodels" not in message

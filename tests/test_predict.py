@@ -16,7 +16,7 @@ import torch
 from conftest import make_cfg, run_cli
 from mmtrain.data.news_audio import write_manifest
 from mmtrain.errors import ConfigError
-from mmtrain.predict import load_model
+from mmtrain import load_model
 from mmtrain.train import prepare, run
 
 # The news_audio rows of the trained run, written out as files (same generator settings).
