@@ -8,15 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
 
 
-def def load_model(run):
-    """The trained model of a run dir or checkpoint file: ``load_model(run).predict(frame)``
-    (see mmtrain.predict.TrainedModel). Imported on first use, so ``import mmtrain`` stays light."""
-    from mmtrain.predict import load_model as load
-
-    return load(run)
-
-
-_register_resolvers() -> None:
+def _register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("mmtrain.keys"):
