@@ -34,17 +34,24 @@ def _cat(parts: list[dict]) -> dict:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
+def autocast(precision: str | None, device):
+    """Autocast as the trainer's ``precision`` runs the model (bf16-mixed: bfloat16 on CPU and GPU)."""
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=str(precision).startswith("bf16"))
+
+
 @torch.inference_mode()
-def run(model, loader, device="cpu", fuse=None):
+def run(model, loader, device="cpu", fuse=None, precision: str | None = None):
     """The model over every batch: (outputs {task: [N, K]}, targets {task: [N, ...]}, present [N, M]).
     fuse(outs, present) -> {key: {task: outputs}} replaces the plain forward to get several
-    variants of each batch from one encoding."""
+    variants of each batch from one encoding. ``precision``: the trainer's (bf16-mixed autocasts)."""
     model.eval().to(device)
     results, targets, present = [], [], []
     for batch in loader:
         batch = move_data_to_device(batch, device)
-        outs = model.encode(batch["inputs"])
-        results.append(fuse(outs, batch, model) if fuse else {None: model.fuse(outs, batch["present"]).outputs})
+        with autocast(precision, device):
+            outs = model.encode(batch["inputs"])
+            results.append(fuse(outs, batch, model) if fuse else {None: model.fuse(outs, batch["present"]).outputs})
         targets.append({t: v.cpu() for t, v in batch["targets"].items()})
         present.append(batch["present"].cpu())
     keys = results[0].keys() if results else []
@@ -52,10 +59,11 @@ def run(model, loader, device="cpu", fuse=None):
     return outputs, _cat(targets), torch.cat(present) if present else None
 
 
-def contributions(model, loader, tasks: dict, device="cpu") -> list[dict]:
+def contributions(model, loader, tasks: dict, device="cpu", precision: str | None = None):
     """Per modality and task (its main metric): ``full`` (every modality), ``none`` (every modality
     masked), ``drop_one`` = full - (full without it), and the exact Shapley value
-    φ_m = Σ_{S ⊆ M∖{m}} |S|!(M−|S|−1)!/M! (v(S ∪ {m}) − v(S)); the φ_m sum to full − none."""
+    φ_m = Σ_{S ⊆ M∖{m}} |S|!(M−|S|−1)!/M! (v(S ∪ {m}) − v(S)); the φ_m sum to full − none.
+    Returns (rows, the outputs with every modality, the targets): one pass over the split."""
     modalities = model.modalities
     m_count = len(modalities)
     if m_count > MAX_SHAPLEY_MODALITIES:
@@ -68,7 +76,7 @@ def contributions(model, loader, tasks: dict, device="cpu") -> list[dict]:
         return {s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
                 for s in subsets}
 
-    outputs, targets, _ = run(model, loader, device, fuse)
+    outputs, targets, _ = run(model, loader, device, fuse, precision)
     rows = []
     for task, spec in tasks.items():
         metric = TASKS.get(spec["type"]).main_metric
@@ -87,11 +95,11 @@ def contributions(model, loader, tasks: dict, device="cpu") -> list[dict]:
                     shapley += weight * (value[s[:i] + (True,) + s[i + 1:]] - value[s])
             rows.append({"modality": m, "metric": f"{task}/{metric}", "full": full, "none": none,
                          "drop_one": full - value[without], "shapley": shapley})
-    return rows
+    return rows, outputs[tuple(True for _ in modalities)], targets
 
 
 def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: dict, device="cpu",
-               seed: int = 0) -> list[dict]:
+               seed: int = 0, precision: str | None = None) -> list[dict]:
     """Rows {modality, kind (noise|missing), level, metric, value}: each modality in turn corrupted
     at NOISE_LEVELS (its type's ``corrupt``: Gaussian noise on audio/image/tabular/sequence values,
     token dropping for text) or missing in a share MISSING_RATES of the rows, the others clean.
@@ -117,7 +125,7 @@ def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: 
                 variants[(m, "missing", rate)] = model.fuse(outs, present).outputs
         return variants
 
-    outputs, targets, _ = run(model, loader, device, fuse)
+    outputs, targets, _ = run(model, loader, device, fuse, precision)
     rows = []
     for (m, kind, level), out in outputs.items():
         for task, spec in tasks.items():

@@ -101,6 +101,9 @@ def validate(cfg: DictConfig) -> None:
     from mmtrain.optim import OptimSettings
 
     LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
+    from mmtrain.averaging import check as check_average
+
+    check_average(cfg.average.top_k, cfg.average.method)
     OptimSettings.of(OmegaConf.to_container(cfg.optim, resolve=True))
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision.startswith("16") and not _cuda_available():

@@ -29,11 +29,11 @@ def load_weights(module, ckpt_path: str) -> dict:
     return checkpoint
 
 
-def calibrate(module, datamodule, ckpt_path: str, settings: dict, device="cpu") -> dict:
+def calibrate(module, datamodule, ckpt_path: str, settings: dict, device="cpu", precision: str | None = None) -> dict:
     """Fit each task's calibration (temperature, thresholds) on the val split with the weights of
     ``ckpt_path``, and write it into that checkpoint (atomically), which predict then uses."""
     checkpoint = load_weights(module, ckpt_path)
-    outputs, targets, _ = analysis.run(module.model, datamodule.loader("val", shard=False), device)
+    outputs, targets, _ = analysis.run(module.model, datamodule.loader("val", shard=False), device, precision=precision)
     module.calibration = {t: TASKS.get(s["type"]).fit_calibration(outputs[None][t], targets[t], settings)
                           for t, s in module.tasks.items()}
     checkpoint["calibration"] = module.calibration
@@ -46,6 +46,7 @@ def save_checkpoint(checkpoint: dict, path: str) -> None:
     handle, tmp = tempfile.mkstemp(dir=Path(path).parent, suffix=".tmp")
     os.close(handle)
     torch.save(checkpoint, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; checkpoints are as readable as Lightning's
     os.replace(tmp, path)
 
 
@@ -67,26 +68,26 @@ def evaluate_splits(trainer, module, datamodule, ckpt_path: str | None, splits: 
     return metrics, confusion
 
 
-def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = False, device="cpu") -> None:
+def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = False, device="cpu",
+            precision: str | None = None) -> None:
     """The run report's tables for ``split``, as CSV and PNG in ``out_dir``: per_class, reliability,
     contribution and (with ``robustness``) the robustness sweep."""
     from mmtrain import results
 
     model, tasks, calibration = module.model, module.tasks, module.calibration
     loader = datamodule.loader(split, shard=False)
-    outputs, targets, _ = analysis.run(model, loader, device)
-    results.write_rows(out_dir / "per_class.csv", analysis.per_class(tasks, outputs[None], targets, calibration))
-    bins = analysis.reliability(tasks, outputs[None], targets, calibration)
+    rows, outputs, targets = analysis.contributions(model, loader, tasks, device, precision)
+    results.write_rows(out_dir / "contribution.csv", rows)
+    results.plot_contributions(rows, out_dir / "contribution.png")
+    results.write_rows(out_dir / "per_class.csv", analysis.per_class(tasks, outputs, targets, calibration))
+    bins = analysis.reliability(tasks, outputs, targets, calibration)
     if bins:
         results.write_rows(out_dir / "reliability.csv", bins)
         results.plot_reliability(bins, out_dir / "reliability.png")
-    rows = analysis.contributions(model, loader, tasks, device)
-    results.write_rows(out_dir / "contribution.csv", rows)
-    results.plot_contributions(rows, out_dir / "contribution.png")
     if robustness:
         types = datamodule.table.modality_types
         pre = {m: e.get("preprocessing") for m, e in module.hparams.model_cfg["encoder"].items()}
-        rows = analysis.robustness(model, loader, tasks, types, pre, device)
+        rows = analysis.robustness(model, loader, tasks, types, pre, device, precision=precision)
         results.write_rows(out_dir / "robustness.csv", rows)
         results.plot_robustness(rows, out_dir / "robustness.png")
 
@@ -111,7 +112,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         results.write_confusions(out_dir, confusion, model.tasks)
-        analyse(out_dir, model.module, datamodule, "test" if "test" in splits else splits[0], cfg.robustness)
+        analyse(out_dir, model.module, datamodule, "test" if "test" in splits else splits[0], cfg.robustness,
+                precision=cfg.trainer.precision)
         results.write_run_info(out_dir, kind="evaluate", module=model.module, table=table, checkpoint=model.path,
                                data_path=str(cfg.data.path), wall={"evaluate": time.perf_counter() - start})
         from mmtrain.run_report import write

@@ -28,6 +28,8 @@ class LossSettings:
     regression: str = "mse"  # mse | huber
     huber_delta: float = 1.0
     label_smoothing: float = 0.0  # multiclass
+    focal_gamma: float = 0.0  # classification: focal loss (1 - p_t)^gamma x CE, Lin et al. 2017 (0: plain CE)
+    logit_adjust_tau: float = 0.0  # multiclass: CE on z + tau log(prior), Menon et al. 2021 (0: off)
 
     def __post_init__(self):
         weights = self.class_weights
@@ -42,6 +44,10 @@ class LossSettings:
             raise ConfigError(f"loss.regression={self.regression} is not known: use mse or huber.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"loss.label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
+        if not 0 <= self.focal_gamma <= 10:
+            raise ConfigError(f"loss.focal_gamma={self.focal_gamma} must be in [0, 10] (2 is usual; 0 is plain CE).")
+        if not 0 <= self.logit_adjust_tau <= 5:
+            raise ConfigError(f"loss.logit_adjust_tau={self.logit_adjust_tau} must be in [0, 5] (1 is usual; 0: off).")
 
     @classmethod
     def of(cls, node: dict) -> LossSettings:
@@ -81,6 +87,51 @@ def positive_weights(positives: Sequence[float], total: int, mode: str) -> list[
         return None
     positives = np.asarray(positives, dtype=np.float64)
     return ((total - positives) / np.maximum(positives, 1.0)).tolist()
+
+
+class ClassLoss(nn.Module):
+    """Cross-entropy for logits [B, C] and class indices [B], with class weights, label smoothing,
+    focal modulation (Lin et al. 2017: each row's loss x (1 - p_true)^gamma) and logit adjustment
+    (Menon et al. 2021: trained on z + tau log(prior), so plain z predicts for balanced error).
+    Weighted rows average as in torch: sum(w_y loss) / sum(w_y)."""
+
+    def __init__(self, weights=None, label_smoothing: float = 0.0, gamma: float = 0.0, tau: float = 0.0,
+                 priors=None):
+        super().__init__()
+        self.label_smoothing, self.gamma = label_smoothing, gamma
+        self.register_buffer("weight", None if weights is None else torch.tensor(weights, dtype=torch.float32))
+        shift = tau * torch.log(torch.tensor(priors, dtype=torch.float32).clamp(min=1e-12)) if tau and priors else None
+        self.register_buffer("shift", shift)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.shift is not None:
+            logits = logits + self.shift.to(logits.dtype)
+        if not self.gamma:
+            return nn.functional.cross_entropy(logits, targets, weight=self.weight, label_smoothing=self.label_smoothing)
+        per_row = nn.functional.cross_entropy(logits, targets, reduction="none", label_smoothing=self.label_smoothing)
+        p_true = logits.float().softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+        per_row = (1 - p_true).pow(self.gamma) * per_row
+        w = torch.ones_like(per_row) if self.weight is None else self.weight[targets].to(per_row.dtype)
+        return (w * per_row).sum() / w.sum().clamp(min=1e-12)
+
+
+class LabelLoss(nn.Module):
+    """Binary cross-entropy per label for logits [B, L] and 0/1 targets [B, L], with pos_weight and
+    sigmoid focal modulation ((1 - p_t)^gamma, Lin et al. 2017)."""
+
+    def __init__(self, pos_weight=None, gamma: float = 0.0):
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = targets.to(logits.dtype)
+        per = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight,
+                                                             reduction="none")
+        if self.gamma:
+            p = logits.sigmoid()
+            per = (1 - (p * targets + (1 - p) * (1 - targets))).pow(self.gamma) * per
+        return per.mean()
 
 
 def regression_loss(kind: str, huber_delta: float = 1.0) -> nn.Module:

@@ -13,7 +13,7 @@ from mmtrain.errors import ConfigError
 from mmtrain.losses import LossSettings
 from mmtrain.metrics import StageMetrics
 from mmtrain.model import build_model
-from mmtrain.optim import OptimSettings, configure
+from mmtrain.optim import OptimSettings, configure, param_groups
 from mmtrain.tasks import TASKS
 
 # 2: the checkpoint carries the data spec, model-file fingerprints and calibration (predict/evaluate/export).
@@ -35,7 +35,7 @@ class MultimodalModule(L.LightningModule):
         self.calibration: dict[str, dict] = {}
         loss = LossSettings.of(model_cfg["loss"])
         self.losses = torch.nn.ModuleDict({
-            t: TASKS.get(spec["type"]).loss(spec.get("weights"), loss) for t, spec in tasks.items()})
+            t: TASKS.get(spec["type"]).loss(spec, loss) for t, spec in tasks.items()})
         self.val_metrics = StageMetrics(tasks)
         self.test_metrics = StageMetrics(tasks)
         confusion = {t: TASKS.get(spec["type"]).confusion(spec["classes"]) for t, spec in tasks.items()}
@@ -98,16 +98,8 @@ class MultimodalModule(L.LightningModule):
 
     def configure_optimizers(self):
         settings = OptimSettings.of(self.hparams.model_cfg["optim"])
-        return configure(settings, self.param_groups(settings.optimizer["lr"], settings.encoder_lr_mult),
-                         self.trainer)
-
-    def param_groups(self, lr: float, encoder_lr_mult: float) -> list[dict]:
-        """Pretrained encoders' parameters at lr x encoder_lr_mult (a gentler fine-tune), the rest at lr."""
-        pretrained = {id(p) for e in self.model.encoders.values() if e.pretrained for p in e.parameters()}
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in trainable if id(p) not in pretrained]},
-                  {"params": [p for p in trainable if id(p) in pretrained], "lr": lr * encoder_lr_mult}]
-        return [g for g in groups if g["params"]]
+        pretrained = {m: e for m, e in self.model.encoders.items() if e.pretrained}
+        return configure(settings, param_groups(settings, self, pretrained), self.trainer)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Torch's RNG (dropout) travels with the checkpoint so a resumed run continues exactly.

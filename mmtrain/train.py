@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_cache import featurizers
 from mmtrain.data.table import MultimodalTable
+from mmtrain.averaging import finalize
 from mmtrain.errors import ConfigError, build
 from mmtrain.evaluate import analyse, calibrate, evaluate_splits
 from mmtrain.checks import validate
@@ -62,14 +63,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.train:
         with phases("train"):
             fit(trainer, module, datamodule, ckpt_path, out_dir, loggers)
-        eval_ckpt = (trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path) or None
-    else:
-        eval_ckpt = ckpt_path
-    device = trainer.strategy.root_device
+    device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
+    eval_ckpt = ckpt_path
+    if cfg.train:  # without a checkpoint callback (callbacks=none) the final weights are tested
+        eval_ckpt = str(out_dir / "checkpoints" / "best.ckpt") if trainer.checkpoint_callback else None
     with phases("evaluate"):
         if cfg.train and eval_ckpt:
-            if trainer.is_global_zero:
-                calibrate(module, datamodule, eval_ckpt, OmegaConf.to_container(cfg.decision, resolve=True), device)
+            if trainer.is_global_zero:  # best.ckpt: the best epoch or an average, then calibrated on val
+                finalize(module, datamodule, top_checkpoints(trainer), Path(eval_ckpt), cfg.average.method,
+                         cfg.monitor, cfg.monitor_mode, device, precision)
+                calibrate(module, datamodule, eval_ckpt, OmegaConf.to_container(cfg.decision, resolve=True), device,
+                          precision)
             trainer.strategy.barrier()
         metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
     if trainer.is_global_zero:
@@ -77,13 +81,22 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
         write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
         with phases("report"):
-            analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device)
+            analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
         write_run_info(out_dir, kind="train", module=module, table=datamodule.table, checkpoint=eval_ckpt,
                        data_path=cfg.data.get("path") or cfg.data.name, wall=dict(phases),
                        epochs={"trained": trainer.current_epoch, "best": best_epoch})
         write_report(out_dir)
         print_summary(metrics, out_dir, best_epoch)
     return metrics
+
+
+def top_checkpoints(trainer) -> list[str]:
+    """The files the checkpoint callback kept (average.top_k), best first."""
+    callback = trainer.checkpoint_callback
+    if callback is None:
+        return []
+    scored = [(float(score), path) for path, score in callback.best_k_models.items() if Path(path).is_file()]
+    return [path for _, path in sorted(scored, reverse=callback.mode == "max")]
 
 
 def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
@@ -158,11 +171,21 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
     datamodule = MultimodalDataModule(
         table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir),
         test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-        sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed)
+        sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
+        bucket_by=bucket_modality(module, cfg.data.bucket_by_length))
     with (phases if phases is not None else Phases())("featurize"):
         datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
     return module, datamodule
+
+
+def bucket_modality(module: MultimodalModule, enabled: bool) -> str | None:
+    """The modality whose length decides the train batches (data.bucket_by_length): the first one
+    with a fine-tuned pretrained encoder, where padding costs most; None (random batches) otherwise."""
+    if not enabled:
+        return None
+    tuned = [m for m, e in module.model.encoders.items() if e.pretrained and not getattr(e, "freeze", False)]
+    return tuned[0] if tuned else None
 
 
 def data_spec(table: MultimodalTable, modalities: list[str], tasks: list[str]) -> dict | None:
@@ -220,14 +243,16 @@ def encoder_configs(cfg: DictConfig, table: MultimodalTable, modalities: list[st
 
 
 def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
-    """{task: {"type", "classes", "weights"}}, with class or positive weights from the train split."""
+    """{task: {"type", "classes", "weights", "priors"}}, with class or positive weights and class shares
+    from the train split."""
     loss = LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
     train = table.indices("train")
     specs = {}
     for task in cfg.head:
         spec = table.tasks[task]
-        weights = TASKS.get(spec.type).train_weights(table.targets[task][train], spec.classes, loss)
-        specs[task] = {"type": spec.type, "classes": spec.classes, "weights": weights}
+        kind, y = TASKS.get(spec.type), table.targets[task][train]
+        specs[task] = {"type": spec.type, "classes": spec.classes, "weights": kind.train_weights(y, spec.classes, loss),
+                       "priors": kind.train_priors(y, spec.classes)}
     return specs
 
 

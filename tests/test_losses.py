@@ -70,10 +70,29 @@ def test_weights_come_from_the_train_split_only(cfg_factory):
 
 def test_weighted_cross_entropy_uses_the_weights():
     logits, target = torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([1, 1])
-    loss = TASKS.get("multiclass").loss([1.0, 3.0], LossSettings())(logits, target)
+    loss = TASKS.get("multiclass").loss({"weights": [1.0, 3.0]}, LossSettings())(logits, target)
     per_sample = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     assert loss.item() == pytest.approx(((3 * per_sample).sum() / 6).item())
-    huber = TASKS.get("regression").loss(None, LossSettings(regression="huber"))(torch.tensor([[3.0]]),
+    huber = TASKS.get("regression").loss({}, LossSettings(regression="huber"))(torch.tensor([[3.0]]),
                                                                                  torch.tensor([0.0]))
     assert huber.item() == pytest.approx(2.5)
     assert not math.isnan(huber.item())
+
+
+def test_focal_loss_and_logit_adjustment_by_hand():
+    logits, target = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]]), torch.tensor([0, 2])
+    task = {"weights": None, "priors": [0.7, 0.2, 0.1]}
+    p = logits.softmax(-1)[torch.arange(2), target]
+    focal = TASKS.get("multiclass").loss(task, LossSettings(focal_gamma=2.0))(logits, target)
+    assert focal.item() == pytest.approx(((1 - p) ** 2 * -p.log()).mean().item(), rel=1e-5)
+    adjusted = TASKS.get("multiclass").loss(task, LossSettings(logit_adjust_tau=1.0))(logits, target)
+    shifted = logits + torch.log(torch.tensor(task["priors"]))
+    assert adjusted.item() == pytest.approx(torch.nn.functional.cross_entropy(shifted, target).item(), rel=1e-5)
+    # A rare class's loss grows under logit adjustment: its logit must beat a prior handicap.
+    plain = TASKS.get("multiclass").loss(task, LossSettings())(logits, target)
+    assert adjusted > plain
+    y = torch.tensor([[1.0, 0.0]])
+    z = torch.tensor([[0.5, -0.5]])
+    label_focal = TASKS.get("multilabel").loss({}, LossSettings(focal_gamma=2.0))(z, y)
+    p_t = torch.sigmoid(torch.tensor([0.5, 0.5]))  # both labels right with p = sigmoid(0.5)
+    assert label_focal.item() == pytest.approx(((1 - p_t) ** 2 * -p_t.log()).mean().item(), rel=1e-5)

@@ -111,17 +111,30 @@ def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):
         prepare(make_cfg(tmp_path / "b", *base, *QUICK, "+encoder/image@encoder.photo=cnn"))
 
 
-def test_encoder_lr_mult_slows_pretrained_encoders_only(tmp_path, toy):
+def test_fine_tuning_groups_layer_wise_lrs_and_no_decay_on_1d(tmp_path, toy):
+    from mmtrain.optim import OptimSettings, param_groups
     from mmtrain.train import prepare
 
     cfg = make_cfg(tmp_path / "run", f"data.path={toy}", "data=manifest", "++data.targets.label.column=label",
                    "++data.modalities.text.column=text", "++data.modalities.meta.numeric=[likes]",
-                   "encoder/text=minilm", "encoder.text.freeze=false", "optim.encoder_lr_mult=0.1")
+                   "encoder/text=minilm", "encoder.text.freeze=false", "optim.encoder_lr=1e-4",
+                   "optim.layer_decay=0.5", "optim.optimizer.lr=1e-3", "optim.optimizer.weight_decay=0.01")
     module, _ = prepare(cfg)
-    groups = module.param_groups(1e-3, 0.1)
-    text_params = {id(p) for p in module.model.encoders["text"].parameters()}
-    assert [g.get("lr") for g in groups] == [None, pytest.approx(1e-4)]
-    assert {id(p) for p in groups[1]["params"]} == text_params
+    settings = OptimSettings.of(module.hparams.model_cfg["optim"])
+    groups = param_groups(settings, module, {"text": module.model.encoders["text"]})
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    bert = dict(module.model.encoders["text"].model.named_parameters())
+    # MiniLM: embeddings (layer 0), 6 blocks (1..6), the pooler on top (7): lr 1e-4 x 0.5^(7 - layer)
+    assert lr_of[id(bert["encoder.layer.5.output.dense.weight"])] == pytest.approx(1e-4 * 0.5)
+    assert lr_of[id(bert["encoder.layer.0.output.dense.weight"])] == pytest.approx(1e-4 * 0.5 ** 6)
+    assert lr_of[id(bert["embeddings.word_embeddings.weight"])] == pytest.approx(1e-4 * 0.5 ** 7)
+    assert lr_of[id(bert["pooler.dense.weight"])] == pytest.approx(1e-4)
+    head = module.model.heads["label"].net[-1]
+    assert lr_of[id(head.weight)] == pytest.approx(1e-3) and wd_of[id(head.weight)] == 0.01
+    assert wd_of[id(head.bias)] == 0.0 and wd_of[id(bert["encoder.layer.3.output.LayerNorm.weight"])] == 0.0
+    assert wd_of[id(bert["encoder.layer.3.output.dense.weight"])] == 0.01
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in module.parameters())
 
 
 def test_cli_bad_row_exits_2_and_writes_nothing_over(tmp_path, toy):

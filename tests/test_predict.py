@@ -172,8 +172,8 @@ def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_n
     run(cfg)
     model = load_model(tmp_path / "run")
     dm = model.datamodule(*model.table_of(path, evaluate=True)[:1], test_split="test")
-    rows = {r["modality"]: r for r in analysis.contributions(model.module.model, dm.loader("test", shard=False),
-                                                             model.tasks)}
+    found, _, _ = analysis.contributions(model.module.model, dm.loader("test", shard=False), model.tasks)
+    rows = {r["modality"]: r for r in found}
     full, none = rows["signal"]["full"], rows["signal"]["none"]
     assert full > 0.9
     assert rows["signal"]["shapley"] + rows["noise"]["shapley"] == pytest.approx(full - none, abs=1e-6)

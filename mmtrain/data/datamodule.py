@@ -47,6 +47,32 @@ class EpochSampler(Sampler[int]):
         return iter(order[self.rank::self.world].tolist())
 
 
+class LengthBuckets(Sampler[list[int]]):
+    """Batches of rows of similar length (less padding for a fine-tuned transformer): the epoch's
+    order from ``sampler`` is cut into pools of ``pool`` batches, each pool sorted by length and cut
+    into batches, and the batches shuffled; all seeded by (seed, epoch), so resume sees the same
+    batches. ``set_epoch`` reaches the row sampler too."""
+
+    def __init__(self, sampler: EpochSampler, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50):
+        self.sampler, self.lengths, self.batch_size, self.seed, self.pool = sampler, lengths, batch_size, seed, pool
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        size = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = sorted(order[start:start + size], key=lambda i: self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.sampler.epoch + 7)
+        return iter([batches[i] for i in torch.randperm(len(batches), generator=g).tolist()])
+
+
 class MultimodalDataModule(L.LightningDataModule):
     """Serves batches {"inputs": {m: (x, mask)}, "present": bool [B, M], "targets": {task: y}}.
 
@@ -57,7 +83,7 @@ class MultimodalDataModule(L.LightningDataModule):
     def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
                  featurizers: dict[str, Callable], batch_size: int = 64, num_workers: int = 0,
                  sampler: str = "random", balance_task: str | None = None, seed: int = 0,
-                 test_split: str = "test"):
+                 test_split: str = "test", bucket_by: str | None = None):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
@@ -67,6 +93,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.featurizers, self.batch_size, self.num_workers = featurizers, batch_size, num_workers
         self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
         self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
+        self.bucket_by = bucket_by  # train batches of similar length in this modality (see LengthBuckets)
         self.features: dict[str, list[torch.Tensor]] | None = None
         self.present = torch.tensor(
             np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1))
@@ -105,11 +132,14 @@ class MultimodalDataModule(L.LightningDataModule):
                           collate_fn=self.batch, num_workers=self.num_workers)
 
     def loader(self, split: str, shard: bool = True) -> DataLoader:
-        """The rows of ``split`` in order. Sharded, each rank evaluates its own rows, with no
+        """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates its own rows, with no
         padding, so metrics (synced by torchmetrics) count every row exactly once (Lightning's
         DistributedSampler would repeat rows); unsharded, one process sees them all."""
         rank, world = self._ranks() if shard else (0, 1)
-        return self._loader(self.table.indices(split)[rank::world])
+        rows = self.table.indices(split)
+        if self.bucket_by is not None:  # similar lengths together: less padding (metrics do not depend on order)
+            rows = rows[np.argsort([len(self.features[self.bucket_by][i]) for i in rows], kind="stable")]
+        return self._loader(rows[rank::world])
 
     def train_dataloader(self) -> DataLoader:
         rows = self.table.indices("train")
@@ -119,7 +149,12 @@ class MultimodalDataModule(L.LightningDataModule):
             counts = np.bincount(labels)
             weights = 1.0 / counts[labels]
         rank, world = self._ranks()
-        return self._loader(rows, EpochSampler(len(rows), self.seed, weights, rank, world))
+        sampler = EpochSampler(len(rows), self.seed, weights, rank, world)
+        if self.bucket_by is None:
+            return self._loader(rows, sampler)
+        lengths = np.array([len(self.features[self.bucket_by][i]) for i in rows])
+        return DataLoader(rows.tolist(), batch_sampler=LengthBuckets(sampler, lengths, self.batch_size, self.seed),
+                          collate_fn=self.batch, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val")

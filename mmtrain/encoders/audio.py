@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
 from mmtrain.encoders.text import resolve_model_path
 from mmtrain.errors import ConfigError
 from mmtrain.media import load_audio
@@ -178,6 +178,9 @@ class HFAudioEncoder(Encoder):
         self.freeze, self.featurize_batch_size = freeze, featurize_batch_size
         self.out_dim = self.model.config.hidden_size
         set_trainable(self.model, not freeze)
+
+    def layer_ids(self) -> tuple[dict[str, int], int]:
+        return transformer_layer_ids(self.model)
 
     def cache_key(self) -> dict | None:
         if not self.freeze:

@@ -31,8 +31,13 @@ class EncoderOutput:
 
 class Encoder(nn.Module):
     out_dim: int
-    pretrained: bool = False  # pretrained weights train at optim.encoder_lr_mult x the learning rate
+    pretrained: bool = False  # pretrained weights train at optim.encoder_lr, with optim.layer_decay per layer
     model_path: str | None = None  # the local files (folder or weights file) pretrained weights come from
+
+    def layer_ids(self) -> tuple[dict[str, int], int]:
+        """(parameter name -> its layer, 0 = the input side, and the number of layers) for layer-wise
+        lr decay; names missing from the map count as the top layer. Default: one layer."""
+        return {}, 1
 
     def fingerprint(self) -> str | None:
         """Of the model files this encoder was built from; saved in checkpoints and checked on load."""
@@ -71,6 +76,26 @@ def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, en
             for i, result in zip(chunk, encode(x.to(device), mask.to(device))):
                 out[i] = result.cpu().clone()
     return out
+
+
+def transformer_layer_ids(model: nn.Module, prefix: str = "model.") -> tuple[dict[str, int], int]:
+    """Layers of a transformers model by parameter name: embeddings and feature front ends 0, block i
+    (``...layer.i.`` / ``...layers.i.``) i + 1, the rest (final norms, pooler) the top, L + 1."""
+    import re
+
+    names = [n for n, _ in model.named_parameters()]
+    blocks = [int(m.group(1)) for n in names if (m := re.search(r"\.layers?\.(\d+)\.", n))]
+    top = (max(blocks) + 2) if blocks else 1
+    layer_of = {}
+    for n in names:
+        found = re.search(r"\.layers?\.(\d+)\.", n)
+        if found:
+            layer_of[prefix + n] = int(found.group(1)) + 1
+        elif re.match(r"(embeddings|feature_|encoder\.pos_conv|masked_spec)", n):
+            layer_of[prefix + n] = 0
+        else:
+            layer_of[prefix + n] = top
+    return layer_of, top + 1
 
 
 def set_trainable(module: nn.Module, trainable: bool) -> None:

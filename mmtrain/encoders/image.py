@@ -115,6 +115,13 @@ class TimmImageEncoder(Encoder):
         self.out_dim = self.model.num_features
         set_trainable(self.model, not freeze)
 
+    def layer_ids(self) -> tuple[dict[str, int], int]:
+        """timm's own grouping of the model's layers (its group_matcher), as timm.optim uses it."""
+        from timm.models import group_parameters
+
+        layer_of = group_parameters(self.model, self.model.group_matcher(coarse=False), reverse=True)
+        return {f"model.{n}": i for n, i in layer_of.items()}, max(layer_of.values()) + 1
+
     def cache_key(self) -> dict | None:
         if not self.freeze:
             return None

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmtrain.encoders.augment import token_dropout
-from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
 from mmtrain.errors import ConfigError
 from mmtrain.tensors import attendable, masked_mean
 
@@ -80,6 +80,9 @@ class HFTextEncoder(Encoder):
             raise ConfigError(_offline_hint("encoder.text.model", model, err)) from err
         self.out_dim = self.model.config.hidden_size
         set_trainable(self.model, not freeze)
+
+    def layer_ids(self) -> tuple[dict[str, int], int]:
+        return transformer_layer_ids(self.model)
 
     def cache_key(self) -> dict | None:
         """What the frozen features depend on: the model files (name, size, mtime) and settings."""

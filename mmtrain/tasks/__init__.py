@@ -57,8 +57,12 @@ class TaskType:
         """Class or positive weights for the loss, from the train targets and the loss settings."""
         return None
 
-    def loss(self, weights: list[float] | None, loss):
-        """A module taking (outputs, targets)."""
+    def train_priors(self, targets: np.ndarray, classes) -> list[float] | None:
+        """Each class's share of the train rows (logit adjustment), or None."""
+        return None
+
+    def loss(self, task: dict, loss):
+        """A module taking (outputs, targets); ``task`` holds the train-split "weights" and "priors"."""
         raise NotImplementedError
 
     def metrics(self, classes, **kwargs):

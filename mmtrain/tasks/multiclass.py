@@ -62,12 +62,15 @@ class Multiclass(TaskType):
 
         return class_weights(np.bincount(targets, minlength=len(classes)), loss.class_weights, loss.beta)
 
-    def loss(self, weights, loss):
-        import torch
-        from torch import nn
+    def train_priors(self, targets, classes):
+        counts = np.bincount(targets, minlength=len(classes)).astype(np.float64)
+        return (counts / max(1.0, counts.sum())).tolist()
 
-        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
-        return nn.CrossEntropyLoss(weight=weight, label_smoothing=loss.label_smoothing)
+    def loss(self, task, loss):
+        from mmtrain.losses import ClassLoss
+
+        return ClassLoss(task.get("weights"), loss.label_smoothing, loss.focal_gamma, loss.logit_adjust_tau,
+                         task.get("priors"))
 
     def metrics(self, classes, **kwargs):
         import torchmetrics as tm

@@ -51,11 +51,10 @@ class Multilabel(TaskType):
 
         return positive_weights(targets.sum(0), len(targets), loss.pos_weight)
 
-    def loss(self, weights, loss):
-        import torch
-        from torch import nn
+    def loss(self, task, loss):
+        from mmtrain.losses import LabelLoss
 
-        return nn.BCEWithLogitsLoss(pos_weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
+        return LabelLoss(task.get("weights"), loss.focal_gamma)
 
     def metrics(self, classes, **kwargs):
         import torchmetrics as tm

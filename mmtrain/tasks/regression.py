@@ -34,7 +34,7 @@ class Regression(TaskType):
     def num_outputs(self, classes):
         return 1
 
-    def loss(self, weights, loss):
+    def loss(self, task, loss):
         from mmtrain.losses import regression_loss
 
         return regression_loss(loss.regression, loss.huber_delta)
