@@ -28,11 +28,12 @@ def check(top_k: int, method: str) -> None:
 
 def average_states(states: list[dict]) -> dict:
     """The mean of the floating-point tensors of state dicts with the same keys; other entries
-    (BatchNorm's num_batches_tracked) from the first."""
+    (BatchNorm's num_batches_tracked) from the first. Summed in float64, so k identical states
+    average back to exactly themselves."""
     out = {}
     for key, first in states[0].items():
         if torch.is_floating_point(first):
-            out[key] = torch.stack([s[key].float() for s in states]).mean(0).to(first.dtype)
+            out[key] = torch.stack([s[key].double() for s in states]).mean(0).to(first.dtype)
         else:
             out[key] = first
     return out

@@ -94,9 +94,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"head.{missing[0]}: the data '{cfg.data.name}' has no task '{missing[0]}' "
                           f"(its tasks: {list(cfg.data.tasks)}); remove it or pick head=<one of those>.")
     monitor_task = str(cfg.monitor).split("/")[1] if str(cfg.monitor).count("/") >= 2 else None
-    if monitor_task not in cfg.head and cfg.monitor != "val/loss":
+    if monitor_task not in cfg.head and cfg.monitor not in ("val/loss", "auto"):
         raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
-                          f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...) or val/loss.")
+                          f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
+                          f"(the first task's main metric: macro-F1, or r2).")
     from mmtrain.losses import LossSettings
     from mmtrain.optim import OptimSettings
 

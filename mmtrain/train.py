@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_cache import featurizers
@@ -158,6 +158,7 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table: MultimodalTable = build(cfg.data.source, "data.source")
     modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)
+    resolve_monitor(cfg, tasks)
     if ckpt_path:
         use_saved_preprocessing(table, tasks, ckpt_path)
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODEL_KEYS}
@@ -194,6 +195,17 @@ def data_spec(table: MultimodalTable, modalities: list[str], tasks: list[str]) -
         return None
     return {**table.spec, "modalities": {m: table.spec["modalities"][m] for m in modalities},
             "targets": {t: table.spec["targets"][t] for t in tasks}}
+
+
+def resolve_monitor(cfg: DictConfig, tasks: dict) -> None:
+    """monitor=auto: the first task's main metric on val (its type's: macro-F1 for classification,
+    r2 for regression), maximised; set in the config, so the callbacks and config.yaml show it."""
+    if cfg.monitor != "auto":
+        return
+    task, spec = next(iter(tasks.items()))
+    with open_dict(cfg):
+        cfg.monitor = f"val/{task}/{TASKS.get(spec['type']).main_metric}"
+        cfg.monitor_mode = "max"
 
 
 def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str) -> None:
@@ -237,9 +249,26 @@ def encoder_configs(cfg: DictConfig, table: MultimodalTable, modalities: list[st
                               f"+encoder/{kind}=<option> or +encoder/{kind}@encoder_for.{m}=<option> "
                               f"(type defaults configured: {sorted(defaults)}).")
         configs[m] = dict(own.get(m) or defaults[kind])
+        fine_tune = finetune_policy(cfg.get("finetune"), kind)
+        if fine_tune is not None and "freeze" in configs[m] and configs[m].get("pretrained", True) is not False:
+            configs[m]["freeze"] = not fine_tune
         if m in table.preprocessing:
             configs[m]["preprocessing"] = table.preprocessing[m]
     return configs
+
+
+def finetune_policy(policy, kind: str) -> bool | None:
+    """``finetune`` (the presets set it): null leaves each encoder's freeze as configured; ``all``
+    fine-tunes every pretrained encoder; a list of modality types fine-tunes those and freezes the
+    other pretrained ones. -> whether this type's pretrained encoder trains, or None (as configured)."""
+    if policy is None:
+        return None
+    if policy == "all":
+        return True
+    if isinstance(policy, str) or any(t not in MODALITIES for t in policy):
+        raise ConfigError(f"finetune={policy} must be null, all, or a list of modality types from "
+                          f"{MODALITIES.names()} (e.g. finetune=[text]).")
+    return kind in policy
 
 
 def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:

@@ -11,8 +11,8 @@ from mmtrain.train import prepare
 
 CONF = Path(mmtrain.__file__).parent.parent / "conf"
 GROUPS = ["data", "encoder/text", "encoder/audio", "encoder/image", "encoder/tabular", "encoder/sequence",
-          "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "experiment", "hparams_search",
-          "debug"]
+          "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "preset", "experiment",
+          "hparams_search", "debug"]
 # Options that need a value the user must give ({toy}: a small generated manifest, tests/toy_data.py).
 ON_TOY = ["data.path={toy}", "data.split_column=split"]
 ON_TOY_TYPES = ["data=manifest", *ON_TOY, "++data.targets.label.column=label", "++data.modalities.text.column=text",
