@@ -48,5 +48,5 @@ class TimeBudget(Callback):
             for schedule in getattr(config.scheduler, "lr_lambdas", []):
                 if isinstance(schedule, WarmupCosine):
                     schedule.total = max(schedule.warmup + 1, steps)
-        log.info("trainer.max_time: an epoch takes %.1f s, so training stops after epoch %d of %s, with the "
-                 "learning-rate schedule fitted to those %d steps.", epoch_time, epochs - 1, self.configured, steps)
+        log.info("trainer.max_time: an epoch takes %.1f s, so %d epochs fit (trainer.max_epochs=%s); the "
+                 "learning-rate schedule is fitted to their %d steps.", epoch_time, epochs, self.configured, steps)

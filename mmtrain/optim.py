@@ -63,7 +63,7 @@ class OptimSettings:
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
         if self.encoder_lr is not None and not (isinstance(self.encoder_lr, (int, float)) and self.encoder_lr > 0):
-            raise ConfigError(f"optim.encoder_lr={self.encoder_lr} must be positive (e.g. 5e-5 for a BERT-style "
+            raise ConfigError(f"optim.encoder_lr={self.encoder_lr} must be positive (e.g. 1e-4 for a BERT-style "
                               f"encoder) or null (the head's lr); encoder.<type>.freeze=true keeps an encoder fixed.")
         if not (isinstance(self.layer_decay, (int, float)) and 0 < self.layer_decay <= 1):
             raise ConfigError(f"optim.layer_decay={self.layer_decay} must be in (0, 1] (e.g. 0.9; 1 = the same lr "

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from mmtrain import analysis
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_cache import featurizers
-from mmtrain.data.manifest import READERS, check_table, make_table, read_chunks, read_manifest, write_table
+from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
 from mmtrain.errors import ConfigError
 from mmtrain.modalities import MODALITIES
@@ -125,13 +125,14 @@ class TrainedModel:
         run's split column by default, if the file has it), else "eval" for every row."""
         path = Path(str(path)).expanduser()
         frame = read_manifest(path)
+        root = locate(path)[2]
         self.check_columns(frame, f"data.path={path}", targets=evaluate)
         column = split_column or self.spec.get("split_column")
         if split_column and split_column not in frame.columns:
             raise ConfigError(f"data.split_column={split_column}: {path.name} has no such column.")
         split = frame[column].astype(str).str.strip().to_numpy() if column in frame.columns else \
             np.full(len(frame), "eval")
-        return self.table(frame, path.parent.absolute(), on_bad_row, report_dir, evaluate, split)
+        return self.table(frame, root, on_bad_row, report_dir, evaluate, split)
 
     def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict"):
         encoders = self.module.model.encoders
@@ -178,7 +179,7 @@ def predict(cfg: DictConfig) -> Path:
     (out_dir / "bad_rows.csv").unlink(missing_ok=True)
     model = load_model(cfg.run)
     device = _device(cfg.device)
-    root = source.parent.absolute()
+    root = locate(source)[2]
     frames, merged, ids, offset, failing = [], BadRows(0), {}, 0, False
     progress = Progress("Predicting", total=_row_count(source))
     for chunk in read_chunks(source, cfg.data.chunk_rows):
@@ -213,8 +214,9 @@ def _device(name: str) -> torch.device:
 
 def _row_count(path: Path) -> int | None:
     """The number of rows where the format says it cheaply (Parquet's metadata), else None."""
-    if READERS.get(path.suffix.lower()) == "parquet" and path.is_file():
+    files, kind, _ = locate(path)
+    if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     return None

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmtrain.data.manifest import load_manifest
+from mmtrain.data.manifest import load_manifest, read_manifest, used_columns
+from mmtrain.errors import ConfigError
 from mmtrain.modalities.tabular import apply as apply_tabular
 import toy_data
 
@@ -27,6 +28,29 @@ def test_every_format_gives_the_same_table(tmp_path, fmt):
     assert list(table.targets["label"][:3]) == [0, 1, 2]
     assert table.modalities["audio"][0] == tmp_path / "media" / "0.wav"  # relative to the manifest's folder
     assert table.modalities["text"][1] == "a steady sports report number 1"
+
+
+def test_parquet_shards_in_a_folder_or_glob_are_one_manifest_read_without_unused_columns(tmp_path):
+    frame = pd.read_csv(toy_data.build(tmp_path, rows=30))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    frame["audio"] = "../" + frame["audio"]  # media paths are relative to the folder named
+    for i, start in enumerate(range(0, 30, 10)):
+        part = frame.iloc[start:start + 10]
+        part.to_parquet(shards / f"part-{i}.parquet", index=False)
+    kwargs = {"targets": TARGET, "split_column": "split", "modalities": {"text": {}, "audio": {}}}
+    whole = load_manifest(tmp_path / "manifest.csv", **kwargs)
+    for path in (shards, shards / "part-*.parquet", tmp_path):  # tmp_path holds one manifest.csv
+        table = load_manifest(path, **kwargs)
+        assert table.modalities["text"] == whole.modalities["text"] and table.split.tolist() == whole.split.tolist()
+        assert table.modalities["audio"][0].resolve() == whole.modalities["audio"][0].resolve()
+    used = used_columns(shards, kwargs["modalities"], TARGET, "split", None, [])
+    assert used == ["id", "audio", "text", "label", "split"]  # the file's order; likes, image, ... never read
+    assert list(read_manifest(shards, columns=used).columns) == used
+    with pytest.raises(ConfigError, match="no manifest.* file and no .parquet shards"):
+        load_manifest(tmp_path / "media", **kwargs)
+    with pytest.raises(ConfigError, match="matches no file"):
+        load_manifest(shards / "nothing-*.parquet", **kwargs)
 
 
 def test_types_are_inferred_and_the_mapping_printed(toy, caplog):

@@ -9,6 +9,7 @@ train split only, by each modality type (mmtrain/modalities/).
 
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
 
@@ -41,9 +42,9 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     if on_bad_row not in ("error", "skip", "missing"):
         raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
     path = Path(str(path)).expanduser()
-    frame = read_manifest(path)
-    root = path.parent.absolute()
+    _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
+    frame = read_manifest(path, columns=used_columns(path, modalities, targets, split_column, id_column, ignore_columns))
     if not targets:
         raise ConfigError(f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           f"(columns of {path.name}: {list(frame.columns)}).")
@@ -73,6 +74,26 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     require_splits(table.split, used, split_column, after="after dropping bad rows")
     describe(path, specs, target_specs, table.tasks, table.split, bad)
     return table
+
+
+def used_columns(path, modalities: dict | None, targets: dict, split_column: str | None, id_column: str | None,
+                 ignore_columns) -> list[str] | None:
+    """The columns to read: with modalities declared, theirs and the targets', split and id columns; else
+    all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns."""
+    names = column_names(path)
+    if not modalities:
+        wanted = [c for c in names if c not in set(ignore_columns)]
+    else:
+        wanted = {split_column, id_column or "id", *(spec.get("column") or task for task, spec in targets.items())}
+        for name, spec in modalities.items():
+            spec = dict(spec or {})
+            listed = [c for k, v in spec.items() if k != "type"
+                      for c in ([v] if isinstance(v, str) else list(v) if hasattr(v, "__iter__") else [])]
+            wanted |= set(listed) or {name}
+        if not (wanted - {None, "id"}) <= set(names):
+            return None
+        wanted = [c for c in names if c in wanted]
+    return wanted
 
 
 def row_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
@@ -160,23 +181,64 @@ def manifest_kind(path: Path, key: str = "data.path") -> str:
     return kind
 
 
-def read_chunks(path: Path, chunk_rows: int | None = None, key: str = "data.path"):
-    """The manifest as DataFrames of at most ``chunk_rows`` rows (all of it at once with None), so a
-    long file is read in bounded memory. Column names become strings."""
-    kind = manifest_kind(path, key)
+def locate(path, key: str = "data.path") -> tuple[list[Path], str, Path]:
+    """What ``path`` names -> (its files, their format, the folder relative media paths are read from).
+
+    A manifest file; a folder holding one ``manifest.*`` (that file); or a folder or glob
+    (``shards/part-*.parquet``) of Parquet shards, read in name order as one table.
+    """
+    path = Path(str(path)).expanduser()
+    if glob.has_magic(str(path)):
+        files = sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
+        root = Path(*[part for part in path.parts[: next(i for i, p in enumerate(path.parts) if glob.has_magic(p))]])
+        if not files:
+            raise ConfigError(f"{key}={path}: the pattern matches no file.")
+    elif path.is_dir():
+        own = [f for f in sorted(path.glob("manifest.*")) if f.suffix.lower() in READERS]
+        files, root = own if len(own) == 1 else sorted(path.glob("*.parquet")), path
+        if not files:
+            raise ConfigError(f"{key}={path}: the folder holds no manifest.* file and no .parquet shards; point "
+                              f"{key} at the manifest file, or at a folder (or glob) of Parquet shards.")
+    else:
+        files, root = [path], path.parent
+    kinds = {manifest_kind(f, key) for f in files}
+    if len(files) > 1 and kinds != {"parquet"}:
+        raise ConfigError(f"{key}={path}: {len(files)} files of {sorted(kinds)}; several files are read as one "
+                          f"table only when they are Parquet shards. Point {key} at one file.")
+    return files, kinds.pop(), root.absolute()
+
+
+def column_names(path, key: str = "data.path") -> list[str]:
+    """The manifest's column names, without reading its rows where the format allows (Parquet, CSV)."""
+    files, kind, _ = locate(path, key)
+    if kind == "parquet":
+        import pyarrow.dataset as ds
+
+        return list(ds.dataset([str(f) for f in files], format="parquet").schema.names)
+    if kind in ("csv", "tsv"):
+        return [str(c) for c in pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", nrows=0).columns]
+    return list(next(read_chunks(path, key=key)).columns)
+
+
+def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", columns: list[str] | None = None):
+    """The manifest (see locate) as DataFrames of at most ``chunk_rows`` rows (all of it at once with
+    None), so a long file is read in bounded memory; only ``columns`` (default: all) are read from
+    Parquet and CSV. Column names become strings."""
+    files, kind, _ = locate(path, key)
     reader = None
     try:
-        if chunk_rows is None:
-            reader = iter([pd.read_parquet(path) if kind == "parquet" else pd.read_json(path, lines=True)
-                           if kind == "jsonl" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")])
-        elif kind == "parquet":
-            import pyarrow.parquet as pq
+        if kind == "parquet":  # pyarrow reads only the asked columns of every shard
+            import pyarrow.dataset as ds
 
-            reader = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+            dataset = ds.dataset([str(f) for f in files], format="parquet")
+            reader = iter([dataset.to_table(columns=columns).to_pandas()]) if chunk_rows is None else \
+                (batch.to_pandas() for batch in dataset.to_batches(columns=columns, batch_size=chunk_rows))
         elif kind == "jsonl":
-            reader = pd.read_json(path, lines=True, chunksize=chunk_rows)
+            reader = iter([pd.read_json(files[0], lines=True)]) if chunk_rows is None else \
+                pd.read_json(files[0], lines=True, chunksize=chunk_rows)
         else:
-            reader = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=chunk_rows)
+            reader = pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", usecols=columns, chunksize=chunk_rows)
+            reader = iter([reader]) if chunk_rows is None else reader
         while True:
             try:
                 frame = next(reader)
@@ -194,8 +256,8 @@ def read_chunks(path: Path, chunk_rows: int | None = None, key: str = "data.path
             reader.close()
 
 
-def read_manifest(path: Path, key: str = "data.path") -> pd.DataFrame:
-    frame = next(read_chunks(path, key=key))
+def read_manifest(path, key: str = "data.path", columns: list[str] | None = None) -> pd.DataFrame:
+    frame = next(read_chunks(path, key=key, columns=columns))
     if frame.empty:
         raise ConfigError(f"{key}={path}: the manifest has no rows.")
     return frame
