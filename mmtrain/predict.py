@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from mmtrain import analysis
 from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_cache import featurizers
+from mmtrain.data.feature_cache import decoded_per_batch, featurizers
 from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
 from mmtrain.errors import ConfigError
@@ -137,7 +137,8 @@ class TrainedModel:
     def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict"):
         encoders = self.module.model.encoders
         dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir),
-                                  batch_size=batch_size, test_split=test_split)
+                                  batch_size=batch_size, test_split=test_split,
+                                  per_batch=decoded_per_batch(encoders, table, self.modalities))
         dm.setup()
         return dm
 

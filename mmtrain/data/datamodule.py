@@ -1,8 +1,12 @@
-"""The Lightning datamodule: featurizes each modality once, then serves padded batches."""
+"""The Lightning datamodule: serves padded batches. Cheap or fixed featurizing (tokenizing, tabular
+preprocessing, a frozen encoder's features) runs once up front; media read from files (image and
+audio paths) whose encoder trains are decoded per batch, in the DataLoader workers, so memory does
+not grow with the number of rows."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -73,24 +77,39 @@ class LengthBuckets(Sampler[list[int]]):
         return iter([batches[i] for i in torch.randperm(len(batches), generator=g).tolist()])
 
 
+def worker_count(num_workers, per_batch: list[str]) -> int:
+    """data.num_workers: a number, or auto = one per spare core (at most 4) when some modality is
+    decoded per batch, else 0 (features in memory: workers would only add start-up time)."""
+    if num_workers == "auto":
+        return min(4, max(1, (os.cpu_count() or 2) - 1)) if per_batch else 0
+    if not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ConfigError(f"data.num_workers={num_workers} must be auto or a whole number >= 0 (0: load in the "
+                          f"training process).")
+    return num_workers
+
+
 class MultimodalDataModule(L.LightningDataModule):
     """Serves batches {"inputs": {m: (x, mask)}, "present": bool [B, M], "targets": {task: y}}.
 
     featurizers: modality -> the encoder's ``featurize`` (list of raw values -> list of per-sample
-    tensors); it runs once over every row that has the modality, then the results are reused.
+    tensors). It runs once over every row that has the modality and the results are reused, except
+    for the ``per_batch`` modalities, featurized from their raw values (file paths) in each batch.
     """
 
     def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
-                 featurizers: dict[str, Callable], batch_size: int = 64, num_workers: int = 0,
+                 featurizers: dict[str, Callable], batch_size: int = 64, num_workers="auto",
                  sampler: str = "random", balance_task: str | None = None, seed: int = 0,
-                 test_split: str = "test", bucket_by: str | None = None):
+                 test_split: str = "test", bucket_by: str | None = None, per_batch: list[str] = ()):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be at least 1.")
         self.table, self.modalities, self.tasks = table, modalities, tasks
-        self.featurizers, self.batch_size, self.num_workers = featurizers, batch_size, num_workers
+        self.featurizers, self.batch_size = featurizers, batch_size
+        self.per_batch = [m for m in modalities if m in per_batch]
+        self.num_workers = worker_count(num_workers, self.per_batch)
+        self.empty: dict[str, torch.Tensor] = {}  # per_batch modality -> a [0, ...] tensor for absent rows
         self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
         self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
         self.bucket_by = bucket_by  # train batches of similar length in this modality (see LengthBuckets)
@@ -100,7 +119,11 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.features is None:
-            self.features = {m: self._featurize(m) for m in self.modalities}
+            self.features = {m: self._featurize(m) for m in self.modalities if m not in self.per_batch}
+            for m in self.per_batch:  # one row now: its shape, and a decoding problem shows before training
+                first = next(v for v in self.table.modalities[m] if v is not None)
+                self.empty[m] = self.featurizers[m]([first])[0][:0]
+                log.info("%s: decoded per batch (%d DataLoader workers)", m, self.num_workers)
 
     def _featurize(self, modality: str) -> list[torch.Tensor]:
         raws = self.table.modalities[modality]
@@ -115,10 +138,18 @@ class MultimodalDataModule(L.LightningDataModule):
             features[i] = f
         return features
 
+    def _rows(self, modality: str, rows: np.ndarray) -> list[torch.Tensor]:
+        if modality not in self.per_batch:
+            return [self.features[modality][i] for i in rows]
+        raws = self.table.modalities[modality]
+        present = [i for i in rows if raws[i] is not None]
+        done = dict(zip(present, self.featurizers[modality]([raws[i] for i in present]))) if present else {}
+        return [done.get(i, self.empty[modality]) for i in rows]
+
     def batch(self, rows) -> dict:
         rows = np.asarray(rows)
         return {
-            "inputs": {m: pad([self.features[m][i] for i in rows]) for m in self.modalities},
+            "inputs": {m: pad(self._rows(m, rows)) for m in self.modalities},
             "present": self.present[rows],
             "targets": {t: torch.as_tensor(self.table.targets[t][rows]) for t in self.tasks},
         }
@@ -127,9 +158,19 @@ class MultimodalDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
-    def _loader(self, rows: np.ndarray, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(rows.tolist(), batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=self.batch, num_workers=self.num_workers)
+    def _loader(self, rows: np.ndarray, sampler: Sampler | None = None, batch_sampler: Sampler | None = None,
+                persistent: bool = True) -> DataLoader:
+        batching = {"batch_sampler": batch_sampler} if batch_sampler else {"batch_size": self.batch_size,
+                                                                          "sampler": sampler}
+        return DataLoader(rows.tolist(), **batching, collate_fn=self.batch, num_workers=self.num_workers,
+                          persistent_workers=persistent and self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def _lengths(self, rows: np.ndarray) -> np.ndarray | None:
+        """Each row's length in the bucket_by modality; None when there is none or it is decoded per batch."""
+        if self.bucket_by is None or self.bucket_by in self.per_batch:
+            return None
+        return np.array([len(self.features[self.bucket_by][i]) for i in rows])
 
     def loader(self, split: str, shard: bool = True) -> DataLoader:
         """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates its own rows, with no
@@ -137,9 +178,10 @@ class MultimodalDataModule(L.LightningDataModule):
         DistributedSampler would repeat rows); unsharded, one process sees them all."""
         rank, world = self._ranks() if shard else (0, 1)
         rows = self.table.indices(split)
-        if self.bucket_by is not None:  # similar lengths together: less padding (metrics do not depend on order)
-            rows = rows[np.argsort([len(self.features[self.bucket_by][i]) for i in rows], kind="stable")]
-        return self._loader(rows[rank::world])
+        lengths = self._lengths(rows)
+        if lengths is not None:  # similar lengths together: less padding (metrics do not depend on order)
+            rows = rows[np.argsort(lengths, kind="stable")]
+        return self._loader(rows[rank::world], persistent=shard)
 
     def train_dataloader(self) -> DataLoader:
         rows = self.table.indices("train")
@@ -150,11 +192,10 @@ class MultimodalDataModule(L.LightningDataModule):
             weights = 1.0 / counts[labels]
         rank, world = self._ranks()
         sampler = EpochSampler(len(rows), self.seed, weights, rank, world)
-        if self.bucket_by is None:
+        lengths = self._lengths(rows)
+        if lengths is None:
             return self._loader(rows, sampler)
-        lengths = np.array([len(self.features[self.bucket_by][i]) for i in rows])
-        return DataLoader(rows.tolist(), batch_sampler=LengthBuckets(sampler, lengths, self.batch_size, self.seed),
-                          collate_fn=self.batch, num_workers=self.num_workers)
+        return self._loader(rows, batch_sampler=LengthBuckets(sampler, lengths, self.batch_size, self.seed))
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val")

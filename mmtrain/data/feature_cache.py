@@ -73,3 +73,13 @@ def cached(featurize: Callable[[list], list[torch.Tensor]], encoder_key: dict | 
 def featurizers(encoders, cache_dir) -> dict[str, Callable[[list], list[torch.Tensor]]]:
     """Each modality's encoder ``featurize``, behind the disk cache where the encoder has a cache key."""
     return {m: cached(e.featurize, e.cache_key(), cache_dir) for m, e in encoders.items()}
+
+
+def decoded_per_batch(encoders, table, modalities: list[str]) -> list[str]:
+    """The modalities read from files (image, audio paths) whose featurizing is not fixed (the encoder
+    trains, so it has no cache key): decoded per batch in the DataLoader workers rather than held in
+    memory for every row. A frozen encoder's features are computed once (and cached on disk)."""
+    def from_files(m: str) -> bool:
+        return isinstance(next((v for v in table.modalities[m] if v is not None), None), Path)
+
+    return [m for m in modalities if encoders[m].cache_key() is None and from_files(m)]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.progress import Progress
 from mmtrain.tensors import pad
 
 
@@ -69,12 +70,15 @@ def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, en
     device = next(model.parameters()).device
     out: list[torch.Tensor] = [None] * len(inputs)
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    progress = Progress(f"Encoding with the frozen {type(model).__name__}", total=len(inputs))
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             x, mask = pad([inputs[i] for i in chunk])
             for i, result in zip(chunk, encode(x.to(device), mask.to(device))):
                 out[i] = result.cpu().clone()
+            progress.update(len(chunk))
+    progress.close()
     return out
 
 
