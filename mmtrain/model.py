@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from mmtrain.errors import ConfigError, build
+from mmtrain.fusion.base import Fusion, ModelOutput
 from mmtrain.tasks import TASKS
 
-
-@dataclass
-class ModelOutput:
-    """outputs: {task: [B, K]}. For decision-level fusion also members: {task: [B, G, K]} (each
-    member's own prediction) and member_present: bool [B, G]."""
-
-    outputs: dict[str, torch.Tensor]
-    members: dict[str, torch.Tensor] = field(default_factory=dict)
-    member_present: torch.Tensor | None = None
+__all__ = ["ModelOutput", "MultimodalModel", "build_model", "check_shapes", "num_outputs"]
 
 
 class MultimodalModel(nn.Module):
@@ -28,15 +19,16 @@ class MultimodalModel(nn.Module):
     order); batch["present"] = bool [B, M]. forward returns a :class:`ModelOutput`.
     """
 
-    def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module, heads: dict,
-                 tasks: dict[str, dict], modality_dropout: float = 0.0):
+    def __init__(self, encoders: dict[str, nn.Module], fusion: Fusion, heads: nn.ModuleDict,
+                 tasks: dict[str, dict], loss_weights: dict[str, float], modality_dropout: float = 0.0):
         super().__init__()
         self.modality_dropout = modality_dropout
         self.modalities = list(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
         self.tasks = tasks
-        self.heads = nn.ModuleDict(heads)
+        self.heads = heads
+        self.loss_weights = loss_weights  # task -> head.<task>.loss_weight
 
     def forward(self, batch: dict) -> ModelOutput:
         return self.fuse(self.encode(batch["inputs"]), self.drop_modalities(batch["present"]))
@@ -48,16 +40,7 @@ class MultimodalModel(nn.Module):
 
     def fuse(self, outs: dict, present: torch.Tensor) -> ModelOutput:
         """Encoder outputs and present [B, M] -> per-task outputs."""
-        if not self.fusion.decision_level:
-            fused = self.fusion(outs, present)
-            return ModelOutput({t: head(fused) for t, head in self.heads.items()})
-        feats, member_present = self.fusion(outs, present)
-        outputs, members = {}, {}
-        for task, member_heads in self.heads.items():
-            preds = torch.stack([h(feats[:, g]) for g, h in enumerate(member_heads)], dim=1)
-            members[task] = preds
-            outputs[task] = self.fusion.combine(preds, member_present, self.tasks[task]["type"])
-        return ModelOutput(outputs, members, member_present)
+        return self.fusion.predict(self.fusion(outs, present), self.heads, self.tasks)
 
     def drop_modalities(self, present: torch.Tensor) -> torch.Tensor:
         """Training only: hide each present modality of a sample with probability modality_dropout,
@@ -67,9 +50,9 @@ class MultimodalModel(nn.Module):
         kept = present & (torch.rand(present.shape, device=present.device) >= self.modality_dropout)
         return torch.where(kept.any(1, keepdim=True), kept, present)
 
-    def loss_weight(self, task: str) -> float:
-        head = self.heads[task]
-        return (head[0] if isinstance(head, nn.ModuleList) else head).loss_weight
+    def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> torch.Tensor:
+        """Σ_task head.<task>.loss_weight x the fusion's loss of that task."""
+        return sum(self.loss_weights[t] * loss for t, loss in self.fusion.loss(out, targets, losses).items())
 
 
 def num_outputs(task: dict) -> int:
@@ -77,27 +60,35 @@ def num_outputs(task: dict) -> int:
 
 
 def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> MultimodalModel:
-    """Instantiate encoders (cfg["encoder"][m]), fusion (cfg["fusion"]) and one head per task
-    (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``."""
+    """Instantiate encoders (cfg["encoder"][m]), fusion (cfg["fusion"]) and its heads per task
+    (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``.
+    cfg["model"]: settings of the whole model (modality_dropout)."""
     encoders = {}
     for m in modalities:
         if m not in cfg["encoder"]:
             raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
                               f"(configured encoders: {sorted(cfg['encoder'])}).")
         encoders[m] = build(cfg["encoder"][m], f"encoder.{m}")
-    fusion_cfg = dict(cfg["fusion"])
-    modality_dropout = fusion_cfg.pop("modality_dropout", 0.0)
+    settings = dict(cfg.get("model") or {})
+    modality_dropout = settings.pop("modality_dropout", 0.0)
+    if settings:
+        raise ConfigError(f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout.")
     if not 0 <= modality_dropout < 1:
-        raise ConfigError(f"fusion.modality_dropout={modality_dropout} must be in [0, 1).")
-    fusion = build(fusion_cfg, "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
-    heads = {}
-    for task, spec in tasks.items():
-        def make_head():
-            return build(cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim,
-                         num_outputs=num_outputs(spec))
-        heads[task] = (nn.ModuleList(make_head() for _ in fusion.members)
-                       if fusion.decision_level else make_head())
-    return MultimodalModel(encoders, fusion, heads, tasks, modality_dropout)
+        raise ConfigError(f"model.modality_dropout={modality_dropout} must be in [0, 1).")
+    fusion = build(cfg["fusion"], "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
+    if not isinstance(fusion, Fusion):
+        raise ConfigError(f"fusion: {type(fusion).__name__} is not a mmtrain.fusion.base.Fusion; a fusion subclasses "
+                          f"it (see mmtrain/fusion/early.py).")
+
+    loss_weights = {}
+
+    def make_head(task: str) -> nn.Module:
+        head = build(cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim, num_outputs=num_outputs(tasks[task]))
+        loss_weights[task] = head.loss_weight
+        return head
+
+    heads = fusion.heads(make_head, list(tasks))
+    return MultimodalModel(encoders, fusion, heads, tasks, loss_weights, modality_dropout)
 
 
 def check_shapes(model: MultimodalModel, batch: dict) -> None:

@@ -49,20 +49,7 @@ class MultimodalModule(L.LightningModule):
         return self.model(batch)
 
     def _loss(self, out, targets: dict) -> torch.Tensor:
-        """Σ_task loss_weight · (loss of the combined output + member_loss_weight · mean loss of
-        each present member). A vote is not differentiable: there only the members learn."""
-        fusion = self.model.fusion
-        total = 0.0
-        for task, loss_fn in self.losses.items():
-            task_loss = 0.0
-            if getattr(fusion, "combine_mode", None) != "vote":
-                task_loss = loss_fn(out.outputs[task], targets[task])
-            if out.members and out.member_present.any():
-                member_losses = [loss_fn(out.members[task][has, g], targets[task][has])
-                                 for g, has in enumerate(out.member_present.T) if has.any()]
-                task_loss = task_loss + fusion.member_loss_weight * torch.stack(member_losses).mean()
-            total = total + self.model.loss_weight(task) * task_loss
-        return total
+        return self.model.loss(out, targets, self.losses)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(self.model(batch), batch["targets"])

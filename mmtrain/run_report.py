@@ -151,7 +151,7 @@ def _contribution(run_dir: Path, info: dict) -> list[str]:
              "The first test split's metric with modalities masked through the present mask, exactly as a missing "
              "modality is (no retraining): `full` = all modalities, `none` = every one masked, `drop_one` = full minus "
              "the metric without this modality, `shapley` = its exact Shapley value over all 2^M subsets (they sum to "
-             "full − none). A model trained without `fusion.modality_dropout` has rarely seen a modality missing, so "
+             "full − none). A model trained without `model.modality_dropout` has rarely seen a modality missing, so "
              "these numbers describe how it copes with absence as much as what the modality adds.", ""]
     lines += _table(frame)
     if (run_dir / "contribution.png").is_file():

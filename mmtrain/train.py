@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_cache import featurizers
+from mmtrain.data.feature_cache import decoded_per_batch, featurizers
 from mmtrain.data.table import MultimodalTable
 from mmtrain.averaging import finalize
 from mmtrain.errors import ConfigError, build
@@ -31,7 +31,7 @@ from mmtrain.run_report import write as write_report
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
-MODEL_KEYS = ("fusion", "head", "loss", "optim")  # and "encoder", resolved per modality
+MODEL_KEYS = ("model", "fusion", "head", "loss", "optim")  # and "encoder", resolved per modality
 
 
 class Phases(dict):
@@ -173,7 +173,8 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
         table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir),
         test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
-        bucket_by=bucket_modality(module, cfg.data.bucket_by_length))
+        bucket_by=bucket_modality(module, cfg.data.bucket_by_length),
+        per_batch=decoded_per_batch(module.model.encoders, table, modalities))
     with (phases if phases is not None else Phases())("featurize"):
         datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))

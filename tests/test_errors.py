@@ -36,7 +36,7 @@ from conftest import run_cli
     (["optim.encoder_lr=-1"], "optim.encoder_lr=-1 must be positive"),
     (["optim.layer_decay=1.5"], r"optim.layer_decay=1.5 must be in \(0, 1\]"),
     (["loss.label_smoothing=1.5"], r"loss.label_smoothing=1.5 must be in \[0, 1\)"),
-    (["fusion.modality_dropout=1"], r"fusion.modality_dropout=1 must be in \[0, 1\)"),
+    (["model.modality_dropout=1"], r"model.modality_dropout=1 must be in \[0, 1\)"),
     (["encoder.audio.normalize=cmvn"], "encoder.audio.normalize=cmvn is not known: use none or utterance"),
     (["data=manifest", "++data.targets.label.column=label"],
      r"data.path not set: give it on the command line \(e.g. data.path=/data/manifest.csv\)"),

@@ -1,7 +1,15 @@
-"""Every fusion strategy: output shapes, masks, and that a missing modality contributes nothing."""
+"""The fusion contract, for every YAML of conf/fusion/ and the combine variants: output shapes, masks,
+padding, that a missing modality contributes nothing, and that gradients reach every parameter."""
+
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+import mmtrain
+from mmtrain.errors import build
+from mmtrain.fusion.base import Fusion
 
 from mmtrain.encoders.base import EncoderOutput
 from mmtrain.errors import ConfigError
@@ -49,15 +57,30 @@ FUSIONS = {
 }
 
 
-def predict(fusion, outs, present):
-    """The fused outputs a model would make: decision-level fusion goes through a head per member."""
-    if not fusion.decision_level:
-        return fusion(outs, present)
-    feats, member_present = fusion(outs, present)
-    torch.manual_seed(0)
-    heads = [torch.nn.Linear(feats.shape[-1], 3) for _ in range(feats.shape[1])]
-    preds = torch.stack([h(feats[:, g]) for g, h in enumerate(heads)], 1)
-    return fusion.combine(preds, member_present, "multiclass")
+CONF = Path(mmtrain.__file__).parent.parent / "conf" / "fusion"
+SMALL = {"dim": 16, "out_dim": 16, "heads": 2}  # sizes for a fast test, where the fusion takes them
+
+
+def from_yaml(path: Path):
+    node = yaml.safe_load(path.read_text())
+    return lambda: build({**node, **{k: v for k, v in SMALL.items() if k in node}}, "fusion", in_dims=DIMS)
+
+
+FUSIONS.update({f"conf/{path.stem}": from_yaml(path) for path in sorted(CONF.glob("*.yaml"))})
+TASKS = {"y": {"type": "multiclass"}}
+
+
+def predict(fusion, outs, present, heads=None):
+    """The outputs [B, 3] a model would make, through the fusion's own heads and predict."""
+    if heads is None:
+        torch.manual_seed(0)
+        heads = fusion.heads(lambda task: torch.nn.Linear(fusion.out_dim, 3), list(TASKS))
+    return fusion.predict(fusion(outs, present), heads, TASKS)
+
+
+def test_every_fusion_yaml_is_in_the_contract_tests():
+    assert {p.stem for p in CONF.glob("*.yaml")} <= {n.split("/")[-1] for n in FUSIONS}
+    assert all(isinstance(make(), Fusion) for make in FUSIONS.values())
 
 
 @pytest.mark.parametrize("name", FUSIONS)
@@ -67,29 +90,48 @@ def test_missing_modality_changes_nothing(name):
     present = torch.ones(B, 3, dtype=torch.bool)
     present[1, 1] = present[2, 0] = present[3, 2] = present[4, 1] = False
     outs = encoder_outputs(1, present)
+    heads = fusion.heads(lambda task: torch.nn.Linear(fusion.out_dim, 3), list(TASKS)).eval()
     with torch.no_grad():
-        before = predict(fusion, outs, present)
-        after = predict(fusion, perturb_missing(outs, present), present)
+        before = predict(fusion, outs, present, heads).outputs["y"]
+        after = predict(fusion, perturb_missing(outs, present), present, heads).outputs["y"]
     assert torch.isfinite(before).all()
     torch.testing.assert_close(before, after)
     # and a present modality does matter
     changed = dict(outs)
     changed["audio"] = EncoderOutput(outs["audio"].tokens * -3, outs["audio"].mask, outs["audio"].pooled * -3)
     with torch.no_grad():
-        assert not torch.allclose(predict(fusion, changed, present)[0], before[0])
+        assert not torch.allclose(predict(fusion, changed, present, heads).outputs["y"][0], before[0])
 
 
 @pytest.mark.parametrize("name", FUSIONS)
-def test_shapes(name):
+def test_shapes_padding_and_gradients(name):
+    torch.manual_seed(0)
     fusion = FUSIONS[name]()
     present = torch.ones(B, 3, dtype=torch.bool)
-    out = fusion(encoder_outputs(0, present), present)
-    if fusion.decision_level:
-        feats, member_present = out
-        assert feats.shape == (B, len(fusion.members), fusion.out_dim)
-        assert member_present.shape == (B, len(fusion.members))
-    else:
-        assert out.shape == (B, fusion.out_dim)
+    present[1, 1] = False
+    outs = encoder_outputs(0, present)
+    heads = fusion.heads(lambda task: torch.nn.Linear(fusion.out_dim, 3), list(TASKS))
+    out = predict(fusion, outs, present, heads)
+    assert out.outputs["y"].shape == (B, 3)
+    if out.members:
+        assert out.members["y"].shape == (B, len(fusion.members), 3)
+        assert out.member_present.shape == (B, len(fusion.members))
+    # padded positions (mask False) never matter
+    padded = {m: EncoderOutput(torch.where(o.mask.unsqueeze(-1), o.tokens, torch.full_like(o.tokens, 50.0)),
+                               o.mask, o.pooled) for m, o in outs.items()}
+    fusion.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(predict(fusion, outs, present, heads).outputs["y"],
+                                   predict(fusion, padded, present, heads).outputs["y"])
+    fusion.train()
+    # gradients reach every trainable parameter (none left unregistered or rebuilt in forward)
+    losses = torch.nn.ModuleDict({"y": torch.nn.CrossEntropyLoss()})
+    loss = sum(fusion.loss(predict(fusion, outs, present, heads), {"y": torch.tensor([0, 1, 2, 0, 1])},
+                           losses).values())
+    loss.backward()
+    starved = [n for n, p in [*fusion.named_parameters(), *heads.named_parameters()]
+               if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not starved, f"no gradient reaches {starved}"
 
 
 def test_intermediate_with_one_modality_attends_to_itself():
@@ -98,16 +140,6 @@ def test_intermediate_with_one_modality_attends_to_itself():
     outs = {"text": encoder_outputs(0, torch.ones(B, 3, dtype=torch.bool))["text"]}
     assert fusion(outs, present).shape == (B, 8)
     assert fusion.pairs == [("text", "text")]
-
-
-def test_intermediate_padding_is_ignored():
-    fusion = IntermediateFusion(DIMS, dim=16, heads=2, out_dim=16).eval()
-    present = torch.ones(B, 3, dtype=torch.bool)
-    outs = encoder_outputs(0, present)
-    padded = {m: EncoderOutput(torch.where(o.mask.unsqueeze(-1), o.tokens, torch.full_like(o.tokens, 50.0)),
-                               o.mask, o.pooled) for m, o in outs.items()}
-    with torch.no_grad():
-        torch.testing.assert_close(fusion(outs, present), fusion(padded, present))
 
 
 def test_weighted_combination_renormalises_over_present_members():

@@ -27,7 +27,7 @@ ROWS = 240
 def trained(tmp_path_factory):
     """A small trained run on news_audio (scratch text + audio CNN) and the same data as a manifest."""
     root = tmp_path_factory.mktemp("trained")
-    cfg = make_cfg(root / "run", "trainer.max_epochs=3", "fusion.modality_dropout=0.2")
+    cfg = make_cfg(root / "run", "trainer.max_epochs=3", "model.modality_dropout=0.2")
     metrics = run(cfg)
     manifest = write_manifest(root / "data", num_samples=ROWS)
     return root / "run", manifest, metrics, cfg
@@ -168,7 +168,7 @@ def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_n
     cfg = make_cfg(tmp_path / "run", "data=manifest", f"data.path={path}", "data.split_column=split",
                    "++data.modalities.signal={type: tabular, numeric: [signal]}",
                    "++data.modalities.noise={type: tabular, numeric: [noise]}", "++data.targets.label.column=label",
-                   "fusion=early", "fusion.modality_dropout=0.3", "trainer.max_epochs=15", "optim.optimizer.lr=3e-3")
+                   "fusion=early", "model.modality_dropout=0.3", "trainer.max_epochs=15", "optim.optimizer.lr=3e-3")
     run(cfg)
     model = load_model(tmp_path / "run")
     dm = model.datamodule(*model.table_of(path, evaluate=True)[:1], test_split="test")

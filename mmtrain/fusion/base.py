@@ -1,6 +1,9 @@
-"""Pieces shared by the fusion strategies."""
+"""The fusion contract (Fusion, DecisionFusion) and pieces the strategies share."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -21,6 +24,56 @@ def check_modalities(in_dims: dict[str, int]) -> list[str]:
     return list(in_dims)
 
 
+@dataclass
+class ModelOutput:
+    """outputs: {task: [B, K]}. For decision-level fusion also members: {task: [B, G, K]} (each
+    member's own prediction) and member_present: bool [B, G]. extras: optional tensors a fusion
+    exposes for the report (gate values, attention weights), by name."""
+
+    outputs: dict[str, torch.Tensor]
+    members: dict[str, torch.Tensor] = field(default_factory=dict)
+    member_present: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Fusion(nn.Module):
+    """The contract every fusion keeps (one class + one YAML in conf/fusion/ per strategy).
+
+    Built with ``in_dims`` {modality: d_m} (the encoders' out_dim, in the run's modality order);
+    declares ``out_dim`` (the width of what its heads read) and how many modalities it takes
+    (``min_modalities``..``max_modalities``). ``forward(outs, present)``: outs {m: EncoderOutput
+    (tokens [B, T_m, d_m], mask bool [B, T_m], pooled [B, d_m])}, present bool [B, M] -> the fused
+    features [B, out_dim]; a sample's output must not depend on a modality it lacks or on padding.
+    ``heads``, ``predict`` and ``loss`` turn features into task outputs: a feature-level fusion has one
+    head per task and keeps these as they are; decision-level fusion (DecisionFusion) overrides them.
+    """
+
+    min_modalities: int = 1
+    max_modalities: int | None = None
+    out_dim: int
+
+    def __init__(self, in_dims: dict[str, int]):
+        super().__init__()
+        self.modalities = check_modalities(in_dims)
+        most = self.max_modalities if self.max_modalities is not None else len(in_dims)
+        if not self.min_modalities <= len(in_dims) <= most:
+            raise ConfigError(f"fusion ({type(self).__name__}) takes {self.min_modalities} to {most} modalities; "
+                              f"this run has {len(in_dims)} ({self.modalities}): pick another fusion= or set "
+                              f"modalities=[...].")
+        self.extras: dict[str, torch.Tensor] = {}  # set by forward, read by predict
+
+    def heads(self, make_head: Callable[[str], nn.Module], tasks: list[str]) -> nn.ModuleDict:
+        """{task: its head}, each made by ``make_head(task)`` with in_dim = out_dim."""
+        return nn.ModuleDict({t: make_head(t) for t in tasks})
+
+    def predict(self, fused: torch.Tensor, heads: nn.ModuleDict, tasks: dict[str, dict]) -> ModelOutput:
+        return ModelOutput({t: head(fused) for t, head in heads.items()}, extras=dict(self.extras))
+
+    def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        """{task: its loss} of the outputs against the targets."""
+        return {t: fn(out.outputs[t], targets[t]) for t, fn in losses.items()}
+
+
 def pooled_inputs(outs: dict, present: torch.Tensor, names: list[str], order: list[str]):
     """Pooled vectors of ``names``, each zeroed where the sample lacks that modality.
 
@@ -31,20 +84,20 @@ def pooled_inputs(outs: dict, present: torch.Tensor, names: list[str], order: li
             for n in names]
 
 
-class DecisionFusion(nn.Module):
-    """Decision-level fusion: ``forward`` gives member features [B, G, member_dim] and which
-    members each sample has [B, G]; a head per member predicts; ``combine`` merges them.
+class DecisionFusion(Fusion):
+    """Decision-level fusion: ``forward`` gives member features [B, G, out_dim] and which
+    members each sample has [B, G]; a head per member predicts; ``combine`` merges them, and each
+    present member's own loss is added with ``member_loss_weight``.
 
     combine: mean | weighted (fixed ``weights``, one per member) | learned (softmax of learned
     scores) | vote (majority of the members' predicted classes/labels; mean for regression).
     Only present members count; their weights are renormalised per sample.
     """
 
-    decision_level = True
     COMBINES = ("mean", "weighted", "learned", "vote")
 
-    def __init__(self, members: list[str], combine: str, weights, member_loss_weight: float):
-        super().__init__()
+    def __init__(self, in_dims: dict[str, int], members: list[str], combine: str, weights, member_loss_weight: float):
+        super().__init__(in_dims)
         if combine not in self.COMBINES:
             raise ConfigError(f"fusion.combine={combine} is not known: use one of {', '.join(self.COMBINES)}.")
         if combine == "weighted":
@@ -75,3 +128,27 @@ class DecisionFusion(nn.Module):
         if self.combine_mode != "vote":
             return (w * preds).sum(1)
         return TASKS.get(task_type).vote(preds, w)
+
+    def heads(self, make_head: Callable[[str], nn.Module], tasks: list[str]) -> nn.ModuleDict:
+        return nn.ModuleDict({t: nn.ModuleList(make_head(t) for _ in self.members) for t in tasks})
+
+    def predict(self, fused, heads: nn.ModuleDict, tasks: dict[str, dict]) -> ModelOutput:
+        feats, member_present = fused
+        outputs, members = {}, {}
+        for task, member_heads in heads.items():
+            members[task] = torch.stack([h(feats[:, g]) for g, h in enumerate(member_heads)], dim=1)
+            outputs[task] = self.combine(members[task], member_present, tasks[task]["type"])
+        return ModelOutput(outputs, members, member_present, dict(self.extras))
+
+    def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        """Per task: the combined output's loss + member_loss_weight x the mean loss of each present
+        member. A vote is not differentiable: there only the members learn."""
+        result = {}
+        for task, fn in losses.items():
+            loss = fn(out.outputs[task], targets[task]) if self.combine_mode != "vote" else 0.0
+            member_losses = [fn(out.members[task][has, g], targets[task][has])
+                             for g, has in enumerate(out.member_present.T) if has.any()]
+            if member_losses:
+                loss = loss + self.member_loss_weight * torch.stack(member_losses).mean()
+            result[task] = loss
+        return result

@@ -4,19 +4,15 @@ go through one shared MLP."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from mmtrain.fusion.base import check_modalities, mlp, pooled_inputs
+from mmtrain.fusion.base import Fusion, mlp, pooled_inputs
 
 
-class EarlyFusion(nn.Module):
+class EarlyFusion(Fusion):
     """pooled [B, d_m] per modality + present [B, M] -> [B, dim]."""
 
-    decision_level = False
-
     def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1):
-        super().__init__()
-        self.modalities = check_modalities(in_dims)
+        super().__init__(in_dims)
         self.out_dim = dim
         self.net = mlp(sum(in_dims.values()) + len(in_dims), dim, dim, dropout)
 

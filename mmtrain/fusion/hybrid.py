@@ -30,8 +30,8 @@ class HybridFusion(DecisionFusion):
                 raise ConfigError(
                     f"fusion.groups.{name}={members} must list modalities of this run {modalities} "
                     f"(unknown: {unknown or 'empty group'}).")
-        super().__init__(list(groups), combine, weights, member_loss_weight)
-        self.modalities, self.groups, self.out_dim = modalities, groups, dim
+        super().__init__(in_dims, list(groups), combine, weights, member_loss_weight)
+        self.groups, self.out_dim = groups, dim
         self.nets = nn.ModuleDict({
             name: mlp(sum(in_dims[m] for m in members) + len(members), dim, dim, dropout)
             for name, members in groups.items()})

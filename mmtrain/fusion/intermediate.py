@@ -10,7 +10,7 @@ from torch import nn
 
 from mmtrain.tensors import attendable, masked_mean
 from mmtrain.errors import ConfigError
-from mmtrain.fusion.base import check_modalities, mlp
+from mmtrain.fusion.base import Fusion, mlp
 
 
 class CrossModalBlock(nn.Module):
@@ -32,19 +32,16 @@ class CrossModalBlock(nn.Module):
         return x + self.ff(self.norm_ff(x))
 
 
-class IntermediateFusion(nn.Module):
+class IntermediateFusion(Fusion):
     """tokens [B, T_m, d_m] + mask per modality, present [B, M] -> [B, dim].
 
     With one modality, it attends to itself (so unimodal baselines run the same architecture).
     Output before the MLP: M targets x (M-1) sources x ``dim`` (or ``dim`` for one modality).
     """
 
-    decision_level = False
-
     def __init__(self, in_dims: dict[str, int], dim: int = 128, heads: int = 4, layers: int = 2,
                  dropout: float = 0.1, out_dim: int = 256):
-        super().__init__()
-        self.modalities = check_modalities(in_dims)
+        super().__init__(in_dims)
         if dim % heads:
             raise ConfigError(f"fusion.dim={dim} must be divisible by fusion.heads={heads} "
                               f"(e.g. fusion.dim={heads * max(1, dim // heads)}).")

@@ -14,9 +14,8 @@ class LateFusion(DecisionFusion):
 
     def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1,
                  combine: str = "mean", weights=None, member_loss_weight: float = 0.5):
-        modalities = check_modalities(in_dims)
-        super().__init__(modalities, combine, weights, member_loss_weight)
-        self.modalities, self.out_dim = modalities, dim
+        super().__init__(in_dims, check_modalities(in_dims), combine, weights, member_loss_weight)
+        self.out_dim = dim
         self.nets = nn.ModuleDict({m: mlp(d, dim, dim, dropout) for m, d in in_dims.items()})
 
     def forward(self, outs: dict, present: torch.Tensor):
