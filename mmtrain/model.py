@@ -69,13 +69,15 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
             raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
                               f"(configured encoders: {sorted(cfg['encoder'])}).")
         encoders[m] = build(cfg["encoder"][m], f"encoder.{m}")
-    settings = dict(cfg.get("model") or {})
+    settings, fusion_cfg = dict(cfg.get("model") or {}), dict(cfg["fusion"])
+    if "modality_dropout" in fusion_cfg:  # checkpoints written before it became model.modality_dropout
+        settings.setdefault("modality_dropout", fusion_cfg.pop("modality_dropout"))
     modality_dropout = settings.pop("modality_dropout", 0.0)
     if settings:
         raise ConfigError(f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout.")
     if not 0 <= modality_dropout < 1:
         raise ConfigError(f"model.modality_dropout={modality_dropout} must be in [0, 1).")
-    fusion = build(cfg["fusion"], "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
+    fusion = build(fusion_cfg, "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
     if not isinstance(fusion, Fusion):
         raise ConfigError(f"fusion: {type(fusion).__name__} is not a mmtrain.fusion.base.Fusion; a fusion subclasses "
                           f"it (see mmtrain/fusion/early.py).")

@@ -182,3 +182,16 @@ def test_bad_fusion_settings_fail_at_build_time(build, text):
 def test_hybrid_default_groups():
     fusion = HybridFusion({"text": 4, "audio": 4})
     assert fusion.groups == {"text": ["text"], "audio": ["audio"], "all": ["text", "audio"]}
+
+
+def test_a_checkpoint_config_with_fusion_modality_dropout_still_builds(tmp_path):
+    from conftest import make_cfg
+    from mmtrain.model import build_model
+    from mmtrain.train import prepare
+
+    module, _ = prepare(make_cfg(tmp_path, "model.modality_dropout=0.25"))
+    old = {k: dict(v) if isinstance(v, dict) else v for k, v in module.hparams.model_cfg.items()}
+    old["fusion"]["modality_dropout"] = old.pop("model")["modality_dropout"]  # as written before model.*
+    rebuilt = build_model(old, module.hparams.modalities, module.hparams.tasks)
+    assert rebuilt.modality_dropout == 0.25 == module.model.modality_dropout
+    assert rebuilt.state_dict().keys() == module.model.state_dict().keys()
