@@ -208,16 +208,24 @@ def locate(path, key: str = "data.path") -> tuple[list[Path], str, Path]:
     return files, kinds.pop(), root.absolute()
 
 
+def unreadable(key: str, path, kind: str, err: Exception) -> ConfigError:
+    return ConfigError(f"{key}={path}: could not read it as {kind} ({type(err).__name__}: "
+                       f"{str(err).splitlines()[0][:200]}).")
+
+
 def column_names(path, key: str = "data.path") -> list[str]:
     """The manifest's column names, without reading its rows where the format allows (Parquet, CSV)."""
     files, kind, _ = locate(path, key)
-    if kind == "parquet":
-        import pyarrow.dataset as ds
+    if kind == "jsonl":
+        return list(next(read_chunks(path, key=key)).columns)
+    try:
+        if kind == "parquet":
+            import pyarrow.dataset as ds
 
-        return list(ds.dataset([str(f) for f in files], format="parquet").schema.names)
-    if kind in ("csv", "tsv"):
+            return list(ds.dataset([str(f) for f in files], format="parquet").schema.names)
         return [str(c) for c in pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", nrows=0).columns]
-    return list(next(read_chunks(path, key=key)).columns)
+    except Exception as err:
+        raise unreadable(key, path, kind, err) from err
 
 
 def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", columns: list[str] | None = None):
@@ -249,8 +257,7 @@ def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", col
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"{key}={path}: could not read it as {kind} ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:200]}).") from err
+        raise unreadable(key, path, kind, err) from err
     finally:
         if hasattr(reader, "close"):
             reader.close()
