@@ -79,8 +79,11 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
 def used_columns(path, modalities: dict | None, targets: dict, split_column: str | None, id_column: str | None,
                  ignore_columns) -> list[str] | None:
     """The columns to read: with modalities declared, theirs and the targets', split and id columns; else
-    all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns."""
+    all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns,
+    or when the format has no header to read them from (JSONL)."""
     names = column_names(path)
+    if names is None:
+        return None
     if not modalities:
         wanted = [c for c in names if c not in set(ignore_columns)]
     else:
@@ -213,11 +216,11 @@ def unreadable(key: str, path, kind: str, err: Exception) -> ConfigError:
                        f"{str(err).splitlines()[0][:200]}).")
 
 
-def column_names(path, key: str = "data.path") -> list[str]:
-    """The manifest's column names, without reading its rows where the format allows (Parquet, CSV)."""
+def column_names(path, key: str = "data.path") -> list[str] | None:
+    """The manifest's column names from its header (Parquet, CSV); None for JSONL, which has none."""
     files, kind, _ = locate(path, key)
     if kind == "jsonl":
-        return list(next(read_chunks(path, key=key)).columns)
+        return None
     try:
         if kind == "parquet":
             import pyarrow.dataset as ds

@@ -27,13 +27,11 @@ def check_modalities(in_dims: dict[str, int]) -> list[str]:
 @dataclass
 class ModelOutput:
     """outputs: {task: [B, K]}. For decision-level fusion also members: {task: [B, G, K]} (each
-    member's own prediction) and member_present: bool [B, G]. extras: optional tensors a fusion
-    exposes for the report (gate values, attention weights), by name."""
+    member's own prediction) and member_present: bool [B, G]."""
 
     outputs: dict[str, torch.Tensor]
     members: dict[str, torch.Tensor] = field(default_factory=dict)
     member_present: torch.Tensor | None = None
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Fusion(nn.Module):
@@ -60,14 +58,13 @@ class Fusion(nn.Module):
             raise ConfigError(f"fusion ({type(self).__name__}) takes {self.min_modalities} to {most} modalities; "
                               f"this run has {len(in_dims)} ({self.modalities}): pick another fusion= or set "
                               f"modalities=[...].")
-        self.extras: dict[str, torch.Tensor] = {}  # set by forward, read by predict
 
     def heads(self, make_head: Callable[[str], nn.Module], tasks: list[str]) -> nn.ModuleDict:
         """{task: its head}, each made by ``make_head(task)`` with in_dim = out_dim."""
         return nn.ModuleDict({t: make_head(t) for t in tasks})
 
     def predict(self, fused: torch.Tensor, heads: nn.ModuleDict, tasks: dict[str, dict]) -> ModelOutput:
-        return ModelOutput({t: head(fused) for t, head in heads.items()}, extras=dict(self.extras))
+        return ModelOutput({t: head(fused) for t, head in heads.items()})
 
     def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> dict[str, torch.Tensor]:
         """{task: its loss} of the outputs against the targets."""
@@ -138,7 +135,7 @@ class DecisionFusion(Fusion):
         for task, member_heads in heads.items():
             members[task] = torch.stack([h(feats[:, g]) for g, h in enumerate(member_heads)], dim=1)
             outputs[task] = self.combine(members[task], member_present, tasks[task]["type"])
-        return ModelOutput(outputs, members, member_present, dict(self.extras))
+        return ModelOutput(outputs, members, member_present)
 
     def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> dict[str, torch.Tensor]:
         """Per task: the combined output's loss + member_loss_weight x the mean loss of each present

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.fusion.base import DecisionFusion, check_modalities, mlp
+from mmtrain.fusion.base import DecisionFusion, mlp
 
 
 class LateFusion(DecisionFusion):
@@ -14,7 +14,7 @@ class LateFusion(DecisionFusion):
 
     def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1,
                  combine: str = "mean", weights=None, member_loss_weight: float = 0.5):
-        super().__init__(in_dims, check_modalities(in_dims), combine, weights, member_loss_weight)
+        super().__init__(in_dims, list(in_dims), combine, weights, member_loss_weight)
         self.out_dim = dim
         self.nets = nn.ModuleDict({m: mlp(d, dim, dim, dropout) for m, d in in_dims.items()})
 
