@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from mmtrain import analysis
+from mmtrain.data.feature_store import trainer_device
 from mmtrain.errors import build
 from mmtrain.tasks import TASKS
 
@@ -105,7 +106,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     table, _ = model.table_of(cfg.data.path, on_bad_row=cfg.data.on_bad_row, report_dir=out_dir,
                               evaluate=True, split_column=cfg.data.split_column)
     splits = list(dict.fromkeys(table.split))
-    datamodule = model.datamodule(table, cfg.data.batch_size, cfg.cache_dir, splits[0])
+    datamodule = model.datamodule(table, cfg.data.batch_size, cfg.cache_dir, splits[0], trainer_device(cfg.trainer))
     trainer = build(cfg.trainer, "trainer", callbacks=[], logger=False)
     metrics, confusion = evaluate_splits(trainer, model.module, datamodule, None, splits, val=False)
     if trainer.is_global_zero:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from mmtrain import analysis
 from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_cache import decoded_per_batch, featurizers
+from mmtrain.data.feature_store import decoded_per_batch, featurizers
 from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
 from mmtrain.errors import ConfigError
@@ -134,9 +134,9 @@ class TrainedModel:
             np.full(len(frame), "eval")
         return self.table(frame, root, on_bad_row, report_dir, evaluate, split)
 
-    def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict"):
+    def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict", device="cpu"):
         encoders = self.module.model.encoders
-        dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir),
+        dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir, device),
                                   batch_size=batch_size, test_split=test_split,
                                   per_batch=decoded_per_batch(encoders, table, self.modalities))
         dm.setup()
@@ -153,7 +153,7 @@ class TrainedModel:
         id_column = self.id_column(frame)
         columns[id_column or "row"] = frame[id_column].to_numpy()[kept] if id_column else kept + offset
         if len(kept):
-            dm = self.datamodule(table, batch_size, cache_dir)
+            dm = self.datamodule(table, batch_size, cache_dir, device=device)
             outputs, _, present = analysis.run(self.module.model, dm.loader("predict", shard=False), device)
             for task, spec in self.tasks.items():
                 columns.update(TASKS.get(spec["type"]).predictions(task, outputs[None][task], spec["classes"],

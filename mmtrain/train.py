@@ -16,7 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_cache import decoded_per_batch, featurizers
+from mmtrain.data.feature_store import (decoded_per_batch, featurizers, rank_share, trainer_device,
+                                         trainer_world)
 from mmtrain.data.table import MultimodalTable
 from mmtrain.averaging import finalize
 from mmtrain.errors import ConfigError, build
@@ -57,9 +58,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
         module, datamodule = prepare(cfg, ckpt_path, phases)
     phases["prepare"] -= phases.get("featurize", 0.0)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
+    if cfg.get("balance"):  # modality balance (mmtrain/balance.py) acts on gradients, as a callback
+        callbacks.append(build(cfg.balance, "balance"))
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
                                plugins=cluster_plugins())
+    if trainer.is_global_zero:
+        for lg in loggers:
+            if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.tracking)
+                lg.log_run_config(cfg)
     if cfg.train:
         with phases("train"):
             fit(trainer, module, datamodule, ckpt_path, out_dir, loggers)
@@ -86,6 +93,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
                        data_path=cfg.data.get("path") or cfg.data.name, wall=dict(phases),
                        epochs={"trained": trainer.current_epoch, "best": best_epoch})
         write_report(out_dir)
+        for lg in loggers:
+            if hasattr(lg, "log_run_outputs"):
+                lg.log_run_outputs(out_dir, metrics)
         print_summary(metrics, out_dir, best_epoch)
     return metrics
 
@@ -102,6 +112,8 @@ def top_checkpoints(trainer) -> list[str]:
 def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
+        loops = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("loops") or {}
+        datamodule.start_epoch = loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed", 0)
     csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
     history = earlier_epochs(out_dir / "metrics.csv", ckpt_path) if csv_logged else None
     try:
@@ -170,7 +182,7 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
             raise ConfigError(f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
                               f"set encoder.{m}.sample_rate={table.sample_rate}.")
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir),
+        table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir, trainer_device(cfg.trainer), cfg.trainer.precision, rank_share(trainer_world(cfg.trainer))),
         test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
         bucket_by=bucket_modality(module, cfg.data.bucket_by_length),

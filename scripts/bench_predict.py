@@ -64,7 +64,7 @@ def main() -> None:
             return compose("predict", overrides=[f"run={run_dir}", f"data.path={path}", f"output={output}",
                                                  "overwrite=true", f"paths.output_dir={out / 'p'}"])
 
-    predict(cfg(unlabelled, out / "warm.csv"))  # warms the feature cache, as the test loop's run below has
+    predict(cfg(unlabelled, out / "warm.csv"))  # warms the feature store, as the test loop's run below has
     times = {"predict": [], "test loop": []}
     import lightning as L
 

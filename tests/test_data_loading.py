@@ -49,3 +49,17 @@ def test_num_workers_auto_uses_workers_only_for_per_batch_decoding(tmp_path, toy
     _, text = prepare(make_cfg(tmp_path / "b", "data=manifest", f"data.path={toy_manifest}", "data.split_column=split",
                                "++data.modalities.text.column=text", "++data.targets.label.column=label"))
     assert media.num_workers >= 1 and text.num_workers == 0 and text.per_batch == []
+
+
+def test_resume_with_workers_decoding_per_batch_is_bitwise_identical(tmp_path, toy_manifest):
+    from mmtrain.train import run
+
+    common = [*MEDIA, f"data.path={toy_manifest}", "data.num_workers=2", "~callbacks.early_stopping",
+              "trainer.max_epochs=2"]
+    run(make_cfg(tmp_path / "full", *common))
+    run(make_cfg(tmp_path / "part", *common, "+callbacks.stop._target_=conftest.StopAfterEpoch",
+                 "+callbacks.stop.epoch=0"))
+    run(make_cfg(tmp_path / "resumed", *common, f"ckpt_path={tmp_path}/part/checkpoints/last.ckpt"))
+    full, resumed = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("full", "resumed"))
+    assert resumed["epoch"] == full["epoch"] == 1
+    assert all(torch.equal(full["state_dict"][k], resumed["state_dict"][k]) for k in full["state_dict"])

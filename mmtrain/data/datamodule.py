@@ -1,14 +1,15 @@
-"""The Lightning datamodule: serves padded batches. Cheap or fixed featurizing (tokenizing, tabular
-preprocessing, a frozen encoder's features) runs once up front; media read from files (image and
-audio paths) whose encoder trains are decoded per batch, in the DataLoader workers, so memory does
-not grow with the number of rows."""
+"""The Lightning datamodule: serves padded batches. Cheap featurizing (tokenizing, tabular
+preprocessing) runs once up front, in memory; a frozen encoder's features are computed once into the
+on-disk feature store and read per batch; media read from files (image and audio paths) whose
+encoder trains are decoded per batch, in the DataLoader workers. So memory does not grow with the
+number of rows beyond the table and the cheap features."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import numpy as np
@@ -88,12 +89,35 @@ def worker_count(num_workers, per_batch: list[str]) -> int:
     return num_workers
 
 
+class FeatureColumn(Sequence):
+    """A modality's features by table row: the featurized rows (a list in memory, or the feature
+    store's ``StoredFeatures``) at their positions, a [0, ...] tensor for rows without the modality."""
+
+    def __init__(self, values: Sequence[torch.Tensor], present: np.ndarray, empty: torch.Tensor):
+        self.values, self.empty = values, empty
+        self.position = np.full(len(present), -1, dtype=np.int64)
+        self.position[present] = np.arange(int(present.sum()))
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        at = self.position[row]
+        return self.empty if at < 0 else self.values[at]
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        known = self.values.lengths() if hasattr(self.values, "lengths") else np.array([len(v) for v in self.values])
+        at = self.position[rows]
+        return np.where(at < 0, 0, known[np.maximum(at, 0)])
+
+
 class MultimodalDataModule(L.LightningDataModule):
     """Serves batches {"inputs": {m: (x, mask)}, "present": bool [B, M], "targets": {task: y}}.
 
     featurizers: modality -> the encoder's ``featurize`` (list of raw values -> list of per-sample
-    tensors). It runs once over every row that has the modality and the results are reused, except
-    for the ``per_batch`` modalities, featurized from their raw values (file paths) in each batch.
+    tensors, or the feature store's ``StoredFeatures``). It runs once over every row that has the
+    modality and the results are reused, except for the ``per_batch`` modalities, featurized from
+    their raw values (file paths) in each batch.
     """
 
     def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
@@ -113,7 +137,8 @@ class MultimodalDataModule(L.LightningDataModule):
         self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
         self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
         self.bucket_by = bucket_by  # train batches of similar length in this modality (see LengthBuckets)
-        self.features: dict[str, list[torch.Tensor]] | None = None
+        self.features: dict[str, FeatureColumn] | None = None
+        self.start_epoch = 0  # the epoch a resumed fit starts at (train.fit sets it)
         self.present = torch.tensor(
             np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1))
 
@@ -125,18 +150,15 @@ class MultimodalDataModule(L.LightningDataModule):
                 self.empty[m] = self.featurizers[m]([first])[0][:0]
                 log.info("%s: decoded per batch (%d DataLoader workers)", m, self.num_workers)
 
-    def _featurize(self, modality: str) -> list[torch.Tensor]:
+    def _featurize(self, modality: str) -> FeatureColumn:
         raws = self.table.modalities[modality]
-        rows = [i for i, v in enumerate(raws) if v is not None]
+        present = np.array([v is not None for v in raws])
         start = time.perf_counter()
-        log.info("Featurizing %s: %d rows ...", modality, len(rows))
-        done = self.featurizers[modality]([raws[i] for i in rows])
+        log.info("Featurizing %s: %d rows ...", modality, int(present.sum()))
+        done = self.featurizers[modality]([v for v in raws if v is not None])
         log.info("Featurized %s in %.1f s", modality, time.perf_counter() - start)
-        empty = done[0].new_zeros((0, *done[0].shape[1:]))
-        features = [empty] * len(raws)
-        for i, f in zip(rows, done):
-            features[i] = f
-        return features
+        first = done[0]
+        return FeatureColumn(done, present, first.new_zeros((0, *first.shape[1:])))
 
     def _rows(self, modality: str, rows: np.ndarray) -> list[torch.Tensor]:
         if modality not in self.per_batch:
@@ -162,15 +184,18 @@ class MultimodalDataModule(L.LightningDataModule):
                 persistent: bool = True) -> DataLoader:
         batching = {"batch_sampler": batch_sampler} if batch_sampler else {"batch_size": self.batch_size,
                                                                           "sampler": sampler}
+        # Its own generator: with workers, each new iterator draws a base seed, and from the global
+        # RNG that draw would shift dropout after a resume (a fresh iterator where persistent workers
+        # went on), so resumed runs would not match uninterrupted ones bit for bit.
         return DataLoader(rows.tolist(), **batching, collate_fn=self.batch, num_workers=self.num_workers,
                           persistent_workers=persistent and self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(self.seed))
 
     def _lengths(self, rows: np.ndarray) -> np.ndarray | None:
         """Each row's length in the bucket_by modality; None when there is none or it is decoded per batch."""
         if self.bucket_by is None or self.bucket_by in self.per_batch:
             return None
-        return np.array([len(self.features[self.bucket_by][i]) for i in rows])
+        return self.features[self.bucket_by].lengths(rows)
 
     def loader(self, split: str, shard: bool = True) -> DataLoader:
         """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates its own rows, with no
@@ -192,6 +217,10 @@ class MultimodalDataModule(L.LightningDataModule):
             weights = 1.0 / counts[labels]
         rank, world = self._ranks()
         sampler = EpochSampler(len(rows), self.seed, weights, rank, world)
+        # Lightning makes the first iterator before it restores a checkpoint's loops and calls
+        # set_epoch, and DataLoader workers prefetch from it at once: a resumed run starts it at its
+        # own epoch (start_epoch, from the checkpoint), or it would replay epoch 0's order.
+        sampler.set_epoch(self.start_epoch)
         lengths = self._lengths(rows)
         if lengths is None:
             return self._loader(rows, sampler)

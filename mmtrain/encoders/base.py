@@ -2,8 +2,10 @@
 
 An encoder works in two stages:
 - ``featurize(raws) -> list[Tensor]``: the part that never trains (tokenizing, a log-mel front
-  end, or the whole network when it is frozen). It runs once per split before training and its
-  per-sample outputs ``[T_i, ...]`` are kept, so a frozen encoder is not re-run every epoch.
+  end, or the whole network when it is frozen). Cheap featurizing runs once before training and its
+  per-sample outputs ``[T_i, ...]`` are kept in memory; a frozen network (an encoder with a
+  ``cache_key``) runs once, on the trainer's device, into the on-disk feature store
+  (``data.feature_store``), read per batch; files whose encoder trains are decoded per batch.
 - ``forward(x [B, T, ...], mask [B, T]) -> EncoderOutput``: the trainable part, on padded batches.
 A row without the modality arrives as an all-False mask row; encoders must return finite values
 for it (fusion zeroes it out through the ``present`` mask).
@@ -19,7 +21,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmtrain.progress import Progress
 from mmtrain.tensors import pad
 
 
@@ -54,7 +55,7 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def cache_key(self) -> dict | None:
-        """What ``featurize``'s output depends on besides the inputs, for the on-disk feature cache;
+        """What ``featurize``'s output depends on besides the inputs, for the on-disk feature store;
         None (the default) when featurizing is cheap enough not to cache."""
         return None
 
@@ -65,20 +66,18 @@ class Encoder(nn.Module):
 def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, encode) -> list[torch.Tensor]:
     """A frozen network over per-sample inputs [T_i, ...], in batches of similar length (less
     padding), in eval mode without gradients. encode(x [B, T, ...], mask [B, T]) -> list of B
-    per-sample outputs; they come back in the inputs' order, on the CPU. Runs on the model's device."""
+    per-sample outputs; they come back in the inputs' order, on the CPU, in float32 (also when the
+    caller runs it under a bf16 autocast). Runs on the model's device."""
     model.eval()
     device = next(model.parameters()).device
     out: list[torch.Tensor] = [None] * len(inputs)
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
-    progress = Progress(f"Encoding with the frozen {type(model).__name__}", total=len(inputs))
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             x, mask = pad([inputs[i] for i in chunk])
             for i, result in zip(chunk, encode(x.to(device), mask.to(device))):
-                out[i] = result.cpu().clone()
-            progress.update(len(chunk))
-    progress.close()
+                out[i] = result.to("cpu", torch.float32 if result.is_floating_point() else None).clone()
     return out
 
 
