@@ -29,3 +29,11 @@ def attendable(mask: torch.Tensor) -> torch.Tensor:
     first = torch.zeros_like(mask)
     first[:, 0] = True
     return mask | (first & ~mask.any(dim=1, keepdim=True))
+
+
+def masked_softmax(scores: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over the kept entries of ``dim`` (``keep`` broadcasts to ``scores``); dropped entries get
+    0, and a slice with nothing kept is all 0 (not NaN)."""
+    keep = keep.expand_as(scores)
+    scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim) * keep.to(scores.dtype)

