@@ -70,6 +70,9 @@ def validate(cfg: DictConfig) -> None:
                           "data.targets.label.type=...).")
     expand_heads(cfg)
     unknown_keys(cfg, primary_keys("train"), "")
+    if cfg.get("balance") and not cfg.model.get("aux_heads"):
+        raise ConfigError("balance=ogm_ge compares the modalities' unimodal confidences, which come from their own "
+                          "heads: set model.aux_heads=true as well.")
     for key in ("monitor_mode", "optimized_mode"):
         if cfg[key] not in ("max", "min"):
             raise ConfigError(f"{key}={cfg[key]} must be max or min.")

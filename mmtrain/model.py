@@ -20,9 +20,11 @@ class MultimodalModel(nn.Module):
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: Fusion, heads: nn.ModuleDict,
-                 tasks: dict[str, dict], loss_weights: dict[str, float], modality_dropout: float = 0.0):
+                 tasks: dict[str, dict], loss_weights: dict[str, float], modality_dropout: float = 0.0,
+                 aux_heads: nn.ModuleDict | None = None, aux_weight: float = 0.0):
         super().__init__()
         self.modality_dropout = modality_dropout
+        self.aux_heads, self.aux_weight = aux_heads, aux_weight  # {modality: {task: head}} on pooled vectors
         self.modalities = list(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
@@ -39,8 +41,12 @@ class MultimodalModel(nn.Module):
         return {m: self.encoders[m](*inputs[m]) for m in self.modalities}
 
     def fuse(self, outs: dict, present: torch.Tensor) -> ModelOutput:
-        """Encoder outputs and present [B, M] -> per-task outputs."""
-        return self.fusion.predict(self.fusion(outs, present), self.heads, self.tasks)
+        """Encoder outputs and present [B, M] -> per-task outputs (and each modality's own, with aux heads)."""
+        out = self.fusion.predict(self.fusion(outs, present), self.heads, self.tasks)
+        if self.aux_heads is not None:
+            out.aux = {t: {m: self.aux_heads[m][t](outs[m].pooled) for m in self.modalities} for t in self.tasks}
+            out.present = present
+        return out
 
     def drop_modalities(self, present: torch.Tensor) -> torch.Tensor:
         """Training only: hide each present modality of a sample with probability modality_dropout,
@@ -51,8 +57,16 @@ class MultimodalModel(nn.Module):
         return torch.where(kept.any(1, keepdim=True), kept, present)
 
     def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> torch.Tensor:
-        """Σ_task head.<task>.loss_weight x the fusion's loss of that task."""
-        return sum(self.loss_weights[t] * loss for t, loss in self.fusion.loss(out, targets, losses).items())
+        """Σ_task head.<task>.loss_weight x (the fusion's loss of that task + aux_weight x the mean
+        over modalities of each unimodal head's loss on the rows that have the modality)."""
+        total = 0.0
+        for task, loss in self.fusion.loss(out, targets, losses).items():
+            if out.aux:
+                own = [losses[task](out.aux[task][m][has], targets[task][has])
+                       for m, has in zip(self.modalities, out.present.T) if has.any()]
+                loss = loss + self.aux_weight * torch.stack(own).mean() if own else loss
+            total = total + self.loss_weights[task] * loss
+        return total
 
 
 def num_outputs(task: dict) -> int:
@@ -62,7 +76,7 @@ def num_outputs(task: dict) -> int:
 def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> MultimodalModel:
     """Instantiate encoders (cfg["encoder"][m]), fusion (cfg["fusion"]) and its heads per task
     (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``.
-    cfg["model"]: settings of the whole model (modality_dropout)."""
+    cfg["model"]: settings of the whole model (modality_dropout, aux_heads, aux_weight)."""
     encoders = {}
     for m in modalities:
         if m not in cfg["encoder"]:
@@ -73,10 +87,14 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     if "modality_dropout" in fusion_cfg:  # checkpoints written before it became model.modality_dropout
         settings.setdefault("modality_dropout", fusion_cfg.pop("modality_dropout"))
     modality_dropout = settings.pop("modality_dropout", 0.0)
+    aux, aux_weight = settings.pop("aux_heads", False), settings.pop("aux_weight", 0.3)
     if settings:
-        raise ConfigError(f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout.")
+        raise ConfigError(f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout, aux_heads, "
+                          f"aux_weight.")
     if not 0 <= modality_dropout < 1:
         raise ConfigError(f"model.modality_dropout={modality_dropout} must be in [0, 1).")
+    if not isinstance(aux, bool) or aux_weight < 0:
+        raise ConfigError(f"model.aux_heads={aux} must be true or false and model.aux_weight={aux_weight} >= 0.")
     fusion = build(fusion_cfg, "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
     if not isinstance(fusion, Fusion):
         raise ConfigError(f"fusion: {type(fusion).__name__} is not a mmtrain.fusion.base.Fusion; a fusion subclasses "
@@ -90,7 +108,10 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
         return head
 
     heads = fusion.heads(make_head, list(tasks))
-    return MultimodalModel(encoders, fusion, heads, tasks, loss_weights, modality_dropout)
+    aux_heads = nn.ModuleDict({m: nn.ModuleDict({t: build(cfg["head"][t], f"head.{t}", in_dim=e.out_dim,
+                                                           num_outputs=num_outputs(tasks[t])) for t in tasks})
+                               for m, e in encoders.items()}) if aux else None
+    return MultimodalModel(encoders, fusion, heads, tasks, loss_weights, modality_dropout, aux_heads, aux_weight)
 
 
 def check_shapes(model: MultimodalModel, batch: dict) -> None:

@@ -37,10 +37,14 @@ class MultimodalModule(L.LightningModule):
         self.losses = torch.nn.ModuleDict({
             t: TASKS.get(spec["type"]).loss(spec, loss) for t, spec in tasks.items()})
         self.val_metrics = StageMetrics(tasks)
+        # with model.aux_heads: each modality's unimodal head, on the rows that have the modality
+        self.val_aux_metrics = torch.nn.ModuleDict({m: StageMetrics(tasks) for m in modalities}) \
+            if self.model.aux_heads is not None else None
         self.test_metrics = StageMetrics(tasks)
         confusion = {t: TASKS.get(spec["type"]).confusion(spec["classes"]) for t, spec in tasks.items()}
         self.test_confusion_metrics = torch.nn.ModuleDict({t: m for t, m in confusion.items() if m is not None})
         self.val_results: dict[str, float] = {}
+        self.last_train_step = None  # (ModelOutput, targets) of the latest training step, with aux heads
         self.test_split = "test"  # which test split trainer.test is evaluating: its metrics' prefix
         self.test_results: dict[str, float] = {}
         self.test_confusion: dict[str, list] = {}
@@ -52,7 +56,10 @@ class MultimodalModule(L.LightningModule):
         return self.model.loss(out, targets, self.losses)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.model(batch), batch["targets"])
+        out = self.model(batch)
+        if out.aux:  # the unimodal heads' outputs, for a balancing callback (balance=ogm_ge)
+            self.last_train_step = (out, batch["targets"])
+        loss = self._loss(out, batch["targets"])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
@@ -65,9 +72,17 @@ class MultimodalModule(L.LightningModule):
         self.log("val/loss", self._loss(out, batch["targets"]), on_epoch=True,
                  batch_size=len(batch["present"]), sync_dist=True)
         self.val_metrics.update(out.outputs, batch["targets"], self.calibration)
+        for k, (m, metrics) in enumerate((self.val_aux_metrics or {}).items()):
+            has = batch["present"][:, k]
+            metrics.update({t: out.aux[t][m][has] for t in self.tasks}, {t: y[has] for t, y in batch["targets"].items()})
 
     def on_validation_epoch_end(self) -> None:
         self.val_results = self.val_metrics.compute("val")
+        for m, metrics in (self.val_aux_metrics or {}).items():  # val/<task>/<modality>/<main metric>
+            for key, value in metrics.compute("val").items():
+                _, task, metric = key.split("/", 2)
+                if metric == TASKS.get(self.tasks[task]["type"]).main_metric:
+                    self.val_results[f"val/{task}/{m}/{metric}"] = value
         self.log_dict(self.val_results)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:

@@ -2,7 +2,9 @@
 
 Reads each job's overrides (``.hydra/overrides.yaml``) and its ``metrics.json`` (or ``failed.json``),
 groups jobs that differ only in ``seed``, and writes ``leaderboard.csv``, ``leaderboard.md`` and
-``leaderboard.png`` (mean ± std of the optimized metric per configuration) into the sweep dir.
+``leaderboard.png`` (mean ± std of the optimized metric per configuration, a dot per run) into the
+sweep dir, with each configuration's trainable / total parameters, training seconds and peak memory
+(from the jobs' run.json).
 Runs by itself at the end of every multirun (``LeaderboardCallback``).
 """
 
@@ -38,6 +40,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
                "seed": seed, "metrics": None, "error": None}
+        job["cost"] = cost(job_dir / "run.json")
         metrics, failed = job_dir / "metrics.json", job_dir / "failed.json"
         if metrics.is_file() and not (failed.is_file() and failed.stat().st_mtime > metrics.stat().st_mtime):
             job["metrics"] = json.loads(metrics.read_text())
@@ -47,6 +50,19 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
             job["error"] = "no metrics.json (still running, killed, or crashed before writing)"
         jobs.append(job)
     return jobs, common
+
+
+COSTS = ("trainable params", "total params", "train s", "peak MB")
+
+
+def cost(run_json: Path) -> dict[str, float]:
+    """A job's size, training time and peak memory, from its run.json (empty without one)."""
+    if not run_json.is_file():
+        return {}
+    info = json.loads(run_json.read_text())
+    params = info.get("parameters", {})
+    return dict(zip(COSTS, (params.get("trainable", 0), params.get("trainable", 0) + params.get("frozen", 0),
+                            info.get("wall_s", {}).get("train", 0.0), info.get("peak_rss_mb", 0.0))))
 
 
 def optimized_metric(sweep_dir: Path) -> tuple[str, str]:
@@ -71,9 +87,12 @@ def leaderboard(jobs: list[dict], metric: str, mode: str = "max") -> list[dict]:
         row["runs"] += 1
         for key, value in job["metrics"].items():
             row["values"].setdefault(key, []).append(value)
+        for key, value in job.get("cost", {}).items():
+            row.setdefault("costs", {}).setdefault(key, []).append(value)
     table = []
     for row in rows.values():
         out = {"config": row["config"], "runs": row["runs"], "failed": row["failed"]}
+        out.update({key: statistics.fmean(values) for key, values in row.get("costs", {}).items()})
         for key, values in sorted(row["values"].items()):
             out[f"{key} mean"] = statistics.fmean(values)
             out[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -93,21 +112,25 @@ def write(sweep_dir: Path) -> Path:
     pd.DataFrame(table).to_csv(sweep_dir / "leaderboard.csv", index=False)
     lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds). "
              f"Every job also had: `{' '.join(common) or '(nothing)'}`.", "",
-             f"| rank | config | runs | failed | {metric} |", "|---|---|---|---|---|"]
+             f"| rank | config | runs | failed | {metric} | trainable / total params | train s | peak MB |",
+             "|---|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(table, 1):
         mean = row.get(f"{metric} mean")
         score = "—" if mean is None else f"{mean:.4f} ± {row[f'{metric} std']:.4f}"
-        lines.append(f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} |")
+        size = f"{row['trainable params']:,.0f} / {row['total params']:,.0f}" if "total params" in row else "—"
+        spent = f"{row['train s']:.1f} | {row['peak MB']:.0f}" if "train s" in row else "— | —"
+        lines.append(f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} | {size} | {spent} |")
     failed = [job for job in jobs if job["metrics"] is None]
     if failed:
         lines += ["", "## Failed jobs", ""] + [f"- `{j['dir']}` (`{j['config']}` seed {j['seed'] or '-'}): {j['error']}"
                                                 for j in failed]
     (sweep_dir / "leaderboard.md").write_text("\n".join(lines) + "\n")
-    plot(table, metric, sweep_dir / "leaderboard.png")
+    plot(table, metric, sweep_dir / "leaderboard.png", jobs)
     return sweep_dir / "leaderboard.md"
 
 
-def plot(table: list[dict], metric: str, png: Path) -> None:
+def plot(table: list[dict], metric: str, png: Path, jobs: list[dict] = ()) -> None:
+    """Bars: mean ± std per configuration; a dot per seed or fold over each bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,8 +139,12 @@ def plot(table: list[dict], metric: str, png: Path) -> None:
     scored = [r for r in table if f"{metric} mean" in r][::-1]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(scored) + 1.5))
     ax.barh([r["config"] for r in scored], [r[f"{metric} mean"] for r in scored],
-            xerr=[r[f"{metric} std"] for r in scored], color="tab:blue", capsize=3)
-    ax.set_xlabel(f"{metric} (mean ± std over seeds)")
+            xerr=[r[f"{metric} std"] for r in scored], color="tab:blue", alpha=0.6, capsize=3)
+    for y, row in enumerate(scored):
+        values = [j["metrics"][metric] for j in jobs if j["config"] == row["config"] and j["metrics"]
+                  and math.isfinite(j["metrics"].get(metric, math.nan))]
+        ax.scatter(values, [y] * len(values), color="black", s=12, zorder=3)
+    ax.set_xlabel(f"{metric} (mean ± std over seeds; dots: each run)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)

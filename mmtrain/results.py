@@ -46,7 +46,7 @@ def plot_curves(metrics_csv: Path, png: Path, tasks: list[str], best_epoch: int 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
     for ax, (title, columns) in zip(axes[0], panels):
         for column in columns:
-            label = column if title == "loss" else column.split("/")[-1]  # train/loss vs val/loss
+            label = column if title == "loss" else column.split("/", 2)[-1]  # f1_macro, or text/f1_macro (aux heads)
             ax.plot(per_epoch.index, per_epoch[column], marker="o", label=label)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="best checkpoint")

@@ -21,6 +21,14 @@ VARIANTS = {
     "late": ["fusion=late"],
     "intermediate": ["fusion=intermediate"],
     "hybrid": ["fusion=hybrid"],
+    "gated": ["fusion=gated"],
+    "tensor": ["fusion=tensor"],
+    "low_rank": ["fusion=low_rank"],
+    "bottleneck": ["fusion=bottleneck"],
+    "film": ["fusion=film"],
+    "attention_pool": ["fusion=attention_pool"],
+    "early + aux_heads": ["fusion=early", "model.aux_heads=true"],
+    "early + ogm_ge": ["fusion=early", "model.aux_heads=true", "balance=ogm_ge"],
 }
 SPLITS = ("test", "test_speaker")
 

@@ -46,6 +46,10 @@ from conftest import run_cli
      r"data.path not set: give it on the command line \(e.g. data.path=/data/manifest.csv\)"),
     (["data=manifest", "data.path=x.csv"], "data.targets is empty: name what to predict"),
     (["encoder/text=hf"], r"encoder.text.model not set"),
+    (["balance=ogm_ge"], "balance=ogm_ge compares .* set model.aux_heads=true"),
+    (["model.aux_weight=-1"], r"model.aux_weight=-1 >= 0"),
+    (["fusion=tensor", "fusion.dim=1000"], r"outer product of .* 1,002,001 features, over max_features=200,000: set fusion.dim=446"),
+    (["fusion=film", "fusion.conditioner=video"], "fusion.conditioner=video is not one of this run's modalities"),
 ])
 def test_bad_value_names_the_key(cfg_factory, overrides, text):
     with pytest.raises(ConfigError, match=text):

@@ -40,6 +40,10 @@ def test_sweep_records_failed_jobs_and_writes_the_leaderboard(tmp_path):
     assert board[2].startswith("fusion.dim=30,0,2,")
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "## Failed jobs" in markdown and "± " in markdown
+    header = board[0].split(",")
+    assert {"trainable params", "total params", "train s", "peak MB"} <= set(header)
+    row = dict(zip(header, board[1].split(",")))
+    assert 0 < float(row["trainable params"]) <= float(row["total params"]) and float(row["train s"]) > 0
     assert (tmp_path / "leaderboard.png").stat().st_size > 1000
 
 

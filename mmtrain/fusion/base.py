@@ -27,11 +27,14 @@ def check_modalities(in_dims: dict[str, int]) -> list[str]:
 @dataclass
 class ModelOutput:
     """outputs: {task: [B, K]}. For decision-level fusion also members: {task: [B, G, K]} (each
-    member's own prediction) and member_present: bool [B, G]."""
+    member's own prediction) and member_present: bool [B, G]. With model.aux_heads, aux: {task:
+    {modality: [B, K]}} (each modality's unimodal head on its pooled vector) and present [B, M]."""
 
     outputs: dict[str, torch.Tensor]
     members: dict[str, torch.Tensor] = field(default_factory=dict)
     member_present: torch.Tensor | None = None
+    aux: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    present: torch.Tensor | None = None
 
 
 class Fusion(nn.Module):
