@@ -70,6 +70,9 @@ def validate(cfg: DictConfig) -> None:
                           "data.targets.label.type=...).")
     expand_heads(cfg)
     unknown_keys(cfg, primary_keys("train"), "")
+    if cfg.get("cv") and cfg.cv.folds and "folds" not in cfg.data.source:
+        raise ConfigError(f"cv.folds={cfg.cv.folds} needs data that can be re-split: data=manifest (or a config built on "
+                          f"it, e.g. data=avdigits); data '{cfg.data.name}' has fixed splits.")
     if cfg.get("balance") and not cfg.model.get("aux_heads"):
         raise ConfigError("balance=ogm_ge compares the modalities' unimodal confidences, which come from their own "
                           "heads: set model.aux_heads=true as well.")

@@ -1,7 +1,7 @@
 """Leaderboard across the jobs of a sweep: ``mmtrain-report <sweep dir>``.
 
 Reads each job's overrides (``.hydra/overrides.yaml``) and its ``metrics.json`` (or ``failed.json``),
-groups jobs that differ only in ``seed``, and writes ``leaderboard.csv``, ``leaderboard.md`` and
+groups jobs that differ only in ``seed`` (or ``cv.fold``), and writes ``leaderboard.csv``, ``leaderboard.md`` and
 ``leaderboard.png`` (mean ± std of the optimized metric per configuration, a dot per run) into the
 sweep dir, with each configuration's trainable / total parameters, training seconds and peak memory
 (from the jobs' run.json).
@@ -36,7 +36,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
     common = [o for o in (found[0][1] if found else []) if all(o in other for _, other in found)]
     jobs = []
     for job_dir, overrides in found:
-        config = [o for o in overrides if o not in common and not o.startswith("seed=")]
+        config = [o for o in overrides if o not in common and not o.startswith(("seed=", "cv.fold="))]
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
                "seed": seed, "metrics": None, "error": None}
@@ -141,14 +141,19 @@ def plot(table: list[dict], metric: str, png: Path, jobs: list[dict] = ()) -> No
     ax.barh([r["config"] for r in scored], [r[f"{metric} mean"] for r in scored],
             xerr=[r[f"{metric} std"] for r in scored], color="tab:blue", alpha=0.6, capsize=3)
     for y, row in enumerate(scored):
-        values = [j["metrics"][metric] for j in jobs if j["config"] == row["config"] and j["metrics"]
-                  and math.isfinite(j["metrics"].get(metric, math.nan))]
+        values = [v for j in jobs if j["config"] == row["config"] and j["metrics"] for v in runs_of(j["metrics"], metric)]
         ax.scatter(values, [y] * len(values), color="black", s=12, zorder=3)
     ax.set_xlabel(f"{metric} (mean ± std over seeds; dots: each run)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
+
+
+def runs_of(metrics: dict, metric: str) -> list[float]:
+    """A job's values of ``metric``: each cross-validation fold's (fold_<i>/<metric>), else its own."""
+    folds = [v for k, v in metrics.items() if k.startswith("fold_") and k.split("/", 1)[1] == metric]
+    return [v for v in folds or [metrics.get(metric, math.nan)] if math.isfinite(v)]
 
 
 class LeaderboardCallback(Callback):

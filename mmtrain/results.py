@@ -170,13 +170,31 @@ def plot_robustness(rows: list[dict], png: Path) -> None:
     plt.close(fig)
 
 
+def reset_peak_memory() -> None:
+    """Start a run's peak-memory count afresh: jobs of a local multirun share one process, and each
+    should report its own peak (Linux: writing 5 to /proc/self/clear_refs resets VmHWM)."""
+    import torch
+
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
 def peak_memory() -> dict[str, float]:
-    """Peak resident memory of this process (and of the GPU, if one was used), in MB."""
+    """Peak resident memory of this process since reset_peak_memory (VmHWM; elsewhere than Linux, since
+    the process started), and of the GPU if one was used, in MB."""
     import resource
 
     import torch
 
-    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        status = Path("/proc/self/status").read_text()
+        peak = {"peak_rss_mb": int(status.split("VmHWM:")[1].split()[0]) / 1024}
+    except (OSError, IndexError):
+        peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return peak

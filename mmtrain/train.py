@@ -27,7 +27,7 @@ from mmtrain.losses import LossSettings
 from mmtrain.model import check_shapes
 from mmtrain.modalities import MODALITIES
 from mmtrain.module import MultimodalModule
-from mmtrain.results import plot_curves, print_summary, write_confusions, write_run_info
+from mmtrain.results import plot_curves, print_summary, reset_peak_memory, write_confusions, write_run_info
 from mmtrain.run_report import write as write_report
 from mmtrain.tasks import TASKS
 
@@ -50,7 +50,45 @@ class Phases(dict):
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train (unless ``train=false``), then calibrate on val, evaluate the best checkpoint on val and
     test, and write the report; returns the flat metrics written to metrics.json
-    (``test/<task>/<metric>`` and ``val/<task>/<metric>``)."""
+    (``test/<task>/<metric>`` and ``val/<task>/<metric>``). With cv.folds and no cv.fold: every fold
+    in turn (``cross_validate``)."""
+    if cfg.get("cv") and cfg.cv.folds and cfg.cv.get("fold") is None:
+        return cross_validate(cfg)
+    return run_one(cfg)
+
+
+def cross_validate(cfg: DictConfig) -> dict[str, float]:
+    """cv.folds=k: fold i trains in <run dir>/fold_<i> (its own report, checkpoints, resume). The run
+    dir's metrics.json holds the mean over folds under the usual names (so sweeps and the leaderboard
+    rank on it), ``<name>/std``, and each fold's value as ``fold_<i>/<name>``; cv.csv has a row per fold."""
+    import copy
+
+    import pandas as pd
+
+    out_dir = Path(cfg.paths.output_dir)
+    per_fold = []
+    for fold in range(cfg.cv.folds):
+        fold_cfg = copy.deepcopy(cfg)
+        with open_dict(fold_cfg):
+            fold_cfg.cv.fold, fold_cfg.paths.output_dir = fold, str(out_dir / f"fold_{fold}")
+        log.info("Cross-validation: fold %d of %d in %s", fold + 1, cfg.cv.folds, fold_cfg.paths.output_dir)
+        per_fold.append(run_one(fold_cfg))
+    keys = [k for k in per_fold[0] if all(k in m for m in per_fold)]
+    values = pd.DataFrame([{k: m[k] for k in keys} for m in per_fold])
+    metrics = {**values.mean().to_dict(), **{f"{k}/std": v for k, v in values.std(ddof=1).to_dict().items()},
+               **{f"fold_{i}/{k}": m[k] for i, m in enumerate(per_fold) for k in keys}}
+    values.rename_axis("fold").to_csv(out_dir / "cv.csv")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    shown = [k for k in keys if k.startswith(("val/", "test/")) and k.endswith(("/f1_macro", "/acc", "/r2"))]
+    for key in shown:
+        log.info("cv %s: %.4f ± %.4f over %d folds", key, metrics[key], metrics[f"{key}/std"], len(per_fold))
+    return metrics
+
+
+def run_one(cfg: DictConfig) -> dict[str, float]:
+    """One training run (one fold, with cross-validation): see ``run``."""
+    reset_peak_memory()
     phases = Phases()
     out_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)

@@ -4,7 +4,7 @@ each fusion strategy, with the hard (noisy, occluded) or the clean image column.
 Needs the prepared data (scripts/prepare_avdigits.py; a copy is in ../shared/data/avdigits). Writes
 results.csv, summary.csv and summary.png to --out and prints the summary. Usage:
     python scripts/bench_avdigits.py --data ../shared/data/avdigits/manifest.csv --image-column image_hard
-    python scripts/bench_avdigits.py --image-column image --variants "image only" late
+    python scripts/bench_avdigits.py --image-column image --variants "image only" late "bottleneck + ogm_ge"
 Extra overrides for every run: --set trainer.max_epochs=20 encoder.audio.augment.time_mask=10
 """
 
@@ -27,9 +27,16 @@ VARIANTS = {
     "bottleneck": ["fusion=bottleneck"],
     "film": ["fusion=film"],
     "attention_pool": ["fusion=attention_pool"],
-    "early + aux_heads": ["fusion=early", "model.aux_heads=true"],
-    "early + ogm_ge": ["fusion=early", "model.aux_heads=true", "balance=ogm_ge"],
 }
+# "<variant> + <extra>", e.g. "bottleneck + ogm_ge"
+EXTRAS = {"aux_heads": ["model.aux_heads=true"], "ogm_ge": ["model.aux_heads=true", "balance=ogm_ge"]}
+
+
+def overrides_of(name: str) -> list[str]:
+    base, _, extra = name.partition(" + ")
+    if base not in VARIANTS or (extra and extra not in EXTRAS):
+        raise SystemExit(f"unknown variant {name!r}: use one of {list(VARIANTS)}, optionally + {' | '.join(EXTRAS)}")
+    return VARIANTS[base] + EXTRAS.get(extra, [])
 SPLITS = ("test", "test_speaker")
 
 
@@ -38,7 +45,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/avdigits/manifest.csv")
     parser.add_argument("--image-column", default="image_hard", choices=["image", "image_hard"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        help=f"of {list(VARIANTS)}, each optionally + {' | '.join(EXTRAS)}")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -55,7 +63,7 @@ def main() -> None:
         for name in args.variants:
             out_dir = out / "runs" / f"{name.replace(' ', '_')}_seed{seed}"
             overrides = ["data=avdigits", f"data.path={Path(args.data).absolute()}",
-                         f"++data.modalities.image.column={args.image_column}", *VARIANTS[name],
+                         f"++data.modalities.image.column={args.image_column}", *overrides_of(name),
                          f"seed={seed}", f"paths.output_dir={out_dir}", "trainer.enable_progress_bar=false",
                          *args.set]
             with initialize_config_module("mmtrain.conf", version_base="1.3"):

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrain.cells import filled, is_empty, label_name, mostly_numbers, require_column
+from mmtrain.data.folds import fold_split, group_holdout
 from mmtrain.data.preflight import BadRows, check_rows
 from mmtrain.data.table import MultimodalTable, TaskSpec
 from mmtrain.errors import ConfigError
@@ -31,8 +32,10 @@ READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"
 def load_manifest(path: str, modalities: dict | None = None, targets: dict | None = None,
                   split_column: str | None = None, split_fractions=(0.7, 0.15, 0.15), split_seed: int = 0,
                   test_splits=("test",), id_column: str | None = None, ignore_columns=(),
-                  on_bad_row: str = "error", use=None, report_dir: str | None = None) -> MultimodalTable:
+                  on_bad_row: str = "error", use=None, report_dir: str | None = None, group_column: str | None = None,
+                  val_split: str | None = None, folds: int | None = None, fold: int | None = None) -> MultimodalTable:
     """Read the manifest at ``path`` and turn it into a MultimodalTable (see the module docstring).
+    group_column / val_split / folds / fold: see ``regroup`` (preprocessing is fitted on the resulting train rows).
 
     use: the modalities this run trains on (the top-level ``modalities``); only those are loaded and
     checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
@@ -44,13 +47,14 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     path = Path(str(path)).expanduser()
     _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
-    frame = read_manifest(path, columns=used_columns(path, modalities, targets, split_column, id_column, ignore_columns))
+    frame = read_manifest(path, columns=used_columns(path, modalities, targets, split_column, id_column, ignore_columns,
+                                                     group_column))
     if not targets:
         raise ConfigError(f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           f"(columns of {path.name}: {list(frame.columns)}).")
     target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
     id_column = id_column or ("id" if "id" in frame.columns else None)
-    reserved = {s["column"] for s in target_specs.values()} | {split_column, id_column, *ignore_columns}
+    reserved = {s["column"] for s in target_specs.values()} | {split_column, id_column, group_column, *ignore_columns}
     specs = modality_specs(frame, dict(modalities or {}), reserved)
     if use:
         missing = [m for m in use if m not in specs]
@@ -60,6 +64,7 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
                               f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
         specs = {m: specs[m] for m in use}
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs)
+    split = regroup(frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed)
     used = ["train", "val", *test_splits]
     unused = sorted(set(split) - set(used))
     if unused:
@@ -77,7 +82,7 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
 
 
 def used_columns(path, modalities: dict | None, targets: dict, split_column: str | None, id_column: str | None,
-                 ignore_columns) -> list[str] | None:
+                 ignore_columns, group_column: str | None = None) -> list[str] | None:
     """The columns to read: with modalities declared, theirs and the targets', split and id columns; else
     all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns,
     or when the format has no header to read them from (JSONL)."""
@@ -87,7 +92,8 @@ def used_columns(path, modalities: dict | None, targets: dict, split_column: str
     if not modalities:
         wanted = [c for c in names if c not in set(ignore_columns)]
     else:
-        wanted = {split_column, id_column or "id", *(spec.get("column") or task for task, spec in targets.items())}
+        wanted = {split_column, group_column, id_column or "id",
+                  *(spec.get("column") or task for task, spec in targets.items())}
         for name, spec in modalities.items():
             spec = dict(spec or {})
             listed = [c for k, v in spec.items() if k != "type"
@@ -354,11 +360,9 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
                           f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
-    strata = np.zeros(len(frame), dtype=object)
-    for spec in target_specs.values():
-        if TASKS.get(spec["type"]).stratifies:
-            strata = frame[spec["column"]].map(label_name).to_numpy()
-            break
+    strata = stratum_of(frame, target_specs)
+    if strata is None:
+        strata = np.zeros(len(frame), dtype=object)
     rng = np.random.default_rng(seed)
     split = np.empty(len(frame), dtype=object)
     for stratum in pd.unique(strata):
@@ -384,3 +388,32 @@ def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np
     if bad.rows:
         lines.append(f"  {bad.summary()}")
     log.info("\n".join(lines))
+
+
+def stratum_of(frame: pd.DataFrame, target_specs: dict) -> np.ndarray | None:
+    """Each row's class in the first target that stratifies (a class target), or None."""
+    for spec in target_specs.values():
+        if TASKS.get(spec["type"]).stratifies:
+            return frame[spec["column"]].map(label_name).to_numpy()
+    return None
+
+
+def regroup(frame: pd.DataFrame, split: np.ndarray, target_specs: dict, group_column: str | None,
+            val_split: str | None, fractions, folds: int | None, fold: int | None, seed: int) -> np.ndarray:
+    """The split after data.val_split=group (whole groups of data.group_column held out as val) and
+    cv.folds / cv.fold (that fold of the train + val rows as val; stratified, groups kept whole)."""
+    if val_split not in (None, "group"):
+        raise ConfigError(f"data.val_split={val_split} is not known: use null (as the split says) or group.")
+    groups = None
+    if group_column:
+        require_column(frame, group_column, "data.group_column")
+        groups = frame[group_column].astype(str).to_numpy()
+    if val_split == "group":
+        if groups is None:
+            raise ConfigError("data.val_split=group holds out whole groups: set data.group_column=<column> too "
+                              "(e.g. data.group_column=speaker).")
+        train, val = list(fractions)[:2]
+        split = group_holdout(split, groups, val / (train + val), seed)
+    if folds:
+        split = fold_split(split, stratum_of(frame, target_specs), groups, folds, 0 if fold is None else fold, seed)
+    return split
