@@ -18,20 +18,25 @@ from lightning.pytorch.callbacks import Callback
 from mmtrain.errors import ConfigError
 
 
-def confidences(aux: dict[str, torch.Tensor], present: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """[M]: each modality's summed softmax probability of the true class over the rows that have it.
-    aux: {modality: logits [B, K]} (in present's column order), target: class indices [B]."""
-    scores = []
+def confidences(aux: dict[str, torch.Tensor], present: torch.Tensor, target: torch.Tensor):
+    """([M] summed softmax probability of the true class over the rows that have each modality,
+    [M] how many rows that is); aux: {modality: logits [B, K]} (in present's column order),
+    target: class indices [B]. Sums, so that ranks can add theirs before dividing."""
+    sums = []
     for k, logits in enumerate(aux.values()):
         p = torch.softmax(logits.detach().float(), -1).gather(1, target.view(-1, 1)).squeeze(1)
-        scores.append((p * present[:, k]).sum())
-    return torch.stack(scores)
+        sums.append((p * present[:, k]).sum())
+    return torch.stack(sums), present.sum(0).float()
 
 
-def coefficients(scores: torch.Tensor, alpha: float) -> torch.Tensor:
-    """[M] gradient scales: 1 - tanh(α ρ_m) where ρ_m = s_m / mean of the others' s is above 1, else 1."""
-    m = len(scores)
-    others = (scores.sum() - scores) / (m - 1)
+def coefficients(sums: torch.Tensor, counts: torch.Tensor, alpha: float) -> torch.Tensor:
+    """[M] gradient scales: 1 - tanh(α ρ_m) where ρ_m = s_m / mean of the others' s is above 1, else 1;
+    s_m the mean confidence over the rows with modality m (so a modality present in more rows does not
+    lead for that alone). All 1 when some modality has no row in the batch: nothing to compare."""
+    if (counts == 0).any():
+        return torch.ones_like(sums)
+    scores = sums / counts
+    others = (scores.sum() - scores) / (len(scores) - 1)
     ratio = scores / others.clamp(min=1e-12)
     return torch.where(ratio > 1, 1 - torch.tanh(alpha * ratio), torch.ones_like(ratio))
 
@@ -63,13 +68,18 @@ class OGMGE(Callback):
         out, targets = step
         model = pl_module.model
         task = next(iter(model.tasks))
-        self.last = coefficients(confidences(out.aux[task], out.present, targets[task]), self.alpha)
-        self.modulate({m: model.encoders[m] for m in model.modalities}, self.last)
+        # summed over DDP ranks (the gradients are already averaged), so every rank scales alike
+        sums, counts = (trainer.strategy.reduce(t, reduce_op="sum")
+                        for t in confidences(out.aux[task], out.present, targets[task]))
+        self.last = coefficients(sums, counts, self.alpha)
+        self.modulate({m: model.encoders[m] for m in model.modalities}, self.last, seed=trainer.global_step)
         for m, k in zip(model.modalities, self.last):  # the epoch's mean scale per modality, in metrics.csv
             pl_module.log(f"balance/{m}/k", k, on_step=False, on_epoch=True)
 
-    def modulate(self, encoders: dict, coefficients: torch.Tensor) -> None:
-        """grad <- k_m grad (+ N(0, std(grad)²) with noise, as the authors' code does for every encoder)."""
+    def modulate(self, encoders: dict, coefficients: torch.Tensor, seed: int = 0) -> None:
+        """grad <- k_m grad (+ N(0, std(grad)²) with noise, as the authors' code does for every encoder).
+        The noise comes from a generator seeded by ``seed`` (the step), the same on every DDP rank."""
+        generators: dict = {}
         for (m, encoder), k in zip(encoders.items(), coefficients.tolist()):
             for p in encoder.parameters():
                 if p.grad is None:
@@ -77,4 +87,6 @@ class OGMGE(Callback):
                 std = p.grad.std() if p.grad.numel() > 1 else torch.zeros((), device=p.grad.device)
                 p.grad.mul_(k)
                 if self.noise:
-                    p.grad.add_(torch.randn_like(p.grad) * (std + 1e-8))
+                    g = generators.setdefault(p.grad.device, torch.Generator(p.grad.device).manual_seed(seed))
+                    noise = torch.randn(p.grad.shape, generator=g, device=p.grad.device, dtype=p.grad.dtype)
+                    p.grad.add_(noise * (std + 1e-8))

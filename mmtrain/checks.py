@@ -70,6 +70,8 @@ def validate(cfg: DictConfig) -> None:
                           "data.targets.label.type=...).")
     expand_heads(cfg)
     unknown_keys(cfg, primary_keys("train"), "")
+    if cfg.get("cv") and cfg.cv.get("fold") is not None and not cfg.cv.folds:
+        raise ConfigError(f"cv.fold={cfg.cv.fold} picks one of cv.folds folds: set cv.folds as well (e.g. cv.folds=5).")
     if cfg.get("cv") and cfg.cv.folds and "folds" not in cfg.data.source:
         raise ConfigError(f"cv.folds={cfg.cv.folds} needs data that can be re-split: data=manifest (or a config built on "
                           f"it, e.g. data=avdigits); data '{cfg.data.name}' has fixed splits.")

@@ -64,7 +64,9 @@ class MultimodalModel(nn.Module):
             if out.aux:
                 own = [losses[task](out.aux[task][m][has], targets[task][has])
                        for m, has in zip(self.modalities, out.present.T) if has.any()]
-                loss = loss + self.aux_weight * torch.stack(own).mean() if own else loss
+                # every aux head in the graph, also one whose modality no row has (DDP needs each parameter used)
+                unused = sum(0.0 * out.aux[task][m].sum() for m in self.modalities)
+                loss = loss + unused + (self.aux_weight * torch.stack(own).mean() if own else 0.0)
             total = total + self.loss_weights[task] * loss
         return total
 

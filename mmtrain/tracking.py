@@ -51,7 +51,8 @@ class MLFlowLogger(LightningMLFlowLogger):
                          tracking_uri=tracking_uri or (store / "mlruns").as_uri(), **kwargs)
 
     def log_run_config(self, cfg: DictConfig) -> None:
-        self.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        # under config/: Lightning logs the module's hyperparameters too, and MLflow refuses a changed value
+        self.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
 
     def log_run_outputs(self, out_dir: Path, metrics: dict[str, float]) -> None:
         self.log_metrics({k: float(v) for k, v in metrics.items()})

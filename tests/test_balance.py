@@ -14,12 +14,14 @@ def test_ogm_ge_scales_the_leading_encoders_gradients_as_its_formula_says():
     aux = {"a": torch.tensor([[4.0, 0.0], [0.0, 4.0]]), "b": torch.tensor([[0.0, 0.0], [0.0, 0.0]])}
     target, present = torch.tensor([0, 1]), torch.ones(2, 2, dtype=torch.bool)
     p = math.exp(4) / (math.exp(4) + 1)
-    scores = confidences(aux, present, target)
-    torch.testing.assert_close(scores, torch.tensor([2 * p, 1.0]))
-    k = coefficients(scores, alpha=0.5)
+    sums, counts = confidences(aux, present, target)
+    torch.testing.assert_close(sums, torch.tensor([2 * p, 1.0]))
+    k = coefficients(sums, counts, alpha=0.5)  # mean confidences p and 0.5: rho_a = 2p
     torch.testing.assert_close(k, torch.tensor([1 - math.tanh(0.5 * 2 * p), 1.0]))
-    # a row without modality a does not count for it
-    assert confidences(aux, torch.tensor([[True, True], [False, True]]), target)[0] == p
+    # a row without modality a does not count for it; a modality with no row leaves every scale at 1
+    sums, counts = confidences(aux, torch.tensor([[True, True], [False, True]]), target)
+    assert sums[0] == p and counts.tolist() == [1.0, 2.0]
+    assert coefficients(torch.tensor([1.5, 0.0]), torch.tensor([2.0, 0.0]), 0.5).tolist() == [1.0, 1.0]
     # applied to the encoders' gradients: a scaled, b as it was; with noise, of the gradient's own spread
     encoders = {"a": torch.nn.Linear(200, 50), "b": torch.nn.Linear(200, 50)}
     grads = {}

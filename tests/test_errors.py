@@ -47,6 +47,7 @@ from conftest import run_cli
     (["data=manifest", "data.path=x.csv"], "data.targets is empty: name what to predict"),
     (["encoder/text=hf"], r"encoder.text.model not set"),
     (["balance=ogm_ge"], "balance=ogm_ge compares .* set model.aux_heads=true"),
+    (["cv.fold=1"], "cv.fold=1 picks one of cv.folds folds: set cv.folds as well"),
     (["model.aux_weight=-1"], r"model.aux_weight=-1 >= 0"),
     (["fusion=tensor", "fusion.dim=1000"], r"outer product of .* 1,002,001 features, over max_features=200,000: set fusion.dim=446"),
     (["fusion=film", "fusion.conditioner=video"], "fusion.conditioner=video is not one of this run's modalities"),
