@@ -89,15 +89,16 @@ class StoredFeatures(Sequence):
     def __init__(self, shards: list[Path], offsets: list[np.ndarray]):
         self.shards, self.offsets = shards, offsets
         self.layout = [_layout(path) for path in shards]  # (data start, dtype, dims) of each values file
+        self.count = sum(len(o) - 1 for o in offsets)  # once: __getitem__ runs per sample, in collate
 
     def __len__(self) -> int:
-        return sum(len(o) - 1 for o in self.offsets)
+        return self.count
 
     def lengths(self) -> np.ndarray:
         return np.concatenate([np.diff(o) for o in self.offsets])
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        if not 0 <= i < len(self):
+        if not 0 <= i < self.count:
             raise IndexError(i)
         shard, local = divmod(int(i), SHARD_ROWS)
         start, stop = self.offsets[shard][local:local + 2]
