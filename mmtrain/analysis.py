@@ -63,7 +63,8 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
     """Per modality and task (its main metric): ``full`` (every modality), ``none`` (every modality
     masked), ``drop_one`` = full - (full without it), and the exact Shapley value
     φ_m = Σ_{S ⊆ M∖{m}} |S|!(M−|S|−1)!/M! (v(S ∪ {m}) − v(S)); the φ_m sum to full − none.
-    Returns (rows, the outputs with every modality, the targets): one pass over the split."""
+    Returns (rows, the outputs with every modality, the targets, the fusion's weight rows (see
+    ``weight_rows``; empty when it has none)): one pass over the split."""
     modalities = model.modalities
     m_count = len(modalities)
     if m_count > MAX_SHAPLEY_MODALITIES:
@@ -73,10 +74,12 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
         subsets = list(itertools.product([False, True], repeat=m_count))
 
     def fuse(outs, batch, model):
-        return {s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
-                for s in subsets}
+        variants = {s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
+                    for s in subsets}
+        weights = model.fusion.modality_weights(outs, batch["present"])
+        return variants | ({"weights": weights} if weights is not None else {})
 
-    outputs, targets, _ = run(model, loader, device, fuse, precision)
+    outputs, targets, present = run(model, loader, device, fuse, precision)
     rows = []
     for task, spec in tasks.items():
         metric = TASKS.get(spec["type"]).main_metric
@@ -95,7 +98,19 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
                     shapley += weight * (value[s[:i] + (True,) + s[i + 1:]] - value[s])
             rows.append({"modality": m, "metric": f"{task}/{metric}", "full": full, "none": none,
                          "drop_one": full - value[without], "shapley": shapley})
-    return rows, outputs[tuple(True for _ in modalities)], targets
+    return rows, outputs[tuple(True for _ in modalities)], targets, weight_rows(outputs.get("weights"), present)
+
+
+def weight_rows(weights: dict[str, torch.Tensor] | None, present: torch.Tensor) -> list[dict]:
+    """Rows {name, mean, std, rows} of a fusion's per-sample weights {name: [N]}, over the rows that
+    have every modality (so the weights compare; all rows when none has), or [] without weights."""
+    if not weights or present is None:
+        return []
+    complete = present.all(1)
+    chosen = complete if complete.any() else torch.ones_like(complete)
+    return [{"name": name, "mean": float(w[chosen].mean()), "std": float(w[chosen].std()) if chosen.sum() > 1 else 0.0,
+             "rows": int(chosen.sum()), "over": "rows with every modality" if complete.any() else "all rows"}
+            for name, w in weights.items()]
 
 
 def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: dict, device="cpu",

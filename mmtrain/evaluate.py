@@ -72,14 +72,18 @@ def evaluate_splits(trainer, module, datamodule, ckpt_path: str | None, splits: 
 def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = False, device="cpu",
             precision: str | None = None) -> None:
     """The run report's tables for ``split``, as CSV and PNG in ``out_dir``: per_class, reliability,
-    contribution and (with ``robustness``) the robustness sweep."""
+    contribution, fusion_weights (for a fusion with modality weights) and (with ``robustness``) the
+    robustness sweep."""
     from mmtrain import results
 
     model, tasks, calibration = module.model, module.tasks, module.calibration
     loader = datamodule.loader(split, shard=False)
-    rows, outputs, targets = analysis.contributions(model, loader, tasks, device, precision)
+    rows, outputs, targets, weights = analysis.contributions(model, loader, tasks, device, precision)
     results.write_rows(out_dir / "contribution.csv", rows)
     results.plot_contributions(rows, out_dir / "contribution.png")
+    if weights:
+        results.write_rows(out_dir / "fusion_weights.csv", weights)
+        results.plot_fusion_weights(weights, out_dir / "fusion_weights.png", type(model.fusion).__name__)
     results.write_rows(out_dir / "per_class.csv", analysis.per_class(tasks, outputs, targets, calibration))
     bins = analysis.reliability(tasks, outputs, targets, calibration)
     if bins:

@@ -150,6 +150,21 @@ def plot_contributions(rows: list[dict], png: Path) -> None:
     plt.close(fig)
 
 
+def plot_fusion_weights(rows: list[dict], png: Path, fusion: str) -> None:
+    """Bars of the fusion's mean weight per modality (or member), ± one std over the rows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.4))
+    ax.bar([r["name"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=4,
+           color="tab:green")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("weight")
+    ax.set_title(f"{fusion}\nmean weight over {rows[0]['rows']} {rows[0]['over']}", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def plot_robustness(rows: list[dict], png: Path) -> None:
     """Metric against corruption level (noise) and missing rate, one curve per modality."""
     plt = _pyplot()

@@ -1,8 +1,8 @@
 """report.md: what a person reads about one run (training or evaluation), with the PNGs beside it.
 
 Written by plain code from the run dir's files (run.json, metrics.json, metrics.csv/curves.png,
-per_class.csv, confusion_*.png, reliability.csv/png, contribution.csv/png, robustness.csv/png), so
-``python -m mmtrain.run_report <run dir>`` writes it again at any time.
+per_class.csv, confusion_*.png, reliability.csv/png, contribution.csv/png, fusion_weights.csv/png,
+robustness.csv/png), so ``python -m mmtrain.run_report <run dir>`` writes it again at any time.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def write(run_dir: Path) -> Path:
     lines += _metrics(metrics, run_dir)
     lines += _calibration(info, metrics, run_dir)
     lines += _contribution(run_dir, info)
+    lines += _fusion_weights(run_dir)
     lines += _robustness(run_dir)
     lines += ["---", f"Written by `python -m mmtrain.run_report {run_dir}` from this run dir's files."]
     path = run_dir / "report.md"
@@ -157,6 +158,19 @@ def _contribution(run_dir: Path, info: dict) -> list[str]:
     if (run_dir / "contribution.png").is_file():
         lines += ["![per-modality contribution](contribution.png)", ""]
     return lines
+
+
+def _fusion_weights(run_dir: Path) -> list[str]:
+    path = run_dir / "fusion_weights.csv"
+    if not path.is_file():
+        return []
+    lines = ["## How the fusion weighs the modalities", "",
+             "The fusion's own per-sample weights on the first test split (gated: the mean gate value, "
+             "attention_pool: the attention weight, late / hybrid: each member's weight in the combination), "
+             "summing to 1 over a row's present modalities: where the model looks, which need not be what helps "
+             "(see the contributions above).", ""]
+    lines += _table(pd.read_csv(path))
+    return lines + ["![fusion weights](fusion_weights.png)", ""]
 
 
 def _robustness(run_dir: Path) -> list[str]:

@@ -6,6 +6,8 @@ results.csv, summary.csv and summary.png to --out and prints the summary. Usage:
     python scripts/bench_avdigits.py --data ../shared/data/avdigits/manifest.csv --image-column image_hard
     python scripts/bench_avdigits.py --image-column image --variants "image only" late "bottleneck + ogm_ge"
 Extra overrides for every run: --set trainer.max_epochs=20 encoder.audio.augment.time_mask=10
+Runs add to --out's results.csv: a rerun replaces only the rows of its own variants and seeds, so the
+summary can be built up over several invocations (pass --fresh to start over).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
                         help=f"of {list(VARIANTS)}, each optionally + {' | '.join(EXTRAS)}")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--fresh", action="store_true", help="drop earlier results in --out")
     args = parser.parse_args()
     out = args.out or Path("bench") / f"avdigits_{args.image_column}"
 
@@ -57,11 +60,14 @@ def main() -> None:
 
     from mmtrain.train import run
 
-    shutil.rmtree(out / "runs", ignore_errors=True)  # a run dir with a checkpoint would be resumed
-    rows = []
+    results = out / "results.csv"
+    earlier = pd.read_csv(results) if results.exists() and not args.fresh else pd.DataFrame(columns=["variant", "seed"])
+    rerun = earlier["variant"].isin(args.variants) & earlier["seed"].isin(args.seeds)
+    rows = earlier[~rerun].to_dict("records")
     for seed in args.seeds:
         for name in args.variants:
             out_dir = out / "runs" / f"{name.replace(' ', '_')}_seed{seed}"
+            shutil.rmtree(out_dir, ignore_errors=True)  # a run dir with a checkpoint would be resumed
             overrides = ["data=avdigits", f"data.path={Path(args.data).absolute()}",
                          f"++data.modalities.image.column={args.image_column}", *overrides_of(name),
                          f"seed={seed}", f"paths.output_dir={out_dir}", "trainer.enable_progress_bar=false",
@@ -71,7 +77,7 @@ def main() -> None:
             metrics = run(cfg)
             rows.append({"variant": name, "seed": seed, **metrics})
             out.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+            pd.DataFrame(rows).to_csv(results, index=False)
 
     frame = pd.DataFrame(rows)
     columns = [f"{split}/digit/acc" for split in SPLITS]

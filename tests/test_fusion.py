@@ -134,6 +134,26 @@ def test_shapes_padding_and_gradients(name):
     assert not starved, f"no gradient reaches {starved}"
 
 
+@pytest.mark.parametrize("name", FUSIONS)
+def test_modality_weights_sum_to_one_over_present_ones(name):
+    """The optional extra output for the run report: where a fusion has weights, one [B] tensor per
+    modality (or member), non-negative, 0 for a missing one, summing to 1 over the present ones."""
+    torch.manual_seed(0)
+    fusion = FUSIONS[name]().eval()
+    present = torch.ones(B, 3, dtype=torch.bool)
+    present[1, 1] = present[2, 0] = present[2, 2] = False
+    with torch.no_grad():
+        weights = fusion.modality_weights(encoder_outputs(0, present), present)
+    if weights is None:
+        return
+    stacked = torch.stack(list(weights.values()), 1)
+    assert stacked.shape == (B, len(getattr(fusion, "members", DIMS)))
+    assert (stacked >= 0).all()
+    torch.testing.assert_close(stacked.sum(1), torch.ones(B))
+    if list(weights) == list(DIMS):  # weights per modality: a missing one gets none
+        assert (stacked[~present] == 0).all()
+
+
 def test_intermediate_with_one_modality_attends_to_itself():
     fusion = IntermediateFusion({"text": 12}, dim=16, heads=2, out_dim=8)
     present = torch.ones(B, 1, dtype=torch.bool)

@@ -155,6 +155,7 @@ def test_temperature_scaling_and_thresholds_by_hand():
 
 
 def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_nothing(tmp_path):
+    """Also: the fusion's weights (attention_pool's) reach fusion_weights.csv/png and the run report."""
     from mmtrain import analysis
 
     rng = np.random.default_rng(0)
@@ -168,11 +169,18 @@ def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_n
     cfg = make_cfg(tmp_path / "run", "data=manifest", f"data.path={path}", "data.split_column=split",
                    "++data.modalities.signal={type: tabular, numeric: [signal]}",
                    "++data.modalities.noise={type: tabular, numeric: [noise]}", "++data.targets.label.column=label",
-                   "fusion=early", "model.modality_dropout=0.3", "trainer.max_epochs=15", "optim.optimizer.lr=3e-3")
+                   "fusion=attention_pool", "model.modality_dropout=0.3", "trainer.max_epochs=15",
+                   "optim.optimizer.lr=3e-3")
     run(cfg)
     model = load_model(tmp_path / "run")
     dm = model.datamodule(*model.table_of(path, evaluate=True)[:1], test_split="test")
-    found, _, _ = analysis.contributions(model.module.model, dm.loader("test", shard=False), model.tasks)
+    found, _, _, weights = analysis.contributions(model.module.model, dm.loader("test", shard=False), model.tasks)
+    weight = {r["name"]: r["mean"] for r in weights}
+    assert weight["signal"] + weight["noise"] == pytest.approx(1.0) and {r["rows"] for r in weights} == {60}
+    written = pd.read_csv(tmp_path / "run" / "fusion_weights.csv").set_index("name")["mean"]
+    assert written.to_dict() == pytest.approx(weight, abs=1e-6)
+    assert "## How the fusion weighs the modalities" in (tmp_path / "run" / "report.md").read_text()
+    assert (tmp_path / "run" / "fusion_weights.png").stat().st_size > 1000
     rows = {r["modality"]: r for r in found}
     full, none = rows["signal"]["full"], rows["signal"]["none"]
     assert full > 0.9

@@ -1,7 +1,7 @@
 """Attention pooling over modalities: each modality's pooled vector is projected to ``dim``, scored
 by a small MLP, and the fused vector is the softmax-weighted sum over the present modalities (the
 attention-based fusion of e.g. Hori et al. 2017, "Attention-Based Multimodal Fusion for Video
-Description"). ``weights(outs, present)`` exposes the per-sample weight of each modality."""
+Description"). ``modality_weights(outs, present)`` exposes the per-sample weight of each modality."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class AttentionPoolFusion(Fusion):
     def _weights(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         return masked_softmax(self.score(h).squeeze(-1), present, dim=1)
 
-    def weights(self, outs: dict, present: torch.Tensor) -> torch.Tensor:
-        return self._weights(self._projected(outs), present)
+    def modality_weights(self, outs: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.modalities, self._weights(self._projected(outs), present).T))
 
     def forward(self, outs: dict, present: torch.Tensor) -> torch.Tensor:
         h = self._projected(outs)

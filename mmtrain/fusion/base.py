@@ -47,6 +47,7 @@ class Fusion(nn.Module):
     features [B, out_dim]; a sample's output must not depend on a modality it lacks or on padding.
     ``heads``, ``predict`` and ``loss`` turn features into task outputs: a feature-level fusion has one
     head per task and keeps these as they are; decision-level fusion (DecisionFusion) overrides them.
+    ``modality_weights`` is an optional extra output (gate values, attention weights) for the run report.
     """
 
     min_modalities: int = 1
@@ -72,6 +73,12 @@ class Fusion(nn.Module):
     def loss(self, out: ModelOutput, targets: dict, losses: nn.ModuleDict) -> dict[str, torch.Tensor]:
         """{task: its loss} of the outputs against the targets."""
         return {t: fn(out.outputs[t], targets[t]) for t, fn in losses.items()}
+
+    def modality_weights(self, outs: dict, present: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """{modality (or member): [B]} the weight this fusion gives each one per sample, summing to 1
+        over the present ones (0 for a missing one), for the run report; None (the default) for a
+        strategy without such weights."""
+        return None
 
 
 def pooled_inputs(outs: dict, present: torch.Tensor, names: list[str], order: list[str]):
@@ -121,6 +128,11 @@ class DecisionFusion(Fusion):
         base = torch.softmax(self.scores, 0) if self.scores is not None else self.fixed_weights
         w = base.unsqueeze(0) * member_present.to(base.dtype)
         return w / w.sum(1, keepdim=True).clamp(min=1e-12)
+
+    def modality_weights(self, outs: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each member's weight in the combination (fixed, learned or uniform, renormalised per sample)."""
+        _, member_present = self(outs, present)
+        return dict(zip(self.members, self.member_weights(member_present).T))
 
     def combine(self, preds: torch.Tensor, member_present: torch.Tensor, task_type: str) -> torch.Tensor:
         """preds [B, G, K] (logits, or values for regression) -> [B, K]."""

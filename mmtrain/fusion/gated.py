@@ -14,8 +14,8 @@ from mmtrain.tensors import masked_softmax
 
 
 class GatedFusion(Fusion):
-    """pooled [B, d_m] per modality + present [B, M] -> [B, dim]; ``gates(outs, present)`` gives the
-    gate values z [B, M, dim] (0 for a missing modality)."""
+    """pooled [B, d_m] per modality + present [B, M] -> [B, dim]; ``gates(parts, present)`` gives the
+    gate values z [B, M, dim] (0 for a missing modality); a modality's weight is its mean gate."""
 
     def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1):
         super().__init__(in_dims)
@@ -27,6 +27,10 @@ class GatedFusion(Fusion):
     def gates(self, parts: list[torch.Tensor], present: torch.Tensor) -> torch.Tensor:
         logits = self.gate(torch.cat(parts + [present.to(parts[0].dtype)], -1)).view(len(present), len(parts), -1)
         return masked_softmax(logits, present.unsqueeze(-1), dim=1)
+
+    def modality_weights(self, outs: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
+        gates = self.gates(pooled_inputs(outs, present, self.modalities, self.modalities), present).mean(-1)
+        return dict(zip(self.modalities, gates.T))
 
     def forward(self, outs: dict, present: torch.Tensor) -> torch.Tensor:
         parts = pooled_inputs(outs, present, self.modalities, self.modalities)
