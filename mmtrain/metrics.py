@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics.aggregation import SumMetric
 
 from mmtrain.tasks import TASKS
 
@@ -38,9 +39,11 @@ class StageMetrics(nn.Module):
                 if metrics is not None:
                     self.calibration[f"{name}:{variant}"] = nn.ModuleDict(metrics)
         self.calibrated = False
+        self.rows = SumMetric()  # rows seen since the last compute, over every rank
 
     def update(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                calibration: dict | None = None) -> None:
+        self.rows.update(len(next(iter(targets.values()))))
         for name, collection in self.collections.items():
             collection.update(*TASKS.get(self.tasks[name]["type"]).metric_inputs(outputs[name], targets[name]))
         if not calibration:
@@ -64,4 +67,15 @@ class StageMetrics(nn.Module):
                     flat[f"{stage}/{name}/{metric_name}{suffix}"] = float(metric.compute())
                     metric.reset()
         self.calibrated = False
+        self.rows.reset()
         return flat
+
+    def rows_seen(self) -> int:
+        return int(self.rows.compute())
+
+    def reset(self) -> None:
+        """Forget the rows seen without computing (too few rows for a metric: r2 needs 2)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset"):
+                module.reset()
+        self.calibrated = False

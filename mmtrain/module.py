@@ -79,6 +79,9 @@ class MultimodalModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_results = self.val_metrics.compute("val")
         for m, metrics in (self.val_aux_metrics or {}).items():  # val/<task>/<modality>/<main metric>
+            if metrics.rows_seen() < 2:  # the modality is (almost) never present in val: no score to give
+                metrics.reset()
+                continue
             for key, value in metrics.compute("val").items():
                 _, task, metric = key.split("/", 2)
                 if metric == TASKS.get(self.tasks[task]["type"]).main_metric:

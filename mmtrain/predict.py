@@ -137,7 +137,7 @@ class TrainedModel:
     def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict", device="cpu"):
         encoders = self.module.model.encoders
         dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir, device),
-                                  batch_size=batch_size, test_split=test_split,
+                                  {m: encoders[m].empty_input() for m in self.modalities}, batch_size=batch_size, test_split=test_split,
                                   per_batch=decoded_per_batch(encoders, table, self.modalities))
         dm.setup()
         return dm

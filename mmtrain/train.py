@@ -220,7 +220,10 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
             raise ConfigError(f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
                               f"set encoder.{m}.sample_rate={table.sample_rate}.")
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks), featurizers(module.model.encoders, cfg.cache_dir, trainer_device(cfg.trainer), cfg.trainer.precision, rank_share(trainer_world(cfg.trainer))),
+        table, modalities, list(tasks),
+        featurizers(module.model.encoders, cfg.cache_dir, trainer_device(cfg.trainer), cfg.trainer.precision,
+                    rank_share(trainer_world(cfg.trainer))),
+        {m: module.model.encoders[m].empty_input() for m in modalities},
         test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
         bucket_by=bucket_modality(module, cfg.data.bucket_by_length),

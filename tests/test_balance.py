@@ -47,3 +47,22 @@ def test_aux_heads_log_each_modalitys_score_and_ogm_ge_trains(cfg_factory, tmp_p
     assert math.isfinite(metrics["test/sentiment/f1_macro"])
     scales = frame[["balance/text/k", "balance/audio/k"]]  # OGM-GE's mean gradient scale per modality and epoch
     assert scales.notna().all().all() and ((scales > 0) & (scales <= 1)).all().all() and (scales < 1).any().any()
+
+
+def test_aux_heads_skip_a_modality_too_rare_in_val_for_a_score(tmp_path):
+    """Regression (r2 needs two rows) with the series present in one val row: its unimodal score is
+    left out of that epoch's log, the run goes on, and the other modality's is logged."""
+    import toy_data
+    from conftest import make_cfg
+
+    path = toy_data.build(tmp_path / "toy", rows=60)
+    frame = pd.read_csv(path)
+    val = frame.index[frame["split"] == "val"]
+    frame.loc[val[1:], "series"] = None
+    frame.to_csv(path, index=False)
+    metrics = run(make_cfg(tmp_path / "run", f"data.path={path}", "data.split_column=split",
+                           "experiment=timeseries_regression", "data.on_bad_row=missing", "model.aux_heads=true",
+                           "trainer.max_epochs=2"))
+    assert math.isfinite(metrics["test/score/r2"])
+    logged = pd.read_csv(tmp_path / "run" / "metrics.csv").columns
+    assert "val/score/sentiment/r2" in logged and "val/score/series/r2" not in logged

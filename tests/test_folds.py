@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import make_cfg
-from mmtrain.data.folds import fold_split, group_holdout
+from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.errors import ConfigError
 from mmtrain.train import prepare, run
 
@@ -37,6 +37,19 @@ def test_group_holdout_keeps_validation_groups_out_of_training():
     assert (split[~POOL] == "test").all()
     assert not set(GROUPS[split == "val"]) & set(GROUPS[split == "train"])
     assert 0.1 < np.mean(split[POOL] == "val") < 0.3
+
+
+def test_a_seeded_split_with_groups_keeps_each_group_in_one_split():
+    split = group_split(GROUPS, [0.7, 0.15, 0.15], seed=0)
+    for name in ("train", "val", "test"):
+        assert (split == name).any()
+        assert not set(GROUPS[split == name]) & set(GROUPS[split != name])
+    assert [len(set(GROUPS[split == s])) for s in ("train", "val", "test")] == [11, 3, 3]  # 17 groups: shares of groups (0.15 x 17 -> 3)
+    assert (group_split(GROUPS, [0.7, 0.15, 0.15], seed=0) == split).all()
+    few = np.array(["a", "b", "c", "a"])  # at least one group in val and in test, however small their shares
+    assert sorted(group_split(few, [0.98, 0.01, 0.01], seed=1)[[0, 1, 2]]) == ["test", "train", "val"]
+    with pytest.raises(ConfigError, match="2 groups cannot fill train, val and test"):
+        group_split(np.array(["a", "b", "a"]), [0.7, 0.15, 0.15], seed=0)
 
 
 def test_bad_fold_settings_are_clear_errors():
@@ -71,3 +84,6 @@ def test_val_split_group_and_cross_validation_end_to_end(tmp_path, toy_manifest)
     assert json.loads((tmp_path / "cv" / "metrics.json").read_text())[key] == pytest.approx(metrics[key])
     with pytest.raises(ConfigError, match="cv.folds=5 needs data that can be re-split"):
         prepare(make_cfg(tmp_path / "n", "cv.folds=5"))
+    with pytest.raises(ConfigError, match="data.val_split=speakers is not known: use null"):
+        prepare(make_cfg(tmp_path / "v", *TEXT, f"data.path={grouped}", "data.group_column=user",
+                         "data.val_split=speakers"))

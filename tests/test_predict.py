@@ -73,6 +73,19 @@ def test_a_checkpoint_copied_alone_predicts_the_same_in_order_with_ids(trained, 
     assert np.allclose(a.filter(like="prob_sentiment_").sum(1), 1.0, atol=1e-5)
 
 
+def test_a_file_where_no_row_has_a_modality_predicts_from_the_others(trained):
+    """Every row without its clip: the same predictions as those rows get among rows that have one."""
+    run_dir, manifest, _, _ = trained
+    frame = pd.read_csv(manifest).drop(columns=["sentiment", "tags", "move"]).head(40)
+    mixed = frame.copy()
+    mixed.loc[:19, "audio"] = None
+    none = mixed.head(20).copy()
+    model = load_model(run_dir)
+    alone, among = model.predict(none, root=manifest.parent), model.predict(mixed, root=manifest.parent).head(20)
+    assert alone["present_audio"].eq(0).all()
+    pd.testing.assert_frame_equal(alone, among, atol=1e-5)
+
+
 def test_predict_cli_streams_chunks_to_parquet_and_never_overwrites(trained, tmp_path):
     run_dir, manifest, _, _ = trained
     source = manifest.parent / "new.parquet"  # media paths are relative to the manifest's folder

@@ -117,11 +117,12 @@ class MultimodalDataModule(L.LightningDataModule):
     featurizers: modality -> the encoder's ``featurize`` (list of raw values -> list of per-sample
     tensors, or the feature store's ``StoredFeatures``). It runs once over every row that has the
     modality and the results are reused, except for the ``per_batch`` modalities, featurized from
-    their raw values (file paths) in each batch.
+    their raw values (file paths) in each batch. empty: modality -> the per-sample input of a row
+    without it (the encoder's ``empty_input``, [0, ...]).
     """
 
     def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
-                 featurizers: dict[str, Callable], batch_size: int = 64, num_workers="auto",
+                 featurizers: dict[str, Callable], empty: dict[str, torch.Tensor], batch_size: int = 64, num_workers="auto",
                  sampler: str = "random", balance_task: str | None = None, seed: int = 0,
                  test_split: str = "test", bucket_by: str | None = None, per_batch: list[str] = ()):
         super().__init__()
@@ -133,7 +134,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.featurizers, self.batch_size = featurizers, batch_size
         self.per_batch = [m for m in modalities if m in per_batch]
         self.num_workers = worker_count(num_workers, self.per_batch)
-        self.empty: dict[str, torch.Tensor] = {}  # per_batch modality -> a [0, ...] tensor for absent rows
+        self.empty = empty
         self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
         self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
         self.bucket_by = bucket_by  # train batches of similar length in this modality (see LengthBuckets)
@@ -145,9 +146,10 @@ class MultimodalDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.features is None:
             self.features = {m: self._featurize(m) for m in self.modalities if m not in self.per_batch}
-            for m in self.per_batch:  # one row now: its shape, and a decoding problem shows before training
-                first = next(v for v in self.table.modalities[m] if v is not None)
-                self.empty[m] = self.featurizers[m]([first])[0][:0]
+            for m in self.per_batch:  # one row now: a decoding problem shows before training
+                first = next((v for v in self.table.modalities[m] if v is not None), None)
+                if first is not None:
+                    self.featurizers[m]([first])
                 log.info("%s: decoded per batch (%d DataLoader workers)", m, self.num_workers)
 
     def _featurize(self, modality: str) -> FeatureColumn:
@@ -155,10 +157,9 @@ class MultimodalDataModule(L.LightningDataModule):
         present = np.array([v is not None for v in raws])
         start = time.perf_counter()
         log.info("Featurizing %s: %d rows ...", modality, int(present.sum()))
-        done = self.featurizers[modality]([v for v in raws if v is not None])
+        done = self.featurizers[modality]([v for v in raws if v is not None]) if present.any() else []
         log.info("Featurized %s in %.1f s", modality, time.perf_counter() - start)
-        first = done[0]
-        return FeatureColumn(done, present, first.new_zeros((0, *first.shape[1:])))
+        return FeatureColumn(done, present, self.empty[modality])
 
     def _rows(self, modality: str, rows: np.ndarray) -> list[torch.Tensor]:
         if modality not in self.per_batch:

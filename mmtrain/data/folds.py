@@ -10,9 +10,26 @@ import numpy as np
 from mmtrain.errors import ConfigError
 
 
+def group_split(groups: np.ndarray, fractions, seed: int) -> np.ndarray:
+    """A seeded train / val / test split of whole groups when the data has no split column: the
+    shares ``fractions`` are of the groups (at least one group each), so no group is in two splits."""
+    names = np.unique(groups)
+    if len(names) < 3:
+        raise ConfigError(f"data.group_column: {len(names)} groups cannot fill train, val and test apart; give a "
+                          f"data.split_column, or data with at least 3 groups.")
+    order = names[np.random.default_rng(seed).permutation(len(names))]
+    _, val, test = list(fractions)
+    n_test = int(np.clip(round(test * len(names)), 1, len(names) - 2))
+    n_val = int(np.clip(round(val * len(names)), 1, len(names) - 1 - n_test))
+    of_group = dict.fromkeys(order[:n_test], "test") | dict.fromkeys(order[n_test:n_test + n_val], "val") \
+        | dict.fromkeys(order[n_test + n_val:], "train")
+    return np.array([of_group[g] for g in groups])
+
+
 def group_holdout(split: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Whole groups (speakers, patients, users) of the train + val rows held out as val, about
-    ``fraction`` of those rows, so validation and early stopping see only groups training never saw."""
+    ``fraction`` of those groups (GroupShuffleSplit's share is of groups, not rows), so validation and
+    early stopping see only groups training never saw."""
     from sklearn.model_selection import GroupShuffleSplit
 
     pool = np.flatnonzero(np.isin(split, ["train", "val"]))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrain.cells import filled, is_empty, label_name, mostly_numbers, require_column
-from mmtrain.data.folds import fold_split, group_holdout
+from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.data.preflight import BadRows, check_rows
 from mmtrain.data.table import MultimodalTable, TaskSpec
 from mmtrain.errors import ConfigError
@@ -63,7 +63,7 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
             raise ConfigError(f"modalities={list(use)}: {missing} not in this manifest's modalities: {named}. "
                               f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
         specs = {m: specs[m] for m in use}
-    split = assign_split(frame, split_column, split_fractions, split_seed, target_specs)
+    split = assign_split(frame, split_column, split_fractions, split_seed, target_specs, group_column)
     split = regroup(frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed)
     used = ["train", "val", *test_splits]
     unused = sorted(set(split) - set(used))
@@ -347,8 +347,9 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
 
 
 def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,
-                 target_specs: dict) -> np.ndarray:
-    """The split column's values, or a seeded split stratified by the first class target."""
+                 target_specs: dict, group_column: str | None = None) -> np.ndarray:
+    """The split column's values, or a seeded split: of whole groups with ``group_column``,
+    otherwise stratified by the first class target."""
     if split_column:
         require_column(frame, split_column, "data.split_column")
         empty = np.flatnonzero(frame[split_column].map(is_empty).to_numpy())
@@ -360,6 +361,9 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
                           f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
+    if group_column:
+        require_column(frame, group_column, "data.group_column")
+        return group_split(frame[group_column].astype(str).to_numpy(), fractions, seed)
     strata = stratum_of(frame, target_specs)
     if strata is None:
         strata = np.zeros(len(frame), dtype=object)

@@ -54,6 +54,12 @@ class Encoder(nn.Module):
         are fixed. Export and its signature.json are built from it."""
         raise NotImplementedError
 
+    def empty_input(self) -> torch.Tensor:
+        """The per-sample input of a row without the modality: [0, ...] (no token) in ``input_spec``'s
+        dtype and fixed sizes, known even when no row of the data has the modality."""
+        spec = self.input_spec()
+        return torch.zeros((0, *spec["shape"][2:]), dtype=getattr(torch, spec["dtype"]))
+
     def cache_key(self) -> dict | None:
         """What ``featurize``'s output depends on besides the inputs, for the on-disk feature store;
         None (the default) when featurizing is cheap enough not to cache."""
