@@ -76,6 +76,20 @@ def test_same_seed_same_metrics(tmp_path, cfg_factory):
     assert other != first
 
 
+def test_generated_data_is_reused_across_runs_in_new_containers():
+    from mmtrain.data.news_audio import generate
+
+    first = generate(num_samples=60)
+    clip = next(i for i, c in enumerate(first.modalities["audio"]) if c is not None)
+    text, label = first.modalities["text"][0], int(first.targets["sentiment"][0])
+    first.modalities["text"][0], first.targets["sentiment"][0], first.split[0] = "changed", 9, "nowhere"
+    again = generate(num_samples=60)
+    assert again.modalities["audio"][clip] is first.modalities["audio"][clip]  # built once
+    assert (again.modalities["text"][0], int(again.targets["sentiment"][0])) == (text, label)
+    assert again.split[0] != "nowhere"
+    assert generate(num_samples=60, seed=1).modalities["text"][:5] != again.modalities["text"][:5]
+
+
 def test_evaluate_a_checkpoint_without_training(tmp_path, cfg_factory):
     trained = run(cfg_factory(f"paths.output_dir={tmp_path}/train"))
     ckpt = tmp_path / "train" / "checkpoints" / "best.ckpt"

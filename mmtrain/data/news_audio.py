@@ -18,6 +18,9 @@ About ``missing_audio`` of the samples have no clip at all (the audio modality i
 
 from __future__ import annotations
 
+import copy
+import functools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +69,22 @@ SPEC = {"modalities": {"text": {"type": "text", "column": "text"}, "audio": {"ty
 def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0.25),
              text_informative: float = 0.5, audio_informative: float = 0.5,
              missing_audio: float = 0.03, split_fractions=(0.7, 0.15, 0.15)) -> MultimodalTable:
-    """Build the whole dataset in memory. Same arguments, same data, on any machine."""
+    """Build the whole dataset in memory. Same arguments, same data, on any machine.
+
+    The last dataset built is kept for the next call with the same arguments (a few seconds of
+    synthesis per job of a local sweep, which runs its jobs in one process); each call gets its own
+    containers, sharing only the waveforms, which nothing changes in place."""
+    table = _generate(int(num_samples), int(seed), tuple(map(float, class_priors)), float(text_informative),
+                      float(audio_informative), float(missing_audio), tuple(map(float, split_fractions)))
+    return replace(table, modalities={m: list(v) for m, v in table.modalities.items()},
+                   targets={t: v.copy() for t, v in table.targets.items()}, tasks=copy.deepcopy(table.tasks),
+                   split=table.split.copy(), modality_types=dict(table.modality_types),
+                   preprocessing={}, spec=copy.deepcopy(table.spec))
+
+
+@functools.lru_cache(maxsize=1)
+def _generate(num_samples: int, seed: int, class_priors: tuple, text_informative: float, audio_informative: float,
+              missing_audio: float, split_fractions: tuple) -> MultimodalTable:
     rng = np.random.default_rng(seed)
     n = int(num_samples)
     sentiment = rng.choice(3, size=n, p=np.asarray(class_priors) / np.sum(class_priors))
