@@ -101,16 +101,17 @@ def plot(summary, png: Path, image_column: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(summary) + 2), 4.8))
     x = np.arange(len(summary))
     for i, split in enumerate(SPLITS):
         stats = summary[f"{split}/digit/acc"]
         ax.bar(x + (i - 0.5) * 0.4, stats["mean"], 0.4, yerr=stats["std"].fillna(0), label=split)
-    ax.set_xticks(x, summary.index, rotation=20)
+    ax.set_xticks(x, summary.index, rotation=35, ha="right")
+    ax.grid(axis="y", alpha=0.3)
     ax.set_ylim(0.5, 1.0)
     ax.set_ylabel("accuracy")
     ax.set_title(f"avdigits ({image_column})")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
