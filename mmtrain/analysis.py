@@ -103,13 +103,13 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
 
 def weight_rows(weights: dict[str, torch.Tensor] | None, present: torch.Tensor) -> list[dict]:
     """Rows {name, mean, std, rows} of a fusion's per-sample weights {name: [N]}, over the rows that
-    have every modality (so the weights compare; all rows when none has), or [] without weights."""
+    have every modality (so the weights compare; else the rows with any), or [] without weights."""
     if not weights or present is None:
         return []
     complete = present.all(1)
-    chosen = complete if complete.any() else torch.ones_like(complete)
+    chosen = complete if complete.any() else present.any(1)  # a row with none has weight 0 everywhere
     return [{"name": name, "mean": float(w[chosen].mean()), "std": float(w[chosen].std()) if chosen.sum() > 1 else 0.0,
-             "rows": int(chosen.sum()), "over": "rows with every modality" if complete.any() else "all rows"}
+             "rows": int(chosen.sum()), "over": "rows with every modality" if complete.any() else "rows with any modality"}
             for name, w in weights.items()]
 
 

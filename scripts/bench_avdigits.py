@@ -6,8 +6,9 @@ results.csv, summary.csv and summary.png to --out and prints the summary. Usage:
     python scripts/bench_avdigits.py --data ../shared/data/avdigits/manifest.csv --image-column image_hard
     python scripts/bench_avdigits.py --image-column image --variants "image only" late "bottleneck + ogm_ge"
 Extra overrides for every run: --set trainer.max_epochs=20 encoder.audio.augment.time_mask=10
-Runs add to --out's results.csv: a rerun replaces only the rows of its own variants and seeds, so the
-summary can be built up over several invocations (pass --fresh to start over).
+Runs add to --out's results.csv: a rerun replaces only the rows of its own variants and seeds (rows measured
+with other --data, --image-column or --set are left out), so the summary can be built up over several
+invocations (pass --fresh to start over).
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def main() -> None:
     from mmtrain.train import run
 
     results = out / "results.csv"
-    earlier = pd.read_csv(results) if results.exists() and not args.fresh else pd.DataFrame(columns=["variant", "seed"])
+    # rows measured with other data or overrides do not compare: only those with the same settings are kept
+    settings = " ".join([str(Path(args.data).absolute()), args.image_column, *args.set])
+    earlier = (pd.read_csv(results) if results.exists() and not args.fresh
+               else pd.DataFrame(columns=["variant", "seed", "settings"]))
+    other = earlier["settings"] != settings if "settings" in earlier else pd.Series(True, index=earlier.index)
+    if other.any():
+        print(f"{results}: leaving out {int(other.sum())} earlier rows measured with other settings")
     rerun = earlier["variant"].isin(args.variants) & earlier["seed"].isin(args.seeds)
-    rows = earlier[~rerun].to_dict("records")
+    rows = earlier[~rerun & ~other].to_dict("records")
     for seed in args.seeds:
         for name in args.variants:
             out_dir = out / "runs" / f"{name.replace(' ', '_')}_seed{seed}"
@@ -75,7 +82,7 @@ def main() -> None:
             with initialize_config_module("mmtrain.conf", version_base="1.3"):
                 cfg = compose("train", overrides=overrides)
             metrics = run(cfg)
-            rows.append({"variant": name, "seed": seed, **metrics})
+            rows.append({"variant": name, "seed": seed, "settings": settings, **metrics})
             out.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(rows).to_csv(results, index=False)
 
@@ -87,7 +94,7 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(summary.round(4).to_string())
     acc = summary["test_speaker/digit/acc"]["mean"]
-    single = max(acc.get("image only", float("nan")), acc.get("audio only", float("nan")))
+    single = acc.reindex(["image only", "audio only"]).max()  # NaN only when neither ran
     fused = acc.drop(["image only", "audio only"], errors="ignore")
     if len(fused):
         print(f"test_speaker: best fusion {fused.idxmax()} {fused.max():.4f}, best single modality "

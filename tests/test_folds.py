@@ -87,3 +87,8 @@ def test_val_split_group_and_cross_validation_end_to_end(tmp_path, toy_manifest)
     with pytest.raises(ConfigError, match="data.val_split=speakers is not known: use null"):
         prepare(make_cfg(tmp_path / "v", *TEXT, f"data.path={grouped}", "data.group_column=user",
                          "data.val_split=speakers"))
+    frame.loc[[2, 7], "user"] = None  # rows without a group would all become one group "nan"
+    frame.to_csv(grouped, index=False)
+    with pytest.raises(ConfigError, match=r"data.group_column=user: 2 rows have no group \(rows \[2, 7\]"):
+        prepare(make_cfg(tmp_path / "e", *TEXT, f"data.path={grouped}", "data.group_column=user",
+                         "data.val_split=group"))

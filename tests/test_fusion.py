@@ -154,6 +154,16 @@ def test_modality_weights_sum_to_one_over_present_ones(name):
         assert (stacked[~present] == 0).all()
 
 
+
+def test_the_reported_weights_average_the_rows_with_every_modality_else_those_with_any():
+    from mmtrain.analysis import weight_rows
+
+    weights = {"a": torch.tensor([0.2, 0.4, 1.0, 0.0]), "b": torch.tensor([0.8, 0.6, 0.0, 0.0])}
+    present = torch.tensor([[True, True], [True, True], [True, False], [False, False]])
+    assert [(r["name"], round(r["mean"], 6), r["rows"]) for r in weight_rows(weights, present)] == [("a", 0.3, 2), ("b", 0.7, 2)]
+    rows = weight_rows({k: w[2:] for k, w in weights.items()}, present[2:])  # no row has both
+    assert [(r["mean"], r["rows"], r["over"]) for r in rows] == [(1.0, 1, "rows with any modality"), (0.0, 1, "rows with any modality")]
+
 def test_intermediate_with_one_modality_attends_to_itself():
     fusion = IntermediateFusion({"text": 12}, dim=16, heads=2, out_dim=8)
     present = torch.ones(B, 1, dtype=torch.bool)

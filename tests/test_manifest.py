@@ -117,3 +117,16 @@ def test_extra_test_split_and_subset_of_modalities(tmp_path):
     table = load_manifest(path, modalities={"text": {}, "image": {}}, targets=TARGET, split_column="split",
                           test_splits=["test", "holdout"], use=["image"])
     assert list(table.modalities) == ["image"] and len(table.indices("holdout")) == 6
+
+
+def test_feature_column_lengths_for_bucketing_count_a_missing_row_as_empty():
+    import torch
+
+    from mmtrain.data.datamodule import FeatureColumn
+
+    empty = torch.zeros(0, 4)
+    column = FeatureColumn([torch.zeros(3, 4), torch.zeros(5, 4)], np.array([True, False, True]), empty)
+    assert column.lengths(np.array([2, 1, 0])).tolist() == [5, 0, 3]
+    assert column[1] is empty
+    nobody = FeatureColumn([], np.zeros(3, dtype=bool), empty)  # no row has the modality
+    assert nobody.lengths(np.arange(3)).tolist() == [0, 0, 0]

@@ -108,6 +108,8 @@ class FeatureColumn(Sequence):
     def lengths(self, rows: np.ndarray) -> np.ndarray:
         known = self.values.lengths() if hasattr(self.values, "lengths") else np.array([len(v) for v in self.values])
         at = self.position[rows]
+        if not len(known):  # no row has this modality
+            return np.zeros(len(rows), dtype=np.int64)
         return np.where(at < 0, 0, known[np.maximum(at, 0)])
 
 

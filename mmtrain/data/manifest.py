@@ -362,8 +362,7 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
         raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
                           f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
     if group_column:
-        require_column(frame, group_column, "data.group_column")
-        return group_split(frame[group_column].astype(str).to_numpy(), fractions, seed)
+        return group_split(group_labels(frame, group_column), fractions, seed)
     strata = stratum_of(frame, target_specs)
     if strata is None:
         strata = np.zeros(len(frame), dtype=object)
@@ -374,6 +373,18 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
         cut = np.round(np.cumsum(fractions) * len(rows)).astype(int)
         split[rows[: cut[0]]], split[rows[cut[0]: cut[1]]], split[rows[cut[1]:]] = "train", "val", "test"
     return split.astype(str)
+
+
+def group_labels(frame: pd.DataFrame, group_column: str) -> np.ndarray:
+    """Each row's group in data.group_column, as text; a row without one is an error (all of them
+    would otherwise become one group named "nan")."""
+    require_column(frame, group_column, "data.group_column")
+    empty = np.flatnonzero(frame[group_column].map(is_empty).to_numpy())
+    if len(empty):
+        raise ConfigError(f"data.group_column={group_column}: {len(empty)} rows have no group (rows "
+                          f"{empty[:5].tolist()}, counting data rows from 0): fill in their "
+                          f"{group_column} (e.g. a speaker, patient or user id) or drop those rows.")
+    return frame[group_column].astype(str).str.strip().to_numpy()
 
 
 def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad: BadRows) -> None:
@@ -408,10 +419,7 @@ def regroup(frame: pd.DataFrame, split: np.ndarray, target_specs: dict, group_co
     cv.folds / cv.fold (that fold of the train + val rows as val; stratified, groups kept whole)."""
     if val_split not in (None, "group"):
         raise ConfigError(f"data.val_split={val_split} is not known: use null (as the split says) or group.")
-    groups = None
-    if group_column:
-        require_column(frame, group_column, "data.group_column")
-        groups = frame[group_column].astype(str).to_numpy()
+    groups = group_labels(frame, group_column) if group_column else None
     if val_split == "group":
         if groups is None:
             raise ConfigError("data.val_split=group holds out whole groups: set data.group_column=<column> too "

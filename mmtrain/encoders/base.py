@@ -51,7 +51,7 @@ class Encoder(nn.Module):
     def input_spec(self) -> dict:
         """What ``forward`` takes after ``featurize``: {"shape": [...], "dtype": ..., "what": ...};
         in the shape "batch" and "length" are the dynamic axes (the mask is [batch, length]), numbers
-        are fixed. Export and its signature.json are built from it."""
+        are fixed. Export, its signature.json and ``empty_input`` are built from it."""
         raise NotImplementedError
 
     def empty_input(self) -> torch.Tensor:
