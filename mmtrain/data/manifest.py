@@ -351,12 +351,7 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     """The split column's values, or a seeded split: of whole groups with ``group_column``,
     otherwise stratified by the first class target."""
     if split_column:
-        require_column(frame, split_column, "data.split_column")
-        empty = np.flatnonzero(frame[split_column].map(is_empty).to_numpy())
-        if len(empty):
-            raise ConfigError(f"data.split_column={split_column}: {len(empty)} rows have no split (rows "
-                              f"{empty[:5].tolist()}, counting data rows from 0): fill in train/val/test for them.")
-        return frame[split_column].astype(str).str.strip().to_numpy()
+        return labels_of(frame, split_column, "data.split_column", "split", "fill in train/val/test for them")
     fractions = list(fractions)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
@@ -375,16 +370,21 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     return split.astype(str)
 
 
-def group_labels(frame: pd.DataFrame, group_column: str) -> np.ndarray:
-    """Each row's group in data.group_column, as text; a row without one is an error (all of them
-    would otherwise become one group named "nan")."""
-    require_column(frame, group_column, "data.group_column")
-    empty = np.flatnonzero(frame[group_column].map(is_empty).to_numpy())
+def labels_of(frame: pd.DataFrame, column: str, key: str, what: str, fix: str) -> np.ndarray:
+    """Each row's value of ``column`` (named by the config ``key``) as stripped text; a row without one
+    is an error naming the rows and the ``fix``."""
+    require_column(frame, column, key)
+    empty = np.flatnonzero(frame[column].map(is_empty).to_numpy())
     if len(empty):
-        raise ConfigError(f"data.group_column={group_column}: {len(empty)} rows have no group (rows "
-                          f"{empty[:5].tolist()}, counting data rows from 0): fill in their "
-                          f"{group_column} (e.g. a speaker, patient or user id) or drop those rows.")
-    return frame[group_column].astype(str).str.strip().to_numpy()
+        raise ConfigError(f"{key}={column}: {len(empty)} rows have no {what} (rows {empty[:5].tolist()}, "
+                          f"counting data rows from 0): {fix}.")
+    return frame[column].astype(str).str.strip().to_numpy()
+
+
+def group_labels(frame: pd.DataFrame, group_column: str) -> np.ndarray:
+    """Each row's group; rows without one would otherwise all become one group named "nan"."""
+    return labels_of(frame, group_column, "data.group_column", "group",
+                     f"fill in their {group_column} (e.g. a speaker, patient or user id) or drop those rows")
 
 
 def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad: BadRows) -> None:
