@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 from importlib import resources
 
@@ -60,10 +61,33 @@ def require_values(cfg: DictConfig) -> None:
                           f"command line (e.g. {example}).")
 
 
+# Settings compared or counted with before anything uses them: a value of the wrong type (max_epochs=two)
+# is a ConfigError naming the key, not a TypeError from deep inside. "number": int or float.
+TYPED = {"trainer.max_epochs": "whole number", "trainer.max_steps": "whole number", "trainer.min_epochs": "whole number",
+         "trainer.accumulate_grad_batches": "whole number", "trainer.log_every_n_steps": "whole number",
+         "trainer.num_nodes": "whole number", "trainer.gradient_clip_val": "number", "trainer.val_check_interval": "number",
+         "data.batch_size": "whole number", "data.max_rows": "whole number", "data.split_seed": "whole number", "seed": "whole number",
+         "optim.optimizer.lr": "number", "optim.optimizer.weight_decay": "number", "optim.encoder_lr": "number",
+         "optim.layer_decay": "number", "callbacks.early_stopping.patience": "whole number",
+         "average.top_k": "whole number", "cv.folds": "whole number", "cv.fold": "whole number"}
+EXAMPLES = {"whole number": "10", "number": "0.001"}
+
+
+def require_types(cfg: DictConfig) -> None:
+    for key, kind in TYPED.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole or kind == "number" and isinstance(value, float)):
+            raise ConfigError(f"{key}={value} must be a {kind} (e.g. {key}={EXAMPLES[kind]}).")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value fails in a second, before anything heavy runs.
     Expands head=per_target first (see expand_heads)."""
     require_values(cfg)
+    require_types(cfg)
     if "targets" in cfg.data and not cfg.data.targets:
         raise ConfigError("data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           "(type multiclass|binary|multilabel|regression is inferred, or set with "
@@ -149,3 +173,60 @@ def _count(devices) -> int:
     if isinstance(devices, str):
         return 1 if devices in ("auto", "-1") else len([d for d in devices.split(",") if d.strip()]) or 1
     return len(devices)
+
+
+def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...]) -> None:
+    """Before Hydra runs a command: a ConfigError with a did-you-mean for an override that names a
+    key the config does not have (``trainer.max_epoch=2``, where Hydra would advise ``+``), and for a
+    ``+key`` added to a settings group that takes no new keys (``+data.batchsize=32``, which would
+    otherwise be ignored). Keys of a ``_target_`` node (any argument of its class) and of the maps a
+    user fills (``open_maps``) may be added. Overrides Hydra cannot compose for another reason are
+    left to Hydra's own message."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except HydraException:
+        return
+    plain = [o for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
+    texts = [o.input_line for o in plain]
+    added = [o.key_or_group for o in plain if o.is_add() and "/" not in o.key_or_group and "@" not in
+             o.key_or_group and not o.key_or_group.startswith(open_maps)]
+    unknown = []  # keys Hydra cannot override (not in the config), found one compose at a time
+    with initialize_config_module("mmtrain.conf", version_base="1.3"):
+        while True:  # the config without them (and without the added keys), to look for what was meant
+            try:
+                base = compose(config_name, overrides=[
+                    t for o, t in zip(plain, texts) if o.key_or_group not in unknown and o.key_or_group not in added])
+                break
+            except HydraException as err:
+                key = _not_in_config(str(err))
+                if key is None or key in unknown:
+                    return
+                unknown.append(key)
+    for key in unknown + added:
+        parent_key, _, name = key.rpartition(".")
+        parent = OmegaConf.select(base, parent_key) if parent_key else base
+        targets = isinstance(parent, DictConfig) and "_target_" in parent
+        if key in added and (targets or not isinstance(parent, DictConfig)):
+            continue  # an argument of the target class: checked against its signature before it is built
+        siblings = [str(k) for k in parent] if isinstance(parent, DictConfig) else []
+        close = difflib.get_close_matches(name, siblings, n=1)
+        hint = (f" For an argument of {parent['_target_']} that the config does not list, add it with "
+                f"+{key}=<value>." if targets else "")
+        where = f"{parent_key}." if parent_key else ""
+        if close:
+            raise ConfigError(f"{key} is not a setting of mmtrain: did you mean {where}{close[0]}?{hint} "
+                              f"(mmtrain --cfg job shows them all).")
+        raise ConfigError(f"{key} is not a setting of mmtrain ({where or 'the config'} has: {', '.join(siblings)})."
+                          f"{hint}")
+
+
+def _not_in_config(message: str) -> str | None:
+    """The key of Hydra's "Could not override 'key'" (a key the config does not have), else None."""
+    import re
+
+    found = re.search(r"Could not override '([^']+)'", message)
+    return found.group(1) if found and "+" in message else None

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mmtrain.errors import ConfigError
+from mmtrain.errors import ConfigError, explained, internal_error, summary
 
 log = logging.getLogger("mmtrain")
 # Maps a user fills with their own names (data.targets.label.column=label): Hydra only adds a key
@@ -26,7 +26,19 @@ OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
 
 def main() -> None:
     sys.argv = [sys.argv[0]] + [f"++{a}" if a.startswith(OPEN_MAPS) else a for a in sys.argv[1:]]
+    precheck("mmtrain", "train")
     train_job()
+
+
+def precheck(program: str, config_name: str) -> None:
+    """A misspelt key on the command line: one paragraph with a did-you-mean, before Hydra runs."""
+    from mmtrain.checks import check_overrides
+
+    try:
+        check_overrides(config_name, sys.argv[1:], OPEN_MAPS)
+    except ConfigError as err:
+        print(f"{program}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="train")
@@ -41,6 +53,7 @@ def train_job(cfg: DictConfig) -> float | None:
 
     setup()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    out_dir = Path(cfg.paths.output_dir)
     try:
         validate_launch(cfg, multirun, HydraConfig.get().launcher.get("_target_", ""))
     except ConfigError as err:  # a wrong way to launch stops everything, sweep included
@@ -50,29 +63,29 @@ def train_job(cfg: DictConfig) -> float | None:
         validate(cfg)
         from mmtrain.train import run
 
+        setup()  # again: importing Lightning gave it its own console handler (each line printed twice)
         metrics = run(cfg)
-    except Exception as err:
-        record_failure(Path(cfg.paths.output_dir), err)
+    except Exception as err:  # noqa: BLE001  (the command's boundary: every failure is recorded and said)
+        record_failure(out_dir, err)
         if not multirun:
-            if isinstance(err, ConfigError):
-                to_log_file(f"mmtrain: error: {err}")
-                print(f"mmtrain: error: {err}", file=sys.stderr)
-                sys.exit(2)
-            raise
-        log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", cfg.paths.output_dir, err)
+            fail("mmtrain", err, out_dir)
+        log.error("Job failed (recorded in %s/failed.json); the sweep goes on: %s", out_dir, summary(err))
         return math.nan
     return metrics.get(cfg.optimized_metric, math.nan)
 
 
 def predict_main() -> None:
+    precheck("mmtrain-predict", "predict")
     predict_job()
 
 
 def evaluate_main() -> None:
+    precheck("mmtrain-evaluate", "evaluate")
     evaluate_job()
 
 
 def export_main() -> None:
+    precheck("mmtrain-export", "export")
     export_job()
 
 
@@ -106,10 +119,23 @@ def command(cfg: DictConfig, config_name: str, function) -> None:
     try:
         validate_command(cfg, config_name)
         function(cfg)
-    except ConfigError as err:
-        to_log_file(f"mmtrain-{config_name}: error: {err}")
-        print(f"mmtrain-{config_name}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as err:  # noqa: BLE001  (the command's boundary: every failure is said, see fail)
+        fail(f"mmtrain-{config_name}", err, Path(cfg.paths.output_dir))
+
+
+def fail(program: str, err: Exception, out_dir: Path) -> None:
+    """Say what went wrong in one paragraph (on stderr and in the run dir's log) and exit: 2 for a
+    problem the user can fix (the message says how), 1 for a bug, whose traceback goes to error.log."""
+    message = explained(err)
+    if message is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "error.log").write_text("".join(traceback.format_exception(err)))
+        message, code = internal_error(err, out_dir / "error.log"), 1
+    else:
+        message, code = f"error: {message}", 2
+    to_log_file(f"{program}: {message}")
+    print(f"{program}: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def to_log_file(message: str) -> None:
@@ -124,7 +150,8 @@ def record_failure(out_dir: Path, err: Exception) -> None:
     """failed.json in the run dir says why it has no metrics.json (mmtrain-report lists it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "failed.json").write_text(json.dumps(
-        {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}, indent=2) + "\n")
+        {"error": f"{type(err).__name__}: {err}", "traceback": "".join(traceback.format_exception(err))},
+        indent=2) + "\n")
 
 
 if __name__ == "__main__":

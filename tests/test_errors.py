@@ -133,3 +133,96 @@ def test_resuming_a_run_dir_with_another_model_is_a_clear_error(cfg_factory):
     with pytest.raises(ConfigError, match=r"last.ckpt was trained with another model config than this run's .*"
                                           r"Start in a new run dir"):
         run(cfg_factory("fusion=early", "fusion.dim=48", "trainer.max_epochs=2"))
+
+
+@pytest.mark.parametrize("overrides, text", [
+    (["trainer.max_epochs=two"], r"trainer.max_epochs=two must be a whole number \(e.g. trainer.max_epochs=10\)"),
+    (["data.batch_size=1.5"], "data.batch_size=1.5 must be a whole number"),
+    (["optim.optimizer.lr=fast"], "optim.optimizer.lr=fast must be a number"),
+])
+def test_a_value_of_the_wrong_type_names_the_key(cfg_factory, overrides, text):
+    from mmtrain.checks import validate
+
+    with pytest.raises(ConfigError, match=text):
+        validate(cfg_factory(*overrides))
+
+
+OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
+
+
+@pytest.mark.parametrize("args, text", [
+    (["trainer.max_epoch=2"], (r"trainer.max_epoch is not a setting of mmtrain: did you mean trainer.max_epochs\? "
+                               r"For an argument of lightning.pytorch.Trainer .* \+trainer.max_epoch=<value>")),
+    (["+data.batchsize=32"], r"data.batchsize is not a setting of mmtrain: did you mean data.batch_size\?"),
+    (["data=manifest", "data.patth=x.csv"], r"data.patth is not a setting of mmtrain: did you mean data.path\?"),
+    (["fusion=gated", "fusion.dimm=3"], r"fusion.dimm is not a setting of mmtrain: did you mean fusion.dim\?"),
+])
+def test_a_misspelt_key_gets_did_you_mean_before_anything_runs(args, text):
+    from mmtrain.checks import check_overrides
+
+    with pytest.raises(ConfigError, match=text):
+        check_overrides("train", args, OPEN_MAPS)
+
+
+@pytest.mark.parametrize("args", [["-m", "fusion=early,late", "seed=1"], ["+trainer.deterministic=true"],
+                                  ["data=manifest", "++data.targets.label.column=y"], ["fusion=nope"]])
+def test_overrides_hydra_takes_are_left_alone(args):
+    from mmtrain.checks import check_overrides
+
+    check_overrides("train", args, OPEN_MAPS)  # nothing raised (fusion=nope: Hydra's own message lists the options)
+
+
+def test_a_misspelt_trainer_argument_added_with_plus_is_named():
+    from omegaconf import OmegaConf
+
+    from mmtrain.errors import check_arguments
+
+    trainer = OmegaConf.create({"_target_": "lightning.pytorch.Trainer", "max_epoch": 2, "deterministic": True})
+    with pytest.raises(ConfigError, match=r"trainer.max_epoch is not an argument of lightning.pytorch.Trainer: "
+                                          r"did you mean trainer.max_epochs\?"):
+        check_arguments(trainer, "trainer")
+
+
+def fails_inside(x: int):
+    raise KeyError("a bug, not a setting")
+
+
+def test_building_tells_a_wrong_setting_from_a_bug():
+    from omegaconf import OmegaConf
+
+    from mmtrain.errors import build
+
+    node = OmegaConf.create({"_target_": "test_errors.fails_inside", "x": 1})
+    with pytest.raises(KeyError, match="a bug"):
+        build(node, "thing")
+    with pytest.raises(ConfigError, match=r"thing: could not build test_errors.fails_inside: TypeError: .*'y'"):
+        build(OmegaConf.create({"_target_": "test_errors.fails_inside", "y": 1}), "thing")
+    with pytest.raises(ConfigError, match=r"thing: could not build nowhere.Thing"):
+        build(OmegaConf.create({"_target_": "nowhere.Thing"}), "thing")
+
+
+def test_a_bug_is_one_paragraph_with_the_traceback_in_error_log(tmp_path, capsys):
+    from mmtrain.cli import fail
+
+    try:
+        {}["missing"]
+    except KeyError as err:
+        with pytest.raises(SystemExit) as exit_:
+            fail("mmtrain", err, tmp_path)
+    assert exit_.value.code == 1
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("mmtrain: mmtrain hit an internal error (KeyError: 'missing'). This is a bug in mmtrain, "
+                           "not a problem with your settings or data.") and "\n" not in said
+    assert str(tmp_path / "error.log") in said
+    assert "Traceback" in (tmp_path / "error.log").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        fail("mmtrain", ConfigError("data.path=x: no such file."), tmp_path)
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip() == "mmtrain: error: data.path=x: no such file."
+
+
+def test_cli_answers_a_misspelt_key_before_hydra_with_exit_code_2(tmp_path):
+    result = run_cli("trainer.max_epoch=2", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("mmtrain: error: trainer.max_epoch is not a setting of mmtrain: did you "
+                                            "mean trainer.max_epochs?")
+    assert "To append to your config use" not in result.stderr
