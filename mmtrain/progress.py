@@ -11,13 +11,18 @@ import time
 log = logging.getLogger("mmtrain")
 
 
+def on_terminal() -> bool:
+    """Whether a person watches stderr (a bar redraws in place there; elsewhere it is log lines)."""
+    return sys.stderr.isatty()
+
+
 class Progress:
     def __init__(self, desc: str, total: int | None = None, unit: str = "rows"):
         self.desc, self.total, self.unit, self.done = desc, total, unit, 0
         self.start = self.last = time.perf_counter()
         self.next_share = 0.1
         self.bar = None
-        if sys.stderr.isatty():
+        if on_terminal():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit=f" {unit}", dynamic_ncols=True, leave=False)
