@@ -16,9 +16,10 @@ import torch
 from omegaconf import DictConfig
 
 from mmtrain import analysis
+from mmtrain.calibration import fit_checked
 from mmtrain.data.feature_store import trainer_device
 from mmtrain.errors import build
-from mmtrain.tasks import TASKS
+from mmtrain.tasks import TASKS, labelled
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ def calibrate(module, datamodule, ckpt_path: str, settings: dict, device="cpu", 
     ``ckpt_path``, and write it into that checkpoint (atomically), which predict then uses."""
     checkpoint = load_weights(module, ckpt_path)
     outputs, targets, _ = analysis.run(module.model, datamodule.loader("val", shard=False), device, precision=precision)
-    module.calibration = {t: TASKS.get(s["type"]).fit_calibration(outputs[None][t], targets[t], settings)
-                          for t, s in module.tasks.items()}
+    module.calibration = {t: fit_checked(TASKS.get(s["type"]), *labelled(s["type"], outputs[None][t], targets[t]),
+                                         settings) for t, s in module.tasks.items()}
+    for task, calibration in module.calibration.items():
+        if calibration.get("note"):
+            log.warning("Calibration of %s: %s.", task, calibration["note"])
     checkpoint["calibration"] = module.calibration
     save_checkpoint(checkpoint, ckpt_path)
     log.info("Calibration fitted on val: %s", module.calibration)
