@@ -15,10 +15,11 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from mmtrain.modalities import MODALITIES
-from mmtrain.tasks import TASKS
+from mmtrain.tasks import TASKS, labelled
 
 NOISE_LEVELS = [round(0.1 * i, 1) for i in range(10)]  # 0 ... 0.9
 MISSING_RATES = [round(0.1 * i, 1) for i in range(11)]  # 0 ... 1
+ROWS_PER_BIN = 20  # reliability diagram: the fewest rows a confidence bin rests on (where the split has them)
 MAX_SHAPLEY_MODALITIES = 5  # 2^M masked evaluations
 
 
@@ -26,7 +27,7 @@ def score(task: dict, outputs: torch.Tensor, targets: torch.Tensor, metric: str 
     """One metric (default: the task type's main metric) of outputs [N, K] against targets."""
     kind = TASKS.get(task["type"])
     collection = kind.metrics(task["classes"], sync_on_compute=False)  # one process (rank 0) has every row here
-    collection.update(*kind.metric_inputs(outputs.float(), targets))
+    collection.update(*kind.metric_inputs(*labelled(task["type"], outputs.float(), targets)))
     return float(collection.compute()[metric or kind.main_metric])
 
 
@@ -153,34 +154,29 @@ def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: 
 def per_class(tasks: dict, outputs: dict, targets: dict, calibration: dict) -> list[dict]:
     rows = []
     for task, spec in tasks.items():
-        for row in TASKS.get(spec["type"]).per_class(outputs[task], targets[task], spec["classes"],
-                                                     calibration.get(task)) or []:
+        for row in TASKS.get(spec["type"]).per_class(*labelled(spec["type"], outputs[task], targets[task]),
+                                                     spec["classes"], calibration.get(task)) or []:
             rows.append({"task": task, **row})
     return rows
 
 
-def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, bins: int = 15) -> list[dict]:
+def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, max_bins: int = 15) -> list[dict]:
     """Rows {task, variant (raw|calibrated), bin, lower, upper, count, confidence, accuracy}: the
-    reliability diagram's equal-width confidence bins (Guo et al. 2017; ECE = Σ n_b/n |acc − conf|)."""
+    reliability diagram over equal-count confidence bins (so every point rests on enough rows: at
+    most ``max_bins``, at least ROWS_PER_BIN rows each where the split has them)."""
     rows = []
     for task, spec in tasks.items():
         kind = TASKS.get(spec["type"])
         for variant, cal in (("raw", None), ("calibrated", calibration.get(task))):
-            pairs = kind.confidences(outputs[task], targets[task], cal)
-            if pairs is None:
+            pairs = kind.confidences(*labelled(spec["type"], outputs[task], targets[task]), cal)
+            if pairs is None or not len(pairs[0]):
                 continue
             confidence, correct = pairs
-            index = (confidence * bins).long().clamp(max=bins - 1)
-            for b in range(bins):
-                hit = index == b
-                n = int(hit.sum())
-                rows.append({"task": task, "variant": variant, "bin": b, "lower": b / bins, "upper": (b + 1) / bins,
-                             "count": n, "confidence": float(confidence[hit].mean()) if n else math.nan,
-                             "accuracy": float(correct[hit].mean()) if n else math.nan})
+            order = confidence.argsort()
+            bins = max(1, min(max_bins, len(order) // ROWS_PER_BIN))
+            for b, chosen in enumerate(order.tensor_split(bins)):
+                c = confidence[chosen]
+                rows.append({"task": task, "variant": variant, "bin": b, "lower": float(c.min()),
+                             "upper": float(c.max()), "count": len(chosen), "confidence": float(c.mean()),
+                             "accuracy": float(correct[chosen].mean())})
     return rows
-
-
-def expected_calibration_error(rows: list[dict], task: str, variant: str) -> float:
-    chosen = [r for r in rows if r["task"] == task and r["variant"] == variant and r["count"]]
-    total = sum(r["count"] for r in chosen)
-    return sum(r["count"] / total * abs(r["accuracy"] - r["confidence"]) for r in chosen) if total else math.nan

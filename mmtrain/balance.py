@@ -21,10 +21,12 @@ from mmtrain.errors import ConfigError
 def confidences(aux: dict[str, torch.Tensor], present: torch.Tensor, target: torch.Tensor):
     """([M] summed softmax probability of the true class over the rows that have each modality,
     [M] how many rows that is); aux: {modality: logits [B, K]} (in present's column order),
-    target: class indices [B]. Sums, so that ranks can add theirs before dividing."""
+    target: class indices [B] (-1: no target in that row, left out). Sums, so that ranks can add theirs
+    before dividing."""
+    present = present & (target >= 0).unsqueeze(1)
     sums = []
     for k, logits in enumerate(aux.values()):
-        p = torch.softmax(logits.detach().float(), -1).gather(1, target.view(-1, 1)).squeeze(1)
+        p = torch.softmax(logits.detach().float(), -1).gather(1, target.clamp(min=0).view(-1, 1)).squeeze(1)
         sums.append((p * present[:, k]).sum())
     return torch.stack(sums), present.sum(0).float()
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchmetrics.aggregation import SumMetric
 
-from mmtrain.tasks import TASKS
+from mmtrain.tasks import TASKS, labelled
 
 
 def flatten(prefix: str, values: dict, classes: list[str] | None) -> dict[str, float]:
@@ -44,15 +44,16 @@ class StageMetrics(nn.Module):
     def update(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                calibration: dict | None = None) -> None:
         self.rows.update(len(next(iter(targets.values()))))
+        rows = {name: labelled(self.tasks[name]["type"], outputs[name], targets[name]) for name in self.collections}
         for name, collection in self.collections.items():
-            collection.update(*TASKS.get(self.tasks[name]["type"]).metric_inputs(outputs[name], targets[name]))
+            collection.update(*TASKS.get(self.tasks[name]["type"]).metric_inputs(*rows[name]))
         if not calibration:
             return
         self.calibrated = True
         for key, metrics in self.calibration.items():
             name, variant = key.split(":")
             TASKS.get(self.tasks[name]["type"]).update_calibration(
-                metrics, outputs[name], targets[name], calibration.get(name) if variant == "calibrated" else None)
+                metrics, *rows[name], calibration.get(name) if variant == "calibrated" else None)
 
     def compute(self, stage: str) -> dict[str, float]:
         flat = {}

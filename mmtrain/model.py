@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from torch import nn
 
@@ -79,12 +81,15 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     """Instantiate encoders (cfg["encoder"][m]), fusion (cfg["fusion"]) and its heads per task
     (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``.
     cfg["model"]: settings of the whole model (modality_dropout, aux_heads, aux_weight)."""
-    encoders = {}
+    encoders, frozen = {}, {}
     for m in modalities:
         if m not in cfg["encoder"]:
             raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
                               f"(configured encoders: {sorted(cfg['encoder'])}).")
-        encoders[m] = build(cfg["encoder"][m], f"encoder.{m}")
+        key = json.dumps(cfg["encoder"][m], sort_keys=True, default=str)
+        encoders[m] = frozen.get(key) or build(cfg["encoder"][m], f"encoder.{m}")
+        if encoders[m].pretrained and not any(p.requires_grad for p in encoders[m].parameters()):
+            frozen[key] = encoders[m]  # modalities with the same frozen encoder (text columns) share one copy
     settings, fusion_cfg = dict(cfg.get("model") or {}), dict(cfg["fusion"])
     if "modality_dropout" in fusion_cfg:  # checkpoints written before it became model.modality_dropout
         settings.setdefault("modality_dropout", fusion_cfg.pop("modality_dropout"))

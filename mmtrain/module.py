@@ -14,10 +14,21 @@ from mmtrain.losses import LossSettings
 from mmtrain.metrics import StageMetrics
 from mmtrain.model import build_model
 from mmtrain.optim import OptimSettings, configure, param_groups
-from mmtrain.tasks import TASKS
+from mmtrain.tasks import TASKS, labelled
 
 # 2: the checkpoint carries the data spec, model-file fingerprints and calibration (predict/evaluate/export).
 CHECKPOINT_FORMAT = 2
+
+
+class LabelledLoss:
+    """A task's loss over the rows that have its target (0, still in the graph, when none has)."""
+
+    def __init__(self, loss, task_type: str):
+        self.loss, self.task_type = loss, task_type
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        outputs, targets = labelled(self.task_type, outputs, targets)
+        return self.loss(outputs, targets) if len(targets) else outputs.sum() * 0.0
 
 
 class MultimodalModule(L.LightningModule):
@@ -53,7 +64,8 @@ class MultimodalModule(L.LightningModule):
         return self.model(batch)
 
     def _loss(self, out, targets: dict) -> torch.Tensor:
-        return self.model.loss(out, targets, self.losses)
+        losses = {t: LabelledLoss(fn, self.tasks[t]["type"]) for t, fn in self.losses.items()}
+        return self.model.loss(out, targets, losses)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.model(batch)
@@ -92,7 +104,7 @@ class MultimodalModule(L.LightningModule):
         outputs = self.model(batch).outputs
         self.test_metrics.update(outputs, batch["targets"], self.calibration)
         for task, matrix in self.test_confusion_metrics.items():
-            matrix.update(outputs[task], batch["targets"][task])
+            matrix.update(*labelled(self.tasks[task]["type"], outputs[task], batch["targets"][task]))
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self.test_metrics.compute(self.test_split)

@@ -19,6 +19,7 @@ from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers
 from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
+from mmtrain.data.schema import Missing, read_missing
 from mmtrain.errors import ConfigError
 from mmtrain.modalities import MODALITIES
 from mmtrain.module import MultimodalModule
@@ -106,17 +107,21 @@ class TrainedModel:
     def _spec(self, targets: bool) -> dict:
         return self.spec if targets else {**self.spec, "targets": {}}
 
+    def read(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows with their missing cells read as training read them (the saved data.na_values)."""
+        return read_missing(frame, Missing.of(self.spec.get("missing")))[0]
+
     def check(self, frame: pd.DataFrame, root: Path, targets: bool = False, split=None) -> BadRows:
         """The preflight of these rows; an empty cell is a missing modality, not a bad row."""
         split = np.full(len(frame), "predict") if split is None else split
-        return check_table(frame, self._spec(targets), split, root, self.tasks if targets else {}, True)
+        return check_table(self.read(frame), self._spec(targets), split, root, self.tasks if targets else {})
 
     def table(self, frame: pd.DataFrame, root: Path, on_bad_row: str = "error", report_dir=None,
               targets: bool = False, split=None, bad: BadRows | None = None, offset: int = 0):
         """Rows -> (MultimodalTable read with the saved column mapping and preprocessing, kept rows)."""
         split = np.full(len(frame), "predict") if split is None else np.asarray(split)
-        table, kept, _ = make_table(frame, self._spec(targets), split, root, self.ids(frame, offset), on_bad_row,
-                                    report_dir, self.tasks if targets else {}, self.preprocessing, True, bad)
+        table, kept, _ = make_table(self.read(frame), self._spec(targets), split, root, self.ids(frame, offset),
+                                    on_bad_row, report_dir, self.tasks if targets else {}, self.preprocessing, bad)
         return table, kept
 
     def table_of(self, path, on_bad_row: str = "error", report_dir=None, evaluate: bool = False,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmtrain.tasks import TASKS
+
 
 def print_summary(metrics: dict[str, float], out_dir: Path, best_epoch: int | None) -> None:
     from rich.console import Console
@@ -108,7 +110,8 @@ def write_confusions(out_dir: Path, confusion: dict, tasks: dict) -> None:
 
 
 def plot_reliability(rows: list[dict], png: Path) -> None:
-    """One panel per task: accuracy against confidence per bin, raw and calibrated, with the diagonal."""
+    """One panel per task: accuracy against mean confidence per equal-count bin, raw and calibrated,
+    with the diagonal; each calibrated point is labelled with its bin's row count."""
     plt = _pyplot()
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4), squeeze=False)
@@ -118,7 +121,11 @@ def plot_reliability(rows: list[dict], png: Path) -> None:
             chosen = [r for r in rows if r["task"] == task and r["variant"] == variant and r["count"]]
             ax.plot([r["confidence"] for r in chosen], [r["accuracy"] for r in chosen], marker="o", color=colour,
                     label=variant)
-        ax.set_title(f"{task}: reliability")
+            if variant == "calibrated":
+                for r in chosen:
+                    ax.annotate(str(r["count"]), (r["confidence"], r["accuracy"]), textcoords="offset points",
+                                xytext=(4, -10), fontsize=7, color=colour)
+        ax.set_title(f"{task}: reliability (equal-count bins, rows per bin shown)", fontsize=9)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
         ax.set_xlim(0, 1)
@@ -222,8 +229,13 @@ def data_summary(table) -> dict:
     for split in [s for s in ("train", "val") if s in present] + [s for s in present if s not in ("train", "val")]:
         rows = table.indices(split)
         classes = {}
+        unlabelled = {}
         for task, spec in table.tasks.items():
             y = table.targets[task][rows]
+            known = TASKS.get(spec.type).known(y)
+            if not known.all():
+                unlabelled[task] = int((~known).sum())
+                y = y[known]
             if spec.classes and y.ndim == 2:
                 classes[task] = dict(zip(spec.classes, y.sum(0).astype(int).tolist()))
             elif spec.classes:
@@ -231,7 +243,7 @@ def data_summary(table) -> dict:
             else:
                 classes[task] = {"mean": float(np.mean(y)), "std": float(np.std(y))}
         missing = {m: int(sum(values[i] is None for i in rows)) for m, values in table.modalities.items()}
-        out[split] = {"rows": int(len(rows)), "classes": classes, "missing": missing}
+        out[split] = {"rows": int(len(rows)), "classes": classes, "missing": missing, "no_target": unlabelled}
     return out
 
 
@@ -256,5 +268,6 @@ def write_run_info(out_dir: Path, kind: str, module, table, checkpoint, data_pat
                        "frozen": sum(p.numel() for p in params if not p.requires_grad)},
         "epochs": epochs or {}, "wall_s": wall or {}, **peak_memory(),
         "splits": data_summary(table), "calibration": module.calibration,
+        "columns": table.columns, "dropped": table.dropped,
     }
     (out_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -86,6 +86,17 @@ def _data(info: dict) -> list[str]:
     frame = pd.DataFrame([{"split": s, "rows": d["rows"], **{f"without {m}": d["missing"].get(m, 0) for m in modalities}}
                           for s, d in splits.items()])
     lines += _table(frame)
+    unlabelled = {t: n for d in splits.values() for t, n in (d.get("no_target") or {}).items()}
+    if unlabelled:
+        lines += ["Rows without a target, left out of that task's loss and metrics: " +
+                  ", ".join(f"`{t}` {n}" for t, n in unlabelled.items()) + ".", ""]
+    if info.get("columns"):
+        lines += [("What each column of the file was taken for (`missing`: share of empty or missing cells; "
+                   "`sentinels`: cells of `data.na_values` such as `?` read as missing):"), ""]
+        columns = pd.DataFrame(info["columns"])
+        lines += _table(columns.assign(missing=columns["missing"].map(lambda v: f"{v:.1%}")))
+    for reason, n in (info.get("dropped") or {}).items():
+        lines += [f"{n} rows were left out before training: {reason}.", ""]
     for task, spec in info["tasks"].items():
         if not spec["classes"]:
             continue
@@ -137,7 +148,9 @@ def _calibration(info: dict, metrics: dict, run_dir: Path) -> list[str]:
         eces = [f"{s}: ECE {metrics[f'{s}/{task}/ece_raw']:.4f} -> {metrics[f'{s}/{task}/ece']:.4f}, "
                 f"NLL {metrics[f'{s}/{task}/nll_raw']:.4f} -> {metrics[f'{s}/{task}/nll']:.4f}"
                 for s in dict.fromkeys(k.split("/")[0] for k in metrics) if f"{s}/{task}/ece" in metrics]
-        lines.append(f"- `{task}`: {'; '.join(parts)}." + (f" Raw -> calibrated: {'; '.join(eces)}." if eces else ""))
+        note = f" Note: {values['note']}." if values.get("note") else ""
+        lines.append(f"- `{task}`: {'; '.join(parts)}." + (f" Raw -> calibrated: {'; '.join(eces)}." if eces else "")
+                     + note)
     if (run_dir / "reliability.png").is_file():
         lines += ["", "![reliability diagram](reliability.png)"]
     return lines + [""]

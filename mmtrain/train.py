@@ -20,13 +20,14 @@ from mmtrain.data.feature_store import (decoded_per_batch, featurizers, rank_sha
                                          trainer_world)
 from mmtrain.data.table import MultimodalTable
 from mmtrain.averaging import finalize
-from mmtrain.errors import ConfigError, build
+from mmtrain.errors import ConfigError, build, check_arguments
 from mmtrain.evaluate import analyse, calibrate, evaluate_splits
 from mmtrain.checks import validate
 from mmtrain.losses import LossSettings
 from mmtrain.model import check_shapes
 from mmtrain.modalities import MODALITIES
 from mmtrain.module import MultimodalModule
+from mmtrain.progress import on_terminal
 from mmtrain.results import plot_curves, print_summary, reset_peak_memory, write_confusions, write_run_info
 from mmtrain.run_report import write as write_report
 from mmtrain.tasks import TASKS
@@ -91,6 +92,8 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     reset_peak_memory()
     phases = Phases()
     out_dir = Path(cfg.paths.output_dir)
+    log.info("Run dir: %s", out_dir)
+    check_arguments(cfg.trainer, "trainer")  # a misspelt +trainer.<key> fails before the data is read
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
     with phases("prepare"):
         module, datamodule = prepare(cfg, ckpt_path, phases)
@@ -100,7 +103,8 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
         callbacks.append(build(cfg.balance, "balance"))
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                               plugins=cluster_plugins())
+                               plugins=cluster_plugins(),  # off a terminal, LogProgress (callbacks) writes lines
+                               enable_progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)) and on_terminal())
     if trainer.is_global_zero:
         for lg in loggers:
             if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.tracking)
@@ -334,6 +338,7 @@ def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
     for task in cfg.head:
         spec = table.tasks[task]
         kind, y = TASKS.get(spec.type), table.targets[task][train]
+        y = y[kind.known(y)]
         specs[task] = {"type": spec.type, "classes": spec.classes, "weights": kind.train_weights(y, spec.classes, loss),
                        "priors": kind.train_priors(y, spec.classes)}
     return specs

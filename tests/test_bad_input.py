@@ -129,17 +129,13 @@ ROW_PROBLEMS = {
     "missing image file": ("image", "media/gone.png", r"image: file not found"),
     "truncated png": ("image", "TRUNCATE", r"image: unreadable image \("),
     "image that is not an image": ("image", "BYTES:not a png at all", r"image: unreadable image"),
-    "empty media cell": ("audio", np.nan, r"audio: no audio file named"),
-    "empty text": ("text", "   ", r"text: empty text"),
     "text in a numeric column": ("likes", "lots", r"likes: not a number: 'lots'"),
     "infinite number": ("likes", "inf", r"likes: infinite value"),
     "series with NaN": ("series", "[[1, 2], [NaN, 1]]", r"series: time series holds NaN/inf"),
     "series that does not parse": ("series", "[1, 2", r"series: not a time series"),
     "series with other channels": ("series", "[[1, 2, 3], [1, 2, 3]]", r"series: 3 channels where earlier rows have 2"),
-    "missing class label": ("label", np.nan, r"label: no target value"),
     "class never seen in train": ("label", "angry", r"label: class 'angry' never seen in the train split"),
     "regression target not a number": ("score", "n/a?", r"score: not a finite number"),
-    "NaN regression target": ("score", np.nan, r"score: no target value"),
     "multilabel label never seen in train": ("tags", "alpha|omega", r"tags: label\(s\) \['omega'\] never seen"),
 }
 
@@ -167,6 +163,33 @@ def test_bad_row_is_named_with_its_reason(toy, kind):
     assert report[["row", "id"]].values.tolist() == [[row, f"s{row:03d}"]]
 
 
+def test_empty_cells_are_missing_values_not_bad_rows(toy, caplog):
+    """An empty text, media or series cell is that modality missing in the row; an empty target
+    leaves the row out of that task only (several tasks here: it stays for the others)."""
+    path, frame = toy
+    frame = frame.astype({"label": object, "series": object, "score": object})
+    frame.loc[4, "text"], frame.loc[5, "audio"], frame.loc[6, "series"] = "   ", np.nan, ""
+    frame.loc[7, "label"], frame.loc[8, "score"] = np.nan, "N/A"
+    frame.to_csv(path, index=False)
+    caplog.set_level("INFO")
+    table = load(path)
+    assert len(table) == 30
+    assert "1 rows have no label target: left out of label's loss and metrics" in caplog.text
+    assert table.modalities["text"][4] is None and table.modalities["audio"][5] is None
+    assert table.modalities["series"][6] is None and table.modalities["text"][5] is not None
+    assert table.targets["label"][7] == -1 and table.targets["label"][8] >= 0
+    assert np.isnan(table.targets["score"][8]) and np.isfinite(table.targets["score"][7])
+
+
+def test_a_row_without_its_only_target_leaves_the_split_and_is_counted(toy, caplog):
+    caplog.set_level("INFO")
+    path, frame = toy
+    edit(path, frame, 4, "label", "?")
+    table = load(path, targets={"label": {}})
+    assert len(table) == 29 and table.dropped == {"no label target": 1}
+    assert "1 rows have no label target: left out" in caplog.text
+
+
 def test_nan_in_tabular_is_a_missing_value_not_a_bad_row(toy):
     path, frame = toy
     edit(path, frame, 4, "likes", np.nan)
@@ -177,7 +200,7 @@ def test_nan_in_tabular_is_a_missing_value_not_a_bad_row(toy):
 def test_skip_drops_bad_rows_and_reports_them(toy, caplog):
     path, frame = toy
     (path.parent / "media" / "4.wav").write_bytes(b"junk")
-    edit(path, frame, 7, "text", " ")
+    edit(path, frame, 7, "likes", "lots")
     table = load(path, on_bad_row="skip", report_dir=str(path.parent / "run"))
     assert len(table) == 28 and "s004" not in table.modalities["text"][4]
     assert "2 of 30 rows are bad; data.on_bad_row=skip: 2 rows dropped" in caplog.text
@@ -188,10 +211,12 @@ def test_missing_makes_the_bad_modality_absent_and_drops_bad_targets(toy):
     path, frame = toy
     (path.parent / "media" / "4.wav").write_bytes(b"junk")
     frame.loc[5, "series"] = json.dumps([[1.0, float("nan")]])
+    frame.loc[6, "series"] = "[np.float64(1.0), 2.0]"  # does not parse: never read, not a crash
     frame.loc[9, "label"] = "angry"
     frame.to_csv(path, index=False)
     table = load(path, on_bad_row="missing")
     assert len(table) == 29  # only the row with a bad target is gone
+    assert table.modalities["series"][6] is None
     assert table.modalities["audio"][4] is None and table.modalities["text"][4] is not None
     assert table.modalities["series"][5] is None and table.modalities["audio"][5] is not None
 
@@ -212,8 +237,9 @@ def test_a_stray_word_in_a_numeric_column_is_a_bad_row_not_a_text_column(toy):
 
 def test_skip_also_drops_rows_whose_class_left_train_with_a_bad_row(toy):
     path, frame = toy
+    frame = frame.astype({"likes": object})
     frame.loc[0, "label"] = "rare"   # the only train row of class "rare" ...
-    frame.loc[0, "text"] = " "       # ... is bad and will be skipped
+    frame.loc[0, "likes"] = "lots"   # ... is bad and will be skipped
     frame.loc[9, "label"] = "rare"   # so this test row's class is no longer seen in train
     frame.to_csv(path, index=False)
     table = load(path, on_bad_row="skip")

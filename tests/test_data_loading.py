@@ -3,6 +3,7 @@ give the same batches as the training process alone."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from conftest import make_cfg
@@ -63,3 +64,17 @@ def test_resume_with_workers_decoding_per_batch_is_bitwise_identical(tmp_path, t
     full, resumed = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("full", "resumed"))
     assert resumed["epoch"] == full["epoch"] == 1
     assert all(torch.equal(full["state_dict"][k], resumed["state_dict"][k]) for k in full["state_dict"])
+
+
+def test_a_train_epoch_never_ends_on_a_batch_of_one_row(cfg_factory):
+    """Batch norm cannot train on one value: a last batch of one row (and no frames: a row without
+    its clip) would stop the run. It is left out of that epoch, for random and length-bucketed batches."""
+    from mmtrain.data.datamodule import EpochSampler, LengthBuckets
+
+    _, datamodule = prepare(cfg_factory("data.batch_size=16", "data.source.num_samples=240"))
+    rows = len(datamodule.table.indices("train"))
+    datamodule.batch_size = rows - 1  # rows = (rows - 1) + 1
+    sizes = [len(b["present"]) for b in datamodule.train_dataloader()]
+    assert sizes == [rows - 1]
+    buckets = LengthBuckets(EpochSampler(33, seed=0), np.arange(33), batch_size=8, seed=0)
+    assert len(buckets) == 4 and sorted(len(b) for b in buckets) == [8, 8, 8, 8]

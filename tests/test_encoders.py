@@ -117,3 +117,18 @@ def test_augmentation_only_in_training():
     assert torch.equal(token_dropout(tokens, 0.5, training=False), tokens)
     dropped = token_dropout(tokens, 0.5, training=True)
     assert dropped[:, 0].all() and 0 < dropped.sum() < tokens.sum()
+
+
+def test_text_columns_with_the_same_frozen_encoder_share_one_copy():
+    from mmtrain.model import build_model
+
+    minilm = {"_target_": "mmtrain.encoders.text.HFTextEncoder", "freeze": True}
+    scratch = {"_target_": "mmtrain.encoders.text.ScratchTextEncoder", "dim": 16, "layers": 1, "heads": 2}
+    cfg = {"encoder": {"title": minilm, "body": dict(minilm), "note": scratch, "tag": dict(scratch)},
+           "fusion": {"_target_": "mmtrain.fusion.early.EarlyFusion", "dim": 16},
+           "head": {"y": {"_target_": "mmtrain.heads.Head"}}, "model": {}}
+    model = build_model(cfg, ["title", "body", "note", "tag"], {"y": {"type": "binary", "classes": ["a", "b"]}})
+    assert model.encoders["title"] is model.encoders["body"]  # one frozen MiniLM, not two
+    assert model.encoders["note"] is not model.encoders["tag"]  # trainable encoders stay each column's own
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert 22_000_000 < frozen < 23_000_000

@@ -96,3 +96,26 @@ def test_focal_loss_and_logit_adjustment_by_hand():
     label_focal = TASKS.get("multilabel").loss({}, LossSettings(focal_gamma=2.0))(z, y)
     p_t = torch.sigmoid(torch.tensor([0.5, 0.5]))  # both labels right with p = sigmoid(0.5)
     assert label_focal.item() == pytest.approx(((1 - p_t) ** 2 * -p_t.log()).mean().item(), rel=1e-5)
+
+
+def test_a_row_without_a_target_is_left_out_of_its_task_only():
+    """Multi-task data: -1 (no class) and NaN (no value) rows count in neither the loss nor the metrics."""
+    import torch
+
+    from mmtrain.losses import LossSettings
+    from mmtrain.metrics import StageMetrics
+    from mmtrain.module import LabelledLoss
+    from mmtrain.tasks import TASKS
+
+    settings = LossSettings.of({})
+    outputs, targets = torch.randn(6, 3), torch.tensor([0, 2, -1, 1, -1, 0])
+    loss = LabelledLoss(TASKS.get("multiclass").loss({}, settings), "multiclass")
+    known = targets >= 0
+    assert torch.allclose(loss(outputs, targets), torch.nn.functional.cross_entropy(outputs[known], targets[known]))
+    assert loss(outputs, torch.full((6,), -1)).item() == 0.0
+    values = torch.tensor([1.0, float("nan"), 3.0])
+    mse = LabelledLoss(TASKS.get("regression").loss({}, settings), "regression")
+    assert torch.isclose(mse(torch.tensor([[2.0], [9.0], [3.0]]), values), torch.tensor(0.5))
+    metrics = StageMetrics({"y": {"type": "multiclass", "classes": ["a", "b", "c"]}})
+    metrics.update({"y": torch.nn.functional.one_hot(targets.clamp(min=0), 3).float() * 5}, {"y": targets})
+    assert metrics.compute("val")["val/y/acc"] == 1.0

@@ -65,7 +65,8 @@ class LengthBuckets(Sampler[list[int]]):
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.batch_size)
+        rows = len(self.sampler)
+        return -(-rows // self.batch_size) - (rows % self.batch_size == 1 and rows > self.batch_size)
 
     def __iter__(self):
         order = list(self.sampler)
@@ -74,6 +75,8 @@ class LengthBuckets(Sampler[list[int]]):
         for start in range(0, len(order), size):
             chunk = sorted(order[start:start + size], key=lambda i: self.lengths[i])
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if len(batches) > 1:  # the last pool's batch of one row (see __len__): batch norm cannot train on it
+            batches = [b for b in batches if len(b) > 1]
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.sampler.epoch + 7)
         return iter([batches[i] for i in torch.randperm(len(batches), generator=g).tolist()])
 
@@ -185,8 +188,10 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def _loader(self, rows: np.ndarray, sampler: Sampler | None = None, batch_sampler: Sampler | None = None,
                 persistent: bool = True) -> DataLoader:
+        # a train epoch's last batch of one row is dropped: batch norm cannot train on a single value
+        single = sampler is not None and len(sampler) % self.batch_size == 1 and len(sampler) > self.batch_size
         batching = {"batch_sampler": batch_sampler} if batch_sampler else {"batch_size": self.batch_size,
-                                                                          "sampler": sampler}
+                                                                          "sampler": sampler, "drop_last": single}
         # Its own generator: with workers, each new iterator draws a base seed, and from the global
         # RNG that draw would shift dropout after a resume (a fresh iterator where persistent workers
         # went on), so resumed runs would not match uninterrupted ones bit for bit.
@@ -216,8 +221,9 @@ class MultimodalDataModule(L.LightningDataModule):
         weights = None
         if self.sampler_kind == "balanced":
             labels = self.table.targets[self.balance_task][rows]
-            counts = np.bincount(labels)
-            weights = 1.0 / counts[labels]
+            known = labels >= 0  # a row without this target (multi-task data) gets the mean weight
+            weights = 1.0 / np.bincount(labels[known])[np.maximum(labels, 0)]
+            weights[~known] = weights[known].mean() if known.any() else 1.0
         rank, world = self._ranks()
         sampler = EpochSampler(len(rows), self.seed, weights, rank, world)
         # Lightning makes the first iterator before it restores a checkpoint's loops and calls

@@ -1,10 +1,11 @@
 """A user's own data: a manifest (CSV, Parquet or JSONL; one row per sample) -> MultimodalTable.
 
 Columns map to modalities (``data.modalities.<name>``: a type and its column(s)) and to targets
-(``data.targets.<task>``: a column and a type). Types left out are inferred from the values, and the
-resulting mapping is printed before training. Media paths are relative to the manifest's folder.
-Every row is checked before training (mmtrain/data/preflight.py); preprocessing is fitted on the
-train split only, by each modality type (mmtrain/modalities/).
+(``data.targets.<task>``: a column and a type). Missing cells and types left out are decided by
+mmtrain/data/schema.py, and the resulting mapping is printed before training. Media paths are
+relative to the manifest's folder. Every row is checked before training (mmtrain/data/preflight.py);
+preprocessing is fitted on the train split only, by each modality type (mmtrain/modalities/). A row
+without a target leaves the split (one task) or that task's loss and metrics (several tasks).
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import filled, is_empty, label_name, mostly_numbers, require_column
+from mmtrain.cells import is_empty, label_name, require_column
 from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.data.preflight import BadRows, check_rows
+from mmtrain.data.schema import (
+    VAL_ALIASES,
+    Missing,
+    columns_found,
+    describe,
+    find_split_column,
+    modality_specs,
+    read_missing,
+    target_spec,
+)
 from mmtrain.data.table import MultimodalTable, TaskSpec
 from mmtrain.errors import ConfigError
 from mmtrain.modalities import MODALITIES
@@ -33,9 +44,12 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
                   split_column: str | None = None, split_fractions=(0.7, 0.15, 0.15), split_seed: int = 0,
                   test_splits=("test",), id_column: str | None = None, ignore_columns=(),
                   on_bad_row: str = "error", use=None, report_dir: str | None = None, group_column: str | None = None,
-                  val_split: str | None = None, folds: int | None = None, fold: int | None = None) -> MultimodalTable:
+                  val_split: str | None = None, folds: int | None = None, fold: int | None = None,
+                  na_values=("?",), keep_default_na: bool = True, max_rows: int | None = None) -> MultimodalTable:
     """Read the manifest at ``path`` and turn it into a MultimodalTable (see the module docstring).
     group_column / val_split / folds / fold: see ``regroup`` (preprocessing is fitted on the resulting train rows).
+    na_values / keep_default_na: the cells read as missing (schema.Missing). max_rows: a seeded sample
+    of that many rows (a quick check of a big table).
 
     use: the modalities this run trains on (the top-level ``modalities``); only those are loaded and
     checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
@@ -44,23 +58,35 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
         (Path(report_dir) / "bad_rows.csv").unlink(missing_ok=True)
     if on_bad_row not in ("error", "skip", "missing"):
         raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
+    missing = Missing.of({"na_values": na_values, "keep_default_na": keep_default_na})
     path = Path(str(path)).expanduser()
     _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
     frame = read_manifest(path, columns=used_columns(path, modalities, targets, split_column, id_column, ignore_columns,
                                                      group_column))
+    if max_rows is not None and max_rows < 1:
+        raise ConfigError(f"data.max_rows={max_rows} must be 1 or more (or null for every row).")
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(int(max_rows), random_state=split_seed).sort_index().reset_index(drop=True)
+    frame, sentinels = read_missing(frame, missing)
     if not targets:
         raise ConfigError(f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
                           f"(columns of {path.name}: {list(frame.columns)}).")
     target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
     id_column = id_column or ("id" if "id" in frame.columns else None)
-    reserved = {s["column"] for s in target_specs.values()} | {split_column, id_column, group_column, *ignore_columns}
-    specs = modality_specs(frame, dict(modalities or {}), reserved)
+    reserved = {s["column"] for s in target_specs.values()} | {id_column, group_column, *ignore_columns}
+    if split_column is None:
+        split_column = find_split_column(frame, reserved)
+        if split_column:
+            log.info("data: column '%s' holds train/val/test: it is the split (data.split_column=%s; "
+                     "set data.ignore_columns=[%s] to split at random instead).", split_column, split_column, split_column)
+    reserved.add(split_column)
+    specs, left_out = modality_specs(frame, dict(modalities or {}), reserved)
     if use:
-        missing = [m for m in use if m not in specs]
-        if missing:
+        absent = [m for m in use if m not in specs]
+        if absent:
             named = ", ".join(f"{m} ({s['type']})" for m, s in specs.items())
-            raise ConfigError(f"modalities={list(use)}: {missing} not in this manifest's modalities: {named}. "
+            raise ConfigError(f"modalities={list(use)}: {absent} not in this manifest's modalities: {named}. "
                               f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
         specs = {m: specs[m] for m in use}
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs, group_column)
@@ -69,16 +95,37 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     unused = sorted(set(split) - set(used))
     if unused:
         log.warning("Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused)
-        frame, split = frame[np.isin(split, used)].reset_index(drop=True), split[np.isin(split, used)]
+    unlabelled = without_targets(frame, target_specs)
+    roles = {c: role for c, role in ((split_column, "split"), (id_column, "id"), (group_column, "group")) if c}
+    roles.update({c: "ignored (data.ignore_columns)" for c in ignore_columns})
+    columns = columns_found(frame, specs, target_specs, left_out, roles, sentinels)
+    keep = np.isin(split, used) & ~unlabelled
+    if not keep.all():
+        frame, split = frame[keep].reset_index(drop=True), split[keep]
     require_splits(split, used, split_column)
     ids = row_ids(frame, id_column)
     spec = {"modalities": {m: {k: v for k, v in s.items() if k != "inferred"} for m, s in specs.items()},
             "targets": {t: {k: s[k] for k in ("column", "type", "separator")} for t, s in target_specs.items()},
-            "id_column": id_column, "split_column": split_column}
-    table, _, bad = make_table(frame, spec, split, root, ids, on_bad_row, report_dir)
+            "id_column": id_column, "split_column": split_column, "missing": missing.spec()}
+    table, _, bad = make_table(frame, spec, split, root, ids, on_bad_row, report_dir, numbers=np.flatnonzero(keep))
     require_splits(table.split, used, split_column, after="after dropping bad rows")
-    describe(path, specs, target_specs, table.tasks, table.split, bad)
+    table.columns = [c.row() for c in columns]
+    if unlabelled.any():
+        what = next(iter(target_specs)) if len(target_specs) == 1 else "any"
+        table.dropped = {f"no {what} target": int(unlabelled.sum())}
+    partly = {t: int(TASKS.get(s["type"]).missing(frame[s["column"]]).sum()) for t, s in target_specs.items()} \
+        if len(target_specs) > 1 else {}
+    describe(path, specs, target_specs, table.tasks, table.split, bad, columns, table.dropped,
+             {t: n for t, n in partly.items() if n})
     return table
+
+
+def without_targets(frame: pd.DataFrame, target_specs: dict) -> np.ndarray:
+    """bool per row: the row has none of the targets (so it can be neither trained nor scored on)."""
+    rows = np.ones(len(frame), dtype=bool)
+    for spec in target_specs.values():
+        rows &= TASKS.get(spec["type"]).missing(frame[spec["column"]])
+    return rows
 
 
 def used_columns(path, modalities: dict | None, targets: dict, split_column: str | None, id_column: str | None,
@@ -110,31 +157,27 @@ def row_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
     return frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
 
 
-def check_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, tasks: dict | None = None,
-                empty_is_missing: bool = False) -> BadRows:
+def check_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, tasks: dict | None = None) -> BadRows:
     """The preflight of make_table: every row's modalities and targets (known classes: ``tasks``')."""
     known = None if tasks is None else {t: set(tasks[t].get("classes") or []) for t in spec["targets"]}
-    bad = check_rows(frame, spec["modalities"], spec["targets"], split, root, known)
-    if empty_is_missing:
-        for name, modality_spec in spec["modalities"].items():
-            bad.forget(name, np.flatnonzero(MODALITIES.get(modality_spec["type"]).empty(frame, modality_spec)))
-    return bad
+    return check_rows(frame, spec["modalities"], spec["targets"], split, root, known)
 
 
 def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, ids: np.ndarray, on_bad_row: str,
                report_dir: str | None, tasks: dict | None = None, preprocessing: dict | None = None,
-               empty_is_missing: bool = False, bad: BadRows | None = None) -> tuple[MultimodalTable, np.ndarray, BadRows]:
+               bad: BadRows | None = None, numbers: np.ndarray | None = None) -> tuple[MultimodalTable, np.ndarray, BadRows]:
     """Checked rows of ``frame`` -> (table, the kept rows' positions in ``frame``, the bad rows).
 
     spec: the data spec (modalities, targets, id/split columns; see MultimodalTable.spec). Training
     (``tasks`` None) fits the classes and the preprocessing on the train rows; a trained model
-    passes its ``tasks`` (classes) and ``preprocessing`` instead, and with ``empty_is_missing`` an
-    empty cell makes the modality absent in that row rather than a bad row. ``bad``: the rows'
-    check, already made and reported (see check_table): only decided on here.
+    passes its ``tasks`` (classes) and ``preprocessing`` instead. An empty cell makes the modality
+    absent in that row. ``bad``: the rows' check, already made and reported (see check_table): only
+    decided on here. ``numbers``: each row's number in the file, for reports (default: its position).
     """
     specs, targets = spec["modalities"], spec["targets"]
     if bad is None:
-        bad = check_table(frame, spec, split, root, tasks, empty_is_missing)
+        bad = check_table(frame, spec, split, root, tasks)
+        bad.numbers = numbers
         keep, absent = bad.resolve(on_bad_row, ids, report_dir)
     else:
         keep, absent = bad.decide(on_bad_row)
@@ -150,10 +193,14 @@ def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, i
     raws, fitted = {}, {}
     for name, modality_spec in specs.items():
         modality = MODALITIES.get(modality_spec["type"])
-        values = modality.read(frame, modality_spec, root)
-        for old in absent.get(name, []):
-            if old in remap:
-                values[remap[old]] = None
+        gone = [remap[old] for old in absent.get(name, []) if old in remap]  # bad cells: not read at all
+        part = frame
+        if gone:
+            part = frame.copy()
+            part.loc[gone, modality.columns(modality_spec)] = None
+        values = modality.read(part, modality_spec, root)
+        for row in gone:
+            values[row] = None
         raws[name] = values
         if preprocessing is None:
             pre = modality.fit(modality_spec, [v for v, t in zip(values, train) if t and v is not None])
@@ -174,7 +221,7 @@ def require_splits(split: np.ndarray, names: list[str], split_column: str | None
     for name in names:
         if not (split == name).any():
             raise ConfigError(f"No '{name}' rows{' ' + after if after else ''}: the split "
-                              f"({'column ' + split_column if split_column else 'generated'}) has {sorted(set(split))}. "
+                              f"({'column ' + split_column if split_column else 'generated'}) has {sorted(map(str, set(split)))}. "
                               f"Name them train/val/test, or set data.test_splits to the test splits present.")
 
 
@@ -254,7 +301,9 @@ def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", col
             reader = iter([pd.read_json(files[0], lines=True)]) if chunk_rows is None else \
                 pd.read_json(files[0], lines=True, chunksize=chunk_rows)
         else:
-            reader = pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", usecols=columns, chunksize=chunk_rows)
+            # only an empty field is NaN here: schema.read_missing decides on the other missing-value spellings
+            reader = pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", usecols=columns, chunksize=chunk_rows,
+                                 keep_default_na=False, na_values=[""])
             reader = iter([reader]) if chunk_rows is None else reader
         while True:
             try:
@@ -293,65 +342,16 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def infer_type(series: pd.Series) -> str:
-    """The modality type of a column, from its values: the first type (in infer_order) that claims it."""
-    values = filled(series)
-    return next(t.name for t in sorted(MODALITIES, key=lambda t: t.infer_order) if t.claims(series, values))
-
-
-def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> dict[str, dict]:
-    """name -> the resolved spec of its modality type ({"type", "column"}, or {"type": "tabular",
-    "numeric", "categorical"}), with ``inferred`` telling whether the type was guessed."""
-    if not declared:  # one modality per column; the columns of a multi-column type (tabular) together
-        kinds = {c: MODALITIES.get(infer_type(frame[c])) for c in frame.columns if c not in reserved}
-        declared = {c: {"column": c} for c, kind in kinds.items() if not kind.multi_column}
-        for kind in {k.name: k for k in kinds.values() if k.multi_column}.values():
-            declared[kind.name] = {"type": kind.name, "columns": [c for c, k in kinds.items() if k is kind]}
-    specs = {}
-    for name, spec in declared.items():
-        spec, key = dict(spec or {}), f"data.modalities.{name}"
-        kind = spec.pop("type", None)
-        inferred = kind is None
-        if kind is None and set(spec) - {"column"}:  # column lists: the multi-column type that takes them
-            kind = next((t.name for t in MODALITIES if t.multi_column and set(spec) <= set(t.settings)), None)
-        if kind is None:
-            spec["column"] = spec.get("column") or name
-            require_column(frame, spec["column"], f"{key}.column")
-            kind = infer_type(frame[spec["column"]])
-        modality = MODALITIES.get(kind, f"{key}.type")
-        unknown = set(spec) - set(modality.settings)
-        if unknown:
-            raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a {kind} modality takes type and "
-                              f"{', '.join(modality.settings)}.")
-        specs[name] = {**modality.resolve(name, spec, frame, reserved), "inferred": inferred}
-    return specs
-
-
-def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
-    key = f"data.targets.{task}"
-    unknown = set(spec) - {"column", "type", "separator"}
-    if unknown:
-        raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a target takes column, type and "
-                          f"separator (multilabel).")
-    column = spec.get("column") or task
-    require_column(frame, column, f"{key}.column")
-    kind, separator = spec.get("type"), spec.get("separator") or "|"
-    if kind is not None:
-        TASKS.get(kind, f"{key}.type")
-    else:
-        values = filled(frame[column])
-        numbers = pd.to_numeric(values, errors="coerce").dropna() if mostly_numbers(values) else None
-        kind = next(t.name for t in sorted(TASKS, key=lambda t: t.infer_order)
-                    if t.claims(values, numbers, separator, key, column))
-    return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": spec.get("type") is None}
-
-
 def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,
                  target_specs: dict, group_column: str | None = None) -> np.ndarray:
     """The split column's values, or a seeded split: of whole groups with ``group_column``,
     otherwise stratified by the first class target."""
     if split_column:
-        return labels_of(frame, split_column, "data.split_column", "split", "fill in train/val/test for them")
+        names = labels_of(frame, split_column, "data.split_column", "split", "fill in train/val/test for them")
+        lower = np.char.lower(names.astype(str))
+        canonical = np.array([VAL_ALIASES.get(n, n) for n in lower])
+        known = np.isin(canonical, ["train", "val", "test"])
+        return np.where(known, canonical, names).astype(str).astype(object)
     fractions = list(fractions)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
@@ -385,24 +385,6 @@ def group_labels(frame: pd.DataFrame, group_column: str) -> np.ndarray:
     """Each row's group; rows without one would otherwise all become one group named "nan"."""
     return labels_of(frame, group_column, "data.group_column", "group",
                      f"fill in their {group_column} (e.g. a speaker, patient or user id) or drop those rows")
-
-
-def describe(path: Path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad: BadRows) -> None:
-    """The mapping from columns to modalities and targets, printed before training."""
-    names, counts = np.unique(split, return_counts=True)
-    lines = [f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"]
-    for name, spec in specs.items():
-        columns = MODALITIES.get(spec["type"]).describe(spec)
-        how = "inferred" if spec["inferred"] else "given"
-        lines.append(f"  modality {name:<12} {spec['type']:<9} <- {columns} (type {how})")
-    for task, spec in target_specs.items():
-        classes = tasks[task].classes
-        detail = f"{len(classes)} {TASKS.get(spec['type']).class_word}" if classes else "values"
-        how = "inferred" if spec["inferred"] else "given"
-        lines.append(f"  target   {task:<12} {spec['type']:<9} <- {spec['column']} ({detail}; type {how})")
-    if bad.rows:
-        lines.append(f"  {bad.summary()}")
-    log.info("\n".join(lines))
 
 
 def stratum_of(frame: pd.DataFrame, target_specs: dict) -> np.ndarray | None:

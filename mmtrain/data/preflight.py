@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.errors import ConfigError
+from mmtrain.errors import DataError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 
@@ -33,17 +33,13 @@ class BadRows:
     def __init__(self, num_rows: int):
         self.num_rows = num_rows
         self.rows: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+        self.numbers: np.ndarray | None = None  # each row's number in the file, where rows were left out before
 
     def add(self, row: int, field: str, column: str, reason: str) -> None:
         self.rows[row].append((field, column, reason))
 
-    def forget(self, field: str, rows) -> None:
-        """Drop what was found about ``field`` in these rows (an empty cell that means "absent")."""
-        for row in rows:
-            if row in self.rows:
-                self.rows[row] = [p for p in self.rows[row] if p[0] != field]
-                if not self.rows[row]:
-                    del self.rows[row]
+    def number(self, row: int) -> int:
+        return row if self.numbers is None else int(self.numbers[row])
 
     def summary(self) -> str:
         return f"{len(self.rows)} of {self.num_rows} rows are bad"
@@ -57,12 +53,12 @@ class BadRows:
             return everything, {}
         report = self.write(ids, report_dir)
         first = "; ".join(
-            f"row {row} (id {ids[row]}): " + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
+            f"row {self.number(row)} (id {ids[row]}): " + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
             for row, problems in sorted(self.rows.items())[:SHOWN])
         where = f" All of them: {report}." if report else ""
         where += " (Rows count data rows from 0: row 0 is the CSV's second line.)"
         if on_bad_row == "error":
-            raise ConfigError(
+            raise DataError(
                 f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
                 f"data.on_bad_row=skip (leave those rows out) or data.on_bad_row=missing (treat the bad "
                 f"modality as absent in those rows).")
@@ -96,7 +92,7 @@ class BadRows:
             writer.writerow(["row", "id", "field", "column", "reason"])
             for row, problems in sorted(self.rows.items()):
                 for field, column, reason in problems:
-                    writer.writerow([row, ids[row], field, column, reason])
+                    writer.writerow([self.number(row), ids[row], field, column, reason])
         return path
 
 

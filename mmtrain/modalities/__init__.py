@@ -44,15 +44,13 @@ class ModalityType:
     def describe(self, spec: dict) -> str:
         return ", ".join(self.columns(spec))
 
+    def column_kinds(self, spec: dict) -> dict[str, str]:
+        """column -> how this type reads it, for the data table in the log and report."""
+        return dict.fromkeys(self.columns(spec), self.name)
+
     def read(self, frame, spec: dict, root: Path) -> list:
         """The raw value per row that the encoder featurizes, None for an empty cell."""
         raise NotImplementedError
-
-    def empty(self, frame, spec: dict):
-        """bool per row: the row has nothing of this modality (a trained model then treats it as absent)."""
-        import numpy as np
-
-        return np.zeros(len(frame), dtype=bool)
 
     def check(self, frame, name: str, spec: dict, root: Path, bad) -> None:
         """Add the rows whose cells cannot be used (``bad.add(row, name, column, reason)``)."""
@@ -91,9 +89,6 @@ class ColumnModality(ModalityType):
 
     def read(self, frame, spec, root):
         return [None if is_empty(v) else self.read_cell(v, root) for v in frame[spec["column"]]]
-
-    def empty(self, frame, spec):
-        return frame[spec["column"]].map(is_empty).to_numpy(dtype=bool)
 
     def read_cell(self, value, root: Path):
         return str(value)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from mmtrain.cells import is_empty, media_path
+from mmtrain.cells import is_empty, media_path, value_kind
 from mmtrain.modalities import ColumnModality
 
 
 class FileModality(ColumnModality):
     suffixes: tuple[str, ...]
-    noun: str
 
     def claims(self, series, values):
-        text = values.astype(str).str.lower()
-        return bool(len(text)) and bool(text.str.endswith(self.suffixes).all())
+        if not len(values) or value_kind(values) != "string":
+            return False
+        return bool(values.str.lower().str.endswith(self.suffixes).all())
 
     def read_cell(self, value, root):
         return media_path(value, root)
@@ -29,8 +29,7 @@ class FileModality(ColumnModality):
         column = spec["column"]
         todo = {}
         for row, value in enumerate(frame[column]):
-            if is_empty(value):
-                bad.add(row, name, column, f"no {self.noun} file named")
+            if is_empty(value):  # missing in this row
                 continue
             path = media_path(value, root)
             if not path.is_file():

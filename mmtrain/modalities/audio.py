@@ -13,7 +13,6 @@ class Audio(FileModality):
     name = "audio"
     infer_order = 30
     suffixes = (".wav", ".flac", ".ogg")
-    noun = "audio"
 
     def check_file(self, path):
         return check_audio(path)

@@ -12,7 +12,6 @@ class Image(FileModality):
     name = "image"
     infer_order = 40
     suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-    noun = "image"
 
     def check_file(self, path):
         return check_image(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmtrain.cells import is_empty, read_sequence
+from mmtrain.cells import has_lists, is_empty, is_listlike, read_sequence, value_kind
 from mmtrain.modalities import MODALITIES, ColumnModality
 
 
@@ -18,9 +18,12 @@ class Sequence(ColumnModality):
     def claims(self, series, values):
         if not len(values):
             return False
-        if values.map(lambda v: isinstance(v, (list, np.ndarray))).all():
-            return True
-        text = values.astype(str).str.lower()
+        if has_lists(values) and values.map(is_listlike).all():  # of numbers (or rows of them)
+            first = np.asarray(values.iloc[0], dtype=object).ravel()
+            return bool(len(first)) and isinstance(first[0], (int, float, np.number, list, np.ndarray))
+        if value_kind(values) != "string":
+            return False
+        text = values.str.lower()
         return bool((text.str.endswith((".npy", ".csv")) | text.str.lstrip().str.startswith("[")).all())
 
     def read_cell(self, value, root):
@@ -29,8 +32,7 @@ class Sequence(ColumnModality):
     def check(self, frame, name, spec, root, bad):
         series, channels = frame[spec["column"]], None
         for row, value in enumerate(series):
-            if is_empty(value):
-                bad.add(row, name, series.name, "empty time series")
+            if is_empty(value):  # missing in this row
                 continue
             try:
                 array = read_sequence(value, root)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from mmtrain.cells import is_empty
+from mmtrain.cells import looks_like_text
 from mmtrain.modalities import MODALITIES, ColumnModality
 
 
 @MODALITIES.register
 class Text(ColumnModality):
     name = "text"
-    infer_order = 90  # any column nothing else claims
+    infer_order = 90
 
     def claims(self, series, values):
-        return True
+        return looks_like_text(values)
 
     def check(self, frame, name, spec, root, bad):
-        for row, value in enumerate(frame[spec["column"]]):
-            if is_empty(value):
-                bad.add(row, name, spec["column"], "empty text")
+        """Any text can be read; an empty cell is a missing modality in that row."""
 
     def corrupt(self, x, mask, level, generator, preprocessing):
         """Each real token but the first (CLS) dropped with probability ``level``."""

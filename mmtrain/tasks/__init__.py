@@ -25,7 +25,6 @@ class TaskType:
 
     name: str
     infer_order: int = 100  # inference tries the types in this order; the first that claims a column wins
-    has_classes = True  # classes (or labels) are read from the train split
     stratifies = False  # a seeded split is stratified by the first task type that does
     class_word = "classes"
     main_metric: str  # the metric per-modality contributions and robustness curves report
@@ -45,9 +44,23 @@ class TaskType:
         raise NotImplementedError
 
     def check(self, series, field: str, spec: dict, known: set | None, train: np.ndarray, bad) -> None:
-        """Add bad rows (``bad.add(row, field, column, reason)``): empty or unreadable targets, and
-        classes outside ``known`` (the saved classes) or, when that is None, never in a train row."""
+        """Add bad rows (``bad.add(row, field, column, reason)``): unreadable targets, and classes
+        outside ``known`` (the saved classes) or, when that is None, never in a train row. An empty
+        cell is not bad: the row has no target for this task (see ``missing``)."""
         raise NotImplementedError
+
+    def missing(self, series) -> np.ndarray:
+        """bool per row: the row has no target for this task (an empty cell)."""
+        from mmtrain.cells import is_empty
+
+        return series.map(is_empty).to_numpy(dtype=bool)
+
+    def known(self, targets):
+        """bool per row of encoded ``targets`` (numpy or torch): the row has a target (see ``encode``)."""
+        import torch
+
+        return torch.ones(len(targets), dtype=torch.bool, device=targets.device) \
+            if isinstance(targets, torch.Tensor) else np.ones(len(targets), dtype=bool)
 
     # -- training (mmtrain/module.py, losses.py)
     def num_outputs(self, classes: list[str] | None) -> int:
@@ -119,3 +132,10 @@ class TaskType:
 
 
 TASKS: Registry[TaskType] = Registry(__name__, "task type")
+
+
+def labelled(task_type: str, outputs, targets):
+    """(outputs, targets) of the rows that have a target for a task of this type (multi-task data
+    may lack one task's target in some rows)."""
+    keep = TASKS.get(task_type).known(targets)
+    return (outputs, targets) if bool(keep.all()) else (outputs[keep], targets[keep])

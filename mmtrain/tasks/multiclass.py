@@ -45,16 +45,18 @@ class Multiclass(TaskType):
         return classes
 
     def encode(self, series, spec, classes):
+        """Class index per row; -1 where the row has no target (left out of this task's loss and metrics)."""
         index = {c: i for i, c in enumerate(classes)}
-        return np.array([index[label_name(v)] for v in series], dtype=np.int64)
+        return np.array([-1 if is_empty(v) else index[label_name(v)] for v in series], dtype=np.int64)
+
+    def known(self, targets):
+        return targets >= 0
 
     def check(self, series, field, spec, known, train, bad):
         names = [None if is_empty(v) else label_name(v) for v in series]
         seen = known if known is not None else {n for n, t in zip(names, train) if t and n is not None}
         for row, label in enumerate(names):
-            if label is None:
-                bad.add(row, field, series.name, "no target value")
-            elif label not in seen:
+            if label is not None and label not in seen:
                 bad.add(row, field, series.name, f"class {label!r} never seen in the train split")
 
     def train_weights(self, targets, classes, loss):

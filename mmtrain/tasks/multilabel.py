@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtrain.cells import labels_of
+from mmtrain.cells import has_lists, labels_of
 from mmtrain.errors import ConfigError
 from mmtrain.tasks import TASKS, TaskType
 from mmtrain.tasks.multiclass import class_order, per_class_rows
@@ -21,8 +21,11 @@ class Multilabel(TaskType):
     main_metric = "f1_macro"
 
     def claims(self, values, numbers, separator, key, column):
-        return bool(values.map(lambda v: isinstance(v, (list, np.ndarray))).any()
-                    or values.map(lambda v: isinstance(v, str) and separator in v).any())
+        return has_lists(values) or bool(values.astype(str).str.contains(separator, regex=False).any())
+
+    def missing(self, series):
+        """Never: an empty cell is a row with none of the labels."""
+        return np.zeros(len(series), dtype=bool)
 
     def fit_classes(self, series, spec, train):
         classes = class_order({label for v, t in zip(series, train) if t for label in labels_of(v, spec["separator"])})

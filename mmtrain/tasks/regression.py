@@ -15,21 +15,26 @@ class Regression(TaskType):
 
     name = "regression"
     infer_order = 30
-    has_classes = False
     main_metric = "r2"
 
     def claims(self, values, numbers, separator, key, column):
         return numbers is not None and not np.allclose(numbers, np.round(numbers))  # a stray word: a bad row
 
     def encode(self, series, spec, classes):
-        return pd.to_numeric(series).to_numpy(np.float32)
+        """The value per row; NaN where the row has no target (left out of this task's loss and metrics)."""
+        return pd.to_numeric(series, errors="coerce").to_numpy(np.float32, na_value=np.nan)
+
+    def known(self, targets):
+        import torch
+
+        return torch.isfinite(targets) if isinstance(targets, torch.Tensor) else np.isfinite(targets)
 
     def check(self, series, field, spec, known, train, bad):
-        numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
         for row in np.flatnonzero(~np.isfinite(numbers)):
             value = series.iloc[row]
-            bad.add(int(row), field, series.name,
-                    "no target value" if is_empty(value) else f"not a finite number: {value!r}")
+            if not is_empty(value):
+                bad.add(int(row), field, series.name, f"not a finite number: {value!r}")
 
     def num_outputs(self, classes):
         return 1
