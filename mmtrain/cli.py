@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mmtrain.errors import ConfigError, explained, internal_error, summary
+from mmtrain.core.errors import ConfigError, explained, internal_error, summary
 
 log = logging.getLogger("mmtrain")
 # Maps a user fills with their own names (data.targets.label.column=label): Hydra only adds a key
@@ -32,7 +32,7 @@ def main() -> None:
 
 def precheck(program: str, config_name: str) -> None:
     """A misspelt key on the command line: one paragraph with a did-you-mean, before Hydra runs."""
-    from mmtrain.checks import check_overrides
+    from mmtrain.config.validate import check_overrides
 
     try:
         check_overrides(config_name, sys.argv[1:], OPEN_MAPS)
@@ -48,8 +48,8 @@ def train_job(cfg: DictConfig) -> float | None:
     A failing run (bad config, NaN loss, any exception) writes ``failed.json`` in its run dir; in a
     multirun it then returns NaN, so the sweep goes on and the leaderboard lists it.
     """
-    from mmtrain.checks import validate, validate_launch
-    from mmtrain.logs import setup
+    from mmtrain.config.validate import validate, validate_launch
+    from mmtrain.runtime.logs import setup
 
     setup()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -112,8 +112,8 @@ def export_job(cfg: DictConfig) -> None:
 
 def command(cfg: DictConfig, config_name: str, function) -> None:
     """Run ``function(cfg)`` after the config checks; a bad value or input: one paragraph, exit 2."""
-    from mmtrain.checks import validate_command
-    from mmtrain.logs import setup
+    from mmtrain.config.validate import validate_command
+    from mmtrain.runtime.logs import setup
 
     setup()
     try:

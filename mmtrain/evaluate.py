@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from mmtrain import analysis
-from mmtrain.calibration import fit_checked
+from mmtrain.evaluation import analysis
+from mmtrain.evaluation.calibration import fit_checked
 from mmtrain.data.feature_store import trainer_device
-from mmtrain.errors import build
+from mmtrain.core.errors import build
 from mmtrain.tasks import TASKS, labelled
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = Fa
     """The run report's tables for ``split``, as CSV and PNG in ``out_dir``: per_class, reliability,
     contribution, fusion_weights (for a fusion with modality weights) and (with ``robustness``) the
     robustness sweep."""
-    from mmtrain import results
+    from mmtrain.reporting import results
 
     model, tasks, calibration = module.model, module.tasks, module.calibration
     loader = datamodule.loader(split, shard=False)
@@ -105,7 +105,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """mmtrain-evaluate: the model of ``cfg.run`` on the labelled file ``cfg.data.path`` (the
     targets' columns must be there; no train rows needed). The rows of each split (the run's split
     column, if the file has it) are reported as ``<split>/...``, all rows otherwise as ``eval/...``."""
-    from mmtrain import results
+    from mmtrain.reporting import results
     from mmtrain.predict import load_model
 
     start = time.perf_counter()
@@ -125,7 +125,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 precision=cfg.trainer.precision)
         results.write_run_info(out_dir, kind="evaluate", module=model.module, table=table, checkpoint=model.path,
                                data_path=str(cfg.data.path), wall={"evaluate": time.perf_counter() - start})
-        from mmtrain.run_report import write
+        from mmtrain.reporting.run_report import write
 
         write(out_dir)
         results.print_summary(metrics, out_dir, None)

@@ -14,16 +14,16 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from mmtrain import analysis
+from mmtrain.evaluation import analysis
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers
 from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
 from mmtrain.data.schema import Missing, read_missing
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.modalities import MODALITIES
-from mmtrain.module import MultimodalModule
-from mmtrain.progress import Progress
+from mmtrain.model.module import MultimodalModule
+from mmtrain.runtime.progress import Progress
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)

@@ -19,17 +19,17 @@ from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_store import (decoded_per_batch, featurizers, rank_share, trainer_device,
                                          trainer_world)
 from mmtrain.data.table import MultimodalTable
-from mmtrain.averaging import finalize
-from mmtrain.errors import ConfigError, build, check_arguments
+from mmtrain.training.averaging import finalize
+from mmtrain.core.errors import ConfigError, build, check_arguments
 from mmtrain.evaluate import analyse, calibrate, evaluate_splits
-from mmtrain.checks import validate
-from mmtrain.losses import LossSettings
-from mmtrain.model import check_shapes
+from mmtrain.config.validate import validate
+from mmtrain.tasks.losses import LossSettings
+from mmtrain.model.network import check_shapes
 from mmtrain.modalities import MODALITIES
-from mmtrain.module import MultimodalModule
-from mmtrain.progress import on_terminal
-from mmtrain.results import plot_curves, print_summary, reset_peak_memory, write_confusions, write_run_info
-from mmtrain.run_report import write as write_report
+from mmtrain.model.module import MultimodalModule
+from mmtrain.runtime.progress import on_terminal
+from mmtrain.reporting.results import plot_curves, print_summary, reset_peak_memory, write_confusions, write_run_info
+from mmtrain.reporting.run_report import write as write_report
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
                                enable_progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)) and on_terminal())
     if trainer.is_global_zero:
         for lg in loggers:
-            if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.tracking)
+            if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.runtime.tracking)
                 lg.log_run_config(cfg)
     if cfg.train:
         with phases("train"):

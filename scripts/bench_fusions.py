@@ -39,7 +39,7 @@ def sweep(folder: Path, *overrides: str) -> float:
 
 
 def jobs(folder: Path) -> list[dict]:
-    from mmtrain.report import collect
+    from mmtrain.reporting.leaderboard import collect
 
     found, _ = collect(folder)
     for job in found:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-import mmtrain.logs
+import mmtrain.runtime.logs
 
-mmtrain.logs.setup()  # as the entry points do
+mmtrain.runtime.logs.setup()  # as the entry points do
 
 # Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
 FAST = [

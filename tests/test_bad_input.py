@@ -11,7 +11,7 @@ import pytest
 
 import toy_data
 from mmtrain.data.manifest import load_manifest
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 ALL = {"text": {}, "audio": {}, "image": {}, "series": {"type": "sequence"},
        "meta": {"numeric": ["likes"], "categorical": ["country"]}}

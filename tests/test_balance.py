@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import torch
 
-from mmtrain.balance import OGMGE, coefficients, confidences
+from mmtrain.training.balance import OGMGE, coefficients, confidences
 from mmtrain.train import run
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from mmtrain.analysis import reliability
-from mmtrain.calibration import fit_checked
+from mmtrain.evaluation.analysis import reliability
+from mmtrain.evaluation.calibration import fit_checked
 from mmtrain.tasks import TASKS
 from mmtrain.tasks.multiclass import Multiclass
 

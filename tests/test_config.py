@@ -89,8 +89,8 @@ def test_unfrozen_encoder_featurizes_token_ids_and_trains(cfg_factory):
 
 
 def test_encoder_that_breaks_its_declared_size_fails_before_training(cfg_factory):
-    from mmtrain.errors import ConfigError
-    from mmtrain.model import check_shapes
+    from mmtrain.core.errors import ConfigError
+    from mmtrain.model.network import check_shapes
 
     module, datamodule = prepare(cfg_factory())
     module.model.encoders["audio"].out_dim = 7

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 import mmtrain
 from mmtrain.encoders.base import Encoder
 from mmtrain.encoders.text import MINILM
-from mmtrain.errors import build
+from mmtrain.core.errors import build
 from mmtrain.modalities import MODALITIES
-from mmtrain.tensors import pad
+from mmtrain.core.tensors import pad
 
 CONF = Path(mmtrain.__file__).parent.parent / "conf" / "encoder"
 YAMLS = sorted(f"{p.parent.name}/{p.stem}" for p in CONF.glob("*/*.yaml"))

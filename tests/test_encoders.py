@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import toy_data
-from mmtrain.tensors import pad
+from mmtrain.core.tensors import pad
 from mmtrain.modalities import MODALITIES
 from mmtrain.modalities.tabular import apply as apply_tabular
 from mmtrain.encoders.augment import ImageAugment, SpecAugment, token_dropout
 from mmtrain.encoders.sequence import SequenceEncoder
 from mmtrain.encoders.tabular import FTTransformerEncoder, TabularMLPEncoder
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 ROWS = [(1.0, np.nan, "fr"), (2.0, 5.0, "de"), (3.0, 7.0, None)]
 
@@ -120,13 +120,13 @@ def test_augmentation_only_in_training():
 
 
 def test_text_columns_with_the_same_frozen_encoder_share_one_copy():
-    from mmtrain.model import build_model
+    from mmtrain.model.network import build_model
 
     minilm = {"_target_": "mmtrain.encoders.text.HFTextEncoder", "freeze": True}
     scratch = {"_target_": "mmtrain.encoders.text.ScratchTextEncoder", "dim": 16, "layers": 1, "heads": 2}
     cfg = {"encoder": {"title": minilm, "body": dict(minilm), "note": scratch, "tag": dict(scratch)},
            "fusion": {"_target_": "mmtrain.fusion.early.EarlyFusion", "dim": 16},
-           "head": {"y": {"_target_": "mmtrain.heads.Head"}}, "model": {}}
+           "head": {"y": {"_target_": "mmtrain.model.heads.Head"}}, "model": {}}
     model = build_model(cfg, ["title", "body", "note", "tag"], {"y": {"type": "binary", "classes": ["a", "b"]}})
     assert model.encoders["title"] is model.encoders["body"]  # one frozen MiniLM, not two
     assert model.encoders["note"] is not model.encoders["tag"]  # trainable encoders stay each column's own

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.train import prepare, resolve_ckpt_path
 from conftest import run_cli
 
@@ -141,7 +141,7 @@ def test_resuming_a_run_dir_with_another_model_is_a_clear_error(cfg_factory):
     (["optim.optimizer.lr=fast"], "optim.optimizer.lr=fast must be a number"),
 ])
 def test_a_value_of_the_wrong_type_names_the_key(cfg_factory, overrides, text):
-    from mmtrain.checks import validate
+    from mmtrain.config.validate import validate
 
     with pytest.raises(ConfigError, match=text):
         validate(cfg_factory(*overrides))
@@ -158,7 +158,7 @@ OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
     (["fusion=gated", "fusion.dimm=3"], r"fusion.dimm is not a setting of mmtrain: did you mean fusion.dim\?"),
 ])
 def test_a_misspelt_key_gets_did_you_mean_before_anything_runs(args, text):
-    from mmtrain.checks import check_overrides
+    from mmtrain.config.validate import check_overrides
 
     with pytest.raises(ConfigError, match=text):
         check_overrides("train", args, OPEN_MAPS)
@@ -167,7 +167,7 @@ def test_a_misspelt_key_gets_did_you_mean_before_anything_runs(args, text):
 @pytest.mark.parametrize("args", [["-m", "fusion=early,late", "seed=1"], ["+trainer.deterministic=true"],
                                   ["data=manifest", "++data.targets.label.column=y"], ["fusion=nope"]])
 def test_overrides_hydra_takes_are_left_alone(args):
-    from mmtrain.checks import check_overrides
+    from mmtrain.config.validate import check_overrides
 
     check_overrides("train", args, OPEN_MAPS)  # nothing raised (fusion=nope: Hydra's own message lists the options)
 
@@ -175,7 +175,7 @@ def test_overrides_hydra_takes_are_left_alone(args):
 def test_a_misspelt_trainer_argument_added_with_plus_is_named():
     from omegaconf import OmegaConf
 
-    from mmtrain.errors import check_arguments
+    from mmtrain.core.errors import check_arguments
 
     trainer = OmegaConf.create({"_target_": "lightning.pytorch.Trainer", "max_epoch": 2, "deterministic": True})
     with pytest.raises(ConfigError, match=r"trainer.max_epoch is not an argument of lightning.pytorch.Trainer: "
@@ -190,7 +190,7 @@ def fails_inside(x: int):
 def test_building_tells_a_wrong_setting_from_a_bug():
     from omegaconf import OmegaConf
 
-    from mmtrain.errors import build
+    from mmtrain.core.errors import build
 
     node = OmegaConf.create({"_target_": "test_errors.fails_inside", "x": 1})
     with pytest.raises(KeyError, match="a bug"):

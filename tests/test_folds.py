@@ -8,7 +8,7 @@ import pytest
 
 from conftest import make_cfg
 from mmtrain.data.folds import fold_split, group_holdout, group_split
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.train import prepare, run
 
 rng = np.random.default_rng(0)

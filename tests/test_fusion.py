@@ -8,11 +8,11 @@ import torch
 import yaml
 
 import mmtrain
-from mmtrain.errors import build
+from mmtrain.core.errors import build
 from mmtrain.fusion.base import Fusion
 
 from mmtrain.encoders.base import EncoderOutput
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.fusion.early import EarlyFusion
 from mmtrain.fusion.hybrid import HybridFusion
 from mmtrain.fusion.intermediate import IntermediateFusion
@@ -156,7 +156,7 @@ def test_modality_weights_sum_to_one_over_present_ones(name):
 
 
 def test_the_reported_weights_average_the_rows_with_every_modality_else_those_with_any():
-    from mmtrain.analysis import weight_rows
+    from mmtrain.evaluation.analysis import weight_rows
 
     weights = {"a": torch.tensor([0.2, 0.4, 1.0, 0.0]), "b": torch.tensor([0.8, 0.6, 0.0, 0.0])}
     present = torch.tensor([[True, True], [True, True], [True, False], [False, False]])
@@ -216,7 +216,7 @@ def test_hybrid_default_groups():
 
 def test_a_checkpoint_config_with_fusion_modality_dropout_still_builds(tmp_path):
     from conftest import make_cfg
-    from mmtrain.model import build_model
+    from mmtrain.model.network import build_model
     from mmtrain.train import prepare
 
     module, _ = prepare(make_cfg(tmp_path, "model.modality_dropout=0.25"))

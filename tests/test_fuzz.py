@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 import messy_data
 from conftest import make_cfg
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 LONG = int(os.environ.get("MMTRAIN_FUZZ_EXAMPLES", "0"))
 OUTCOMES = os.environ.get("MMTRAIN_FUZZ_OUTCOMES")  # a JSONL file: one line per example (the script's summary)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmtrain.errors import ConfigError
-from mmtrain.losses import LossSettings, class_weights, positive_weights
+from mmtrain.core.errors import ConfigError
+from mmtrain.tasks.losses import LossSettings, class_weights, positive_weights
 from mmtrain.tasks import TASKS
 from mmtrain.train import task_specs
 from mmtrain.data.news_audio import generate
@@ -102,9 +102,9 @@ def test_a_row_without_a_target_is_left_out_of_its_task_only():
     """Multi-task data: -1 (no class) and NaN (no value) rows count in neither the loss nor the metrics."""
     import torch
 
-    from mmtrain.losses import LossSettings
-    from mmtrain.metrics import StageMetrics
-    from mmtrain.module import LabelledLoss
+    from mmtrain.tasks.losses import LossSettings
+    from mmtrain.model.metrics import StageMetrics
+    from mmtrain.model.module import LabelledLoss
     from mmtrain.tasks import TASKS
 
     settings = LossSettings.of({})

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mmtrain.data.manifest import load_manifest, read_manifest, used_columns
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.modalities.tabular import apply as apply_tabular
 import toy_data
 

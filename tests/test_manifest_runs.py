@@ -101,7 +101,7 @@ def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):
     # A text column the user calls `image` is text: it gets encoder.text, not the image encoder.
     base = [f"data.path={toy}", "data=manifest", "++data.targets.label.column=label",
             "++data.modalities.image.column=text", "++data.modalities.photo.column=image"]
-    from mmtrain.errors import ConfigError
+    from mmtrain.core.errors import ConfigError
     from mmtrain.train import prepare
 
     module, _ = prepare(make_cfg(tmp_path / "a", *base, *QUICK))
@@ -112,7 +112,7 @@ def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):
 
 
 def test_fine_tuning_groups_layer_wise_lrs_and_no_decay_on_1d(tmp_path, toy):
-    from mmtrain.optim import OptimSettings, param_groups
+    from mmtrain.model.optim import OptimSettings, param_groups
     from mmtrain.train import prepare
 
     cfg = make_cfg(tmp_path / "run", f"data.path={toy}", "data=manifest", "++data.targets.label.column=label",

@@ -15,7 +15,7 @@ import torch
 
 from conftest import make_cfg, run_cli
 from mmtrain.data.news_audio import write_manifest
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain import load_model
 from mmtrain.train import prepare, run
 
@@ -152,7 +152,7 @@ def test_calibration_lowers_val_nll_and_travels_in_the_checkpoint(trained):
 
 
 def test_temperature_scaling_and_thresholds_by_hand():
-    from mmtrain.calibration import best_f1_threshold, fit_temperature
+    from mmtrain.evaluation.calibration import best_f1_threshold, fit_temperature
     from mmtrain.tasks import TASKS
 
     # Overconfident logits (x5 of well-calibrated ones): the fitted temperature undoes most of it.
@@ -169,7 +169,7 @@ def test_temperature_scaling_and_thresholds_by_hand():
 
 def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_nothing(tmp_path):
     """Also: the fusion's weights (attention_pool's) reach fusion_weights.csv/png and the run report."""
-    from mmtrain import analysis
+    from mmtrain.evaluation import analysis
 
     rng = np.random.default_rng(0)
     n = 300

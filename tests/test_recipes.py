@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from mmtrain.averaging import average_states
+from mmtrain.training.averaging import average_states
 from mmtrain.data.datamodule import EpochSampler, LengthBuckets
 from mmtrain.train import prepare, run
 

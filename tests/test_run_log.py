@@ -10,9 +10,9 @@ import re
 def test_lightning_lines_are_printed_once():
     import lightning  # noqa: F401  (its import adds a console handler of its own)
 
-    import mmtrain.logs
+    import mmtrain.runtime.logs
 
-    mmtrain.logs.setup()
+    mmtrain.runtime.logs.setup()
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         assert logging.getLogger(name).handlers == [] and logging.getLogger(name).propagate
 

@@ -11,7 +11,7 @@ import pytest
 
 from mmtrain.data.manifest import load_manifest
 from mmtrain.data.schema import Missing, infer_type, read_missing, why_left_out
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 RNG = np.random.default_rng(0)
 COUNTRIES = [f"country-{i}" for i in range(41)]

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from mmtrain.data.table import MultimodalTable
-from mmtrain.tensors import pad
-from mmtrain.errors import ConfigError
+from mmtrain.core.tensors import pad
+from mmtrain.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("random", "balanced")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmtrain.progress import Progress
+from mmtrain.runtime.progress import Progress
 
 log = logging.getLogger(__name__)
 SHARD_ROWS = 512  # rows per shard: a frozen resnet18's shard is ~50 MB, its decoded inputs ~300 MB

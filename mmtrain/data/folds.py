@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 
 def group_split(groups: np.ndarray, fractions, seed: int) -> np.ndarray:

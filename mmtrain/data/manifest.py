@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import is_empty, label_name, require_column
+from mmtrain.core.cells import is_empty, label_name, require_column
 from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.data.preflight import BadRows, check_rows
 from mmtrain.data.schema import (
@@ -31,7 +31,7 @@ from mmtrain.data.schema import (
     target_spec,
 )
 from mmtrain.data.table import MultimodalTable, TaskSpec
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrain.errors import DataError
+from mmtrain.core.errors import DataError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import filled, has_lists, id_like, mostly_numbers, require_column
-from mmtrain.errors import ConfigError
+from mmtrain.core.cells import filled, has_lists, id_like, mostly_numbers, require_column
+from mmtrain.core.errors import ConfigError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 

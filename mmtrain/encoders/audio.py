@@ -18,9 +18,9 @@ from torch import nn
 from mmtrain.encoders.augment import SpecAugment
 from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
 from mmtrain.encoders.text import resolve_model_path
-from mmtrain.errors import ConfigError
-from mmtrain.media import load_audio
-from mmtrain.tensors import attendable, masked_mean
+from mmtrain.core.errors import ConfigError
+from mmtrain.core.media import load_audio
+from mmtrain.core.tensors import attendable, masked_mean
 
 
 def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:

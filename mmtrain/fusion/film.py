@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.fusion.base import Fusion, mlp
-from mmtrain.tensors import masked_mean
+from mmtrain.core.tensors import masked_mean
 
 
 class FiLMFusion(Fusion):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmtrain.fusion.base import Fusion, pooled_inputs
-from mmtrain.tensors import masked_softmax
+from mmtrain.core.tensors import masked_softmax
 
 
 class GatedFusion(Fusion):

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.fusion.base import Fusion, mlp
 
 

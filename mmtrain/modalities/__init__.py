@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmtrain.cells import is_empty, require_column
-from mmtrain.errors import ConfigError
-from mmtrain.registry import Registry
+from mmtrain.core.cells import is_empty, require_column
+from mmtrain.core.errors import ConfigError
+from mmtrain.core.registry import Registry
 
 
 class ModalityType:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from mmtrain.cells import is_empty, media_path, value_kind
+from mmtrain.core.cells import is_empty, media_path, value_kind
 from mmtrain.modalities import ColumnModality
 
 

@@ -3,7 +3,7 @@ already in memory (built-in data)."""
 
 from __future__ import annotations
 
-from mmtrain.media import check_audio
+from mmtrain.core.media import check_audio
 from mmtrain.modalities import MODALITIES
 from mmtrain.modalities._files import FileModality
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmtrain.media import check_image
+from mmtrain.core.media import check_image
 from mmtrain.modalities import MODALITIES
 from mmtrain.modalities._files import FileModality
 

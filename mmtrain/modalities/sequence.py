@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmtrain.cells import has_lists, is_empty, is_listlike, read_sequence, value_kind
+from mmtrain.core.cells import has_lists, is_empty, is_listlike, read_sequence, value_kind
 from mmtrain.modalities import MODALITIES, ColumnModality
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmtrain.cells import (
+from mmtrain.core.cells import (
     filled,
     has_lists,
     id_like,
@@ -30,7 +30,7 @@ from mmtrain.cells import (
     require_column,
     value_kind,
 )
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.modalities import MODALITIES, ModalityType
 
 log = logging.getLogger(__name__)

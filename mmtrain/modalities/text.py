@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmtrain.cells import looks_like_text
+from mmtrain.core.cells import looks_like_text
 from mmtrain.modalities import MODALITIES, ColumnModality
 
 

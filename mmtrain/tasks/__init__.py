@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtrain.registry import Registry
+from mmtrain.core.registry import Registry
 
 
 class TaskType:
@@ -51,7 +51,7 @@ class TaskType:
 
     def missing(self, series) -> np.ndarray:
         """bool per row: the row has no target for this task (an empty cell)."""
-        from mmtrain.cells import is_empty
+        from mmtrain.core.cells import is_empty
 
         return series.map(is_empty).to_numpy(dtype=bool)
 

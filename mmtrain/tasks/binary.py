@@ -3,7 +3,7 @@ with two distinct values."""
 
 from __future__ import annotations
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 from mmtrain.tasks import TASKS
 from mmtrain.tasks.multiclass import Multiclass
 

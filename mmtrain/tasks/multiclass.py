@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtrain.cells import is_empty, label_name
-from mmtrain.errors import ConfigError
+from mmtrain.core.cells import is_empty, label_name
+from mmtrain.core.errors import ConfigError
 from mmtrain.tasks import TASKS, TaskType
 
 # A column of whole numbers with more distinct values than this (or than half its rows) is not
@@ -60,7 +60,7 @@ class Multiclass(TaskType):
                 bad.add(row, field, series.name, f"class {label!r} never seen in the train split")
 
     def train_weights(self, targets, classes, loss):
-        from mmtrain.losses import class_weights
+        from mmtrain.tasks.losses import class_weights
 
         return class_weights(np.bincount(targets, minlength=len(classes)), loss.class_weights, loss.beta)
 
@@ -69,7 +69,7 @@ class Multiclass(TaskType):
         return (counts / max(1.0, counts.sum())).tolist()
 
     def loss(self, task, loss):
-        from mmtrain.losses import ClassLoss
+        from mmtrain.tasks.losses import ClassLoss
 
         return ClassLoss(task.get("weights"), loss.label_smoothing, loss.focal_gamma, loss.logit_adjust_tau,
                          task.get("priors"))
@@ -95,7 +95,7 @@ class Multiclass(TaskType):
         return tm.classification.MulticlassConfusionMatrix(len(classes))
 
     def fit_calibration(self, outputs, targets, settings):
-        from mmtrain.calibration import fit_temperature
+        from mmtrain.evaluation.calibration import fit_temperature
 
         return {"temperature": fit_temperature(outputs, targets, self.nll)}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtrain.cells import has_lists, labels_of
-from mmtrain.errors import ConfigError
+from mmtrain.core.cells import has_lists, labels_of
+from mmtrain.core.errors import ConfigError
 from mmtrain.tasks import TASKS, TaskType
 from mmtrain.tasks.multiclass import class_order, per_class_rows
 
@@ -50,12 +50,12 @@ class Multilabel(TaskType):
                 bad.add(row, field, series.name, f"label(s) {unseen} never seen in the train split")
 
     def train_weights(self, targets, classes, loss):
-        from mmtrain.losses import positive_weights
+        from mmtrain.tasks.losses import positive_weights
 
         return positive_weights(targets.sum(0), len(targets), loss.pos_weight)
 
     def loss(self, task, loss):
-        from mmtrain.losses import LabelLoss
+        from mmtrain.tasks.losses import LabelLoss
 
         return LabelLoss(task.get("weights"), loss.focal_gamma)
 
@@ -76,7 +76,7 @@ class Multilabel(TaskType):
     def fit_calibration(self, outputs, targets, settings):
         """One temperature for all labels, then per label the threshold on the calibrated val
         probabilities that maximises that label's F1 (0.5 where val has no positive)."""
-        from mmtrain.calibration import best_f1_threshold, fit_temperature
+        from mmtrain.evaluation.calibration import best_f1_threshold, fit_temperature
 
         temperature = fit_temperature(outputs, targets, self.nll)
         probs = (outputs / temperature).sigmoid()

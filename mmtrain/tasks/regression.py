@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmtrain.cells import is_empty
+from mmtrain.core.cells import is_empty
 from mmtrain.tasks import TASKS, TaskType
 
 
@@ -40,7 +40,7 @@ class Regression(TaskType):
         return 1
 
     def loss(self, task, loss):
-        from mmtrain.losses import regression_loss
+        from mmtrain.tasks.losses import regression_loss
 
         return regression_loss(loss.regression, loss.huber_delta)
 

@@ -7,7 +7,7 @@ import json
 import torch
 from torch import nn
 
-from mmtrain.errors import ConfigError, build
+from mmtrain.core.errors import ConfigError, build
 from mmtrain.fusion.base import Fusion, ModelOutput
 from mmtrain.tasks import TASKS
 

@@ -151,7 +151,7 @@ def require_column(frame, column: str, key: str) -> None:
     """A ConfigError naming ``key`` when the manifest has no ``column`` (with a did-you-mean)."""
     import difflib
 
-    from mmtrain.errors import ConfigError
+    from mmtrain.core.errors import ConfigError
 
     if column not in frame.columns:
         close = difflib.get_close_matches(column, list(frame.columns), n=1)

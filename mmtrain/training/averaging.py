@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from mmtrain import analysis
-from mmtrain.errors import ConfigError
+from mmtrain.evaluation import analysis
+from mmtrain.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 METHODS = ("none", "uniform", "greedy")

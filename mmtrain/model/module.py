@@ -9,15 +9,27 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from mmtrain.errors import ConfigError
-from mmtrain.losses import LossSettings
-from mmtrain.metrics import StageMetrics
-from mmtrain.model import build_model
-from mmtrain.optim import OptimSettings, configure, param_groups
+from mmtrain.core.errors import ConfigError
+from mmtrain.tasks.losses import LossSettings
+from mmtrain.model.metrics import StageMetrics
+from mmtrain.model.network import build_model
+from mmtrain.model.optim import OptimSettings, configure, param_groups
 from mmtrain.tasks import TASKS, labelled
 
 # 2: the checkpoint carries the data spec, model-file fingerprints and calibration (predict/evaluate/export).
 CHECKPOINT_FORMAT = 2
+
+
+# Classes a checkpoint's config names by a path they have left (old prefix -> new), so old runs still load.
+MOVED = {"mmtrain.heads.": "mmtrain.model.heads."}
+
+
+def moved(node):
+    """``node`` (a checkpoint's model config) with every ``_target_`` under a moved path rewritten."""
+    if isinstance(node, dict):
+        return {k: next((new + v[len(old):] for old, new in MOVED.items() if k == "_target_" and isinstance(v, str)
+                         and v.startswith(old)), moved(v)) for k, v in node.items()}
+    return [moved(v) for v in node] if isinstance(node, list) else node
 
 
 class LabelledLoss:
@@ -175,6 +187,6 @@ class MultimodalModule(L.LightningModule):
                 f"it lacks the column mapping that predicting and evaluating need. Evaluate it the old way "
                 f"(mmtrain train=false ckpt_path={path} with the run's data settings), or retrain.")
         hp = checkpoint["hyper_parameters"]
-        module = cls(hp["model_cfg"], hp["modalities"], hp["tasks"], hp["data_spec"])
+        module = cls(moved(hp["model_cfg"]), hp["modalities"], hp["tasks"], hp["data_spec"])
         module.load_state_dict(module.restore(checkpoint))
         return module.eval()

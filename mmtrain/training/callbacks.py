@@ -7,8 +7,8 @@ import time
 
 from lightning.pytorch.callbacks import Callback, Timer
 
-from mmtrain.optim import WarmupCosine
-from mmtrain.progress import on_terminal
+from mmtrain.model.optim import WarmupCosine
+from mmtrain.runtime.progress import on_terminal
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LogProgress(Callback):
 
     def __init__(self, every: float = 0.25, min_batches: int = 20, monitor: str | None = None, mode: str = "max"):
         if not 0 < every <= 1:
-            from mmtrain.errors import ConfigError
+            from mmtrain.core.errors import ConfigError
 
             raise ConfigError(f"callbacks.log_progress.every={every} must be a share of an epoch in (0, 1].")
         self.every, self.min_batches, self.monitor, self.mode = every, min_batches, monitor, mode

@@ -7,7 +7,7 @@ import inspect
 import math
 from dataclasses import dataclass, fields
 
-from mmtrain.errors import ConfigError, build, unknown_keys
+from mmtrain.core.errors import ConfigError, build, unknown_keys
 
 
 class WarmupCosine:

@@ -9,7 +9,7 @@ from importlib import resources
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmtrain.errors import ConfigError, unknown_keys
+from mmtrain.core.errors import ConfigError, unknown_keys
 
 
 @functools.cache
@@ -130,11 +130,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
                           f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
                           f"(the first task's main metric: macro-F1, or r2).")
-    from mmtrain.losses import LossSettings
-    from mmtrain.optim import OptimSettings
+    from mmtrain.tasks.losses import LossSettings
+    from mmtrain.model.optim import OptimSettings
 
     LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
-    from mmtrain.averaging import check as check_average
+    from mmtrain.training.averaging import check as check_average
 
     check_average(cfg.average.top_k, cfg.average.method)
     OptimSettings.of(OmegaConf.to_container(cfg.optim, resolve=True))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmtrain.errors import ConfigError, unknown_keys
+from mmtrain.core.errors import ConfigError, unknown_keys
 
 CLASS_WEIGHTS = ("none", "balanced", "effective_number")
 POS_WEIGHTS = ("none", "balanced")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 
 def confidences(aux: dict[str, torch.Tensor], present: torch.Tensor, target: torch.Tensor):

@@ -2,7 +2,7 @@
 
 Written by plain code from the run dir's files (run.json, metrics.json, metrics.csv/curves.png,
 per_class.csv, confusion_*.png, reliability.csv/png, contribution.csv/png, fusion_weights.csv/png,
-robustness.csv/png), so ``python -m mmtrain.run_report <run dir>`` writes it again at any time.
+robustness.csv/png), so ``python -m mmtrain.reporting.run_report <run dir>`` writes it again at any time.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def write(run_dir: Path) -> Path:
     lines += _contribution(run_dir, info)
     lines += _fusion_weights(run_dir)
     lines += _robustness(run_dir)
-    lines += ["---", f"Written by `python -m mmtrain.run_report {run_dir}` from this run dir's files."]
+    lines += ["---", f"Written by `python -m mmtrain.reporting.run_report {run_dir}` from this run dir's files."]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -203,16 +203,3 @@ def _robustness(run_dir: Path) -> list[str]:
              "the others clean. Seeded.", ""]
     lines += _table(pd.DataFrame(rows))
     return lines + ["![robustness](robustness.png)", ""]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mmtrain.run_report", description="Write a run dir's report.md again.")
-    parser.add_argument("run_dir", type=Path)
-    args = parser.parse_args(argv)
-    if not (args.run_dir / "run.json").is_file():
-        raise SystemExit(f"{args.run_dir}: no run.json (not an mmtrain run dir, or written before reports existed).")
-    print(write(args.run_dir))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 from typing import Generic, TypeVar
 
-from mmtrain.errors import ConfigError
+from mmtrain.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -1,0 +1,1 @@
+"""Checking the composed config before anything heavy runs."""

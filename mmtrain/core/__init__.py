@@ -1,0 +1,1 @@
+"""Foundations every layer may import: errors, the registry, reading one cell or media file, padding and masks."""

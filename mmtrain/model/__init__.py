@@ -1,0 +1,1 @@
+"""The network (encoders -> fusion -> heads), the LightningModule, heads, metrics, optimiser."""

@@ -1,0 +1,1 @@
+"""What a person reads: plots, the console summary, run info, report.md, the leaderboard."""

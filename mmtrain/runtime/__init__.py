@@ -1,0 +1,1 @@
+"""Where and how a run executes: logging set-up, progress, tracking."""

@@ -1,0 +1,1 @@
+"""Training a model: checkpoint averaging, callbacks, modality balance."""

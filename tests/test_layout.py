@@ -1,0 +1,60 @@
+"""The layout shows the architecture (docs/architecture.md): commands at the top level, every other
+module in a subpackage of its layer, imports only down or sideways, and short import chains."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "mmtrain"
+LAYERS = [("core",), ("runtime",), ("modalities", "tasks"), ("encoders", "fusion"), ("data", "model"),
+          ("training", "evaluation", "reporting", "config")]  # below: the commands, at the top level
+COMMANDS = len(LAYERS)
+
+
+def modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in ROOT.rglob("*.py")}
+
+
+def layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next((i for i, names in enumerate(LAYERS) if part in names), COMMANDS)
+
+
+def imports(path: Path, module_level_only: bool) -> set[str]:
+    """The project modules ``path`` imports (``from mmtrain.x import y`` counts as mmtrain.x.y where that
+    is a module)."""
+    tree, known, found = ast.parse(path.read_text()), modules(), set()
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("mmtrain")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mmtrain"):
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                      for a in node.names}
+    return {m for m in found if m in known}
+
+
+def test_the_top_level_holds_the_commands():
+    top = sorted(p.stem for p in ROOT.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert len(top) <= 10, top
+    assert all(layer(f"mmtrain.{p.parent.name}.x") < COMMANDS for p in ROOT.glob("*/*.py") if p.parent.name != "conf")
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    upward = [f"{m} -> {i}" for m, path in modules().items() if m != "mmtrain"
+              for i in imports(path, module_level_only=False) if layer(i) > layer(m)]
+    assert not upward, upward
+
+
+def test_no_chain_of_project_imports_is_deeper_than_8():
+    known = modules()
+
+    @cache
+    def depth(module: str) -> int:
+        return 1 + max((depth(i) for i in imports(known[module], module_level_only=True) if i != module), default=0)
+
+    deepest = max(known, key=depth)
+    assert depth(deepest) <= 8, (deepest, depth(deepest))
