@@ -2,11 +2,6 @@
 
 import os
 
-# Runs are offline by default: no hub look-ups (which hang ~46 s without a network) unless the
-# user sets HF_HUB_OFFLINE=0 themselves. Set before transformers/timm are imported.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
-
 
 def _register_resolvers() -> None:
     from omegaconf import OmegaConf

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from mmtrain.core import artefacts
 from mmtrain.core.errors import ConfigError, explained, internal_error, summary
 
 log = logging.getLogger("mmtrain")
@@ -24,7 +26,16 @@ log = logging.getLogger("mmtrain")
 OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
 
 
+def offline() -> None:
+    """The commands run offline by default: no hub look-ups (which hang ~46 s without a network)
+    unless the user sets HF_HUB_OFFLINE=0 themselves. Set before transformers/timm are imported;
+    ``import mmtrain`` itself changes no environment variable."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
+
+
 def main() -> None:
+    offline()
     sys.argv = [sys.argv[0]] + [f"++{a}" if a.startswith(OPEN_MAPS) else a for a in sys.argv[1:]]
     precheck("mmtrain", "train")
     train_job()
@@ -64,7 +75,7 @@ def train_job(cfg: DictConfig) -> float | None:
         from mmtrain.train import run
 
         setup()  # again: importing Lightning gave it its own console handler (each line printed twice)
-        metrics = run(cfg)
+        metrics = run(cfg, validated=True)
     except Exception as err:  # noqa: BLE001  (the command's boundary: every failure is recorded and said)
         record_failure(out_dir, err)
         if not multirun:
@@ -75,16 +86,19 @@ def train_job(cfg: DictConfig) -> float | None:
 
 
 def predict_main() -> None:
+    offline()
     precheck("mmtrain-predict", "predict")
     predict_job()
 
 
 def evaluate_main() -> None:
+    offline()
     precheck("mmtrain-evaluate", "evaluate")
     evaluate_job()
 
 
 def export_main() -> None:
+    offline()
     precheck("mmtrain-export", "export")
     export_job()
 
@@ -129,8 +143,8 @@ def fail(program: str, err: Exception, out_dir: Path) -> None:
     message = explained(err)
     if message is None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "error.log").write_text("".join(traceback.format_exception(err)))
-        message, code = internal_error(err, out_dir / "error.log"), 1
+        (out_dir / artefacts.ERROR_LOG).write_text("".join(traceback.format_exception(err)))
+        message, code = internal_error(err, out_dir / artefacts.ERROR_LOG), 1
     else:
         message, code = f"error: {message}", 2
     to_log_file(f"{program}: {message}")
@@ -149,7 +163,7 @@ def to_log_file(message: str) -> None:
 def record_failure(out_dir: Path, err: Exception) -> None:
     """failed.json in the run dir says why it has no metrics.json (mmtrain-report lists it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "failed.json").write_text(json.dumps(
+    (out_dir / artefacts.FAILED).write_text(json.dumps(
         {"error": f"{type(err).__name__}: {err}", "traceback": "".join(traceback.format_exception(err))},
         indent=2) + "\n")
 

@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from mmtrain.core.errors import ConfigError
+from mmtrain.core import artefacts
+from mmtrain.core.errors import ConfigError, summary
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,9 @@ def write(module, fmt: str, folder: Path, opset: int = 18) -> Path:
     try:
         _export(net, args, sig, fmt, path, opset)
     except Exception as err:
-        raise ConfigError(f"format={fmt}: {_culprit(module, fmt, opset)} cannot be exported ({type(err).__name__}: "
-                          f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}). Pick another "
+        raise ConfigError(f"format={fmt}: {_culprit(module, fmt, opset)} cannot be exported ({summary(err, 300)}). Pick another "
                           f"encoder or fusion for that modality, or the other format.") from err
-    (folder / "signature.json").write_text(json.dumps({"format": fmt, "file": path.name, **sig}, indent=2) + "\n")
+    (folder / artefacts.SIGNATURE).write_text(json.dumps({"format": fmt, "file": path.name, **sig}, indent=2) + "\n")
     log.info("Exported %s to %s (signature.json beside it)", fmt, path)
     return path
 
@@ -150,7 +150,7 @@ def check(module, folder: Path, inputs: tuple) -> float:
     net = ExportedNetwork(module).eval()
     with torch.no_grad():
         expected = [o.numpy() for o in net(*inputs)]
-    sig = json.loads((folder / "signature.json").read_text())
+    sig = json.loads((folder / artefacts.SIGNATURE).read_text())
     if sig["format"] == "onnx":
         import onnxruntime
 

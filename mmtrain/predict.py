@@ -14,50 +14,42 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from mmtrain.evaluation import analysis
+from mmtrain.core import artefacts
+from mmtrain.core.errors import ConfigError, summary
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers
-from mmtrain.data.manifest import READERS, check_table, locate, make_table, read_chunks, read_manifest, write_table
+from mmtrain.data.manifest import (
+    READERS,
+    check_table,
+    locate,
+    make_table,
+    read_chunks,
+    read_manifest,
+    write_table,
+)
 from mmtrain.data.preflight import BadRows
 from mmtrain.data.schema import Missing, read_missing
-from mmtrain.core.errors import ConfigError
+from mmtrain.evaluation import analysis
 from mmtrain.modalities import MODALITIES
 from mmtrain.model.module import MultimodalModule
+from mmtrain.runtime import devices
 from mmtrain.runtime.progress import Progress
 from mmtrain.tasks import TASKS
+from mmtrain.training import checkpoints
 
 log = logging.getLogger(__name__)
 
 
-def resolve_run(run) -> Path:
-    """A run dir (its checkpoints/best.ckpt) or a checkpoint file -> the checkpoint's path."""
-    if run in (None, "", "???"):
-        raise ConfigError("run is not set: give a run dir or a checkpoint, e.g. run=outputs/2026-12-01/10-00-00-000000.")
-    path = Path(str(run)).expanduser()
-    if path.is_dir():
-        best = path / "checkpoints" / "best.ckpt"
-        if best.is_file():
-            return best
-        found = sorted(p.name for p in (path / "checkpoints").glob("*.ckpt")) if (path / "checkpoints").is_dir() else []
-        raise ConfigError(f"run={run}: this run dir has no checkpoints/best.ckpt"
-                          f"{' (it has ' + ', '.join(found) + ': point run at one of them)' if found else ''}. "
-                          f"Is it a finished training run? Point run at a run dir that holds checkpoints/best.ckpt, "
-                          f"or at a .ckpt file.")
-    if path.is_file():
-        return path
-    raise ConfigError(f"run={run}: no such run dir or checkpoint file.")
-
-
 def load_model(run) -> TrainedModel:
     """The trained model of a run dir or checkpoint file, on the CPU, ready to predict."""
-    path = resolve_run(run)
+    path = checkpoints.resolve_run(run)
     try:
-        module = MultimodalModule.from_checkpoint(str(path))
+        module = checkpoints.load_module(path)
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"run={run}: {path} is not a readable mmtrain checkpoint ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:200] if str(err) else ''}). It may be truncated; a run dir "
+        raise ConfigError(f"run={run}: {path} is not a readable mmtrain checkpoint ({summary(err)}). "
+                          f"It may be truncated; a run dir "
                           f"keeps last.ckpt beside best.ckpt.") from err
     return TrainedModel(module, path)
 
@@ -71,6 +63,11 @@ class TrainedModel:
         self.spec, self.tasks, self.modalities = hp["data_spec"], hp["tasks"], list(hp["modalities"])
         self.preprocessing = {m: e["preprocessing"] for m, e in hp["model_cfg"]["encoder"].items()
                               if "preprocessing" in e}
+
+    @property
+    def precision(self) -> str:
+        """The training precision (kept in the checkpoint): featurizing and predicting run in it too."""
+        return getattr(self.module, "precision", "32-true")
 
     @property
     def calibration(self) -> dict:
@@ -141,7 +138,8 @@ class TrainedModel:
 
     def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict", device="cpu"):
         encoders = self.module.model.encoders
-        dm = MultimodalDataModule(table, self.modalities, list(table.tasks), featurizers(encoders, cache_dir, device),
+        dm = MultimodalDataModule(table, self.modalities, list(table.tasks),
+                                  featurizers(encoders, cache_dir, device, self.precision),
                                   {m: encoders[m].empty_input() for m in self.modalities}, batch_size=batch_size, test_split=test_split,
                                   per_batch=decoded_per_batch(encoders, table, self.modalities))
         dm.setup()
@@ -159,7 +157,8 @@ class TrainedModel:
         columns[id_column or "row"] = frame[id_column].to_numpy()[kept] if id_column else kept + offset
         if len(kept):
             dm = self.datamodule(table, batch_size, cache_dir, device=device)
-            outputs, _, present = analysis.run(self.module.model, dm.loader("predict", shard=False), device)
+            outputs, _, present = analysis.run(self.module.model, dm.loader("predict", shard=False), device,
+                                               precision=self.precision)
             for task, spec in self.tasks.items():
                 columns.update(TASKS.get(spec["type"]).predictions(task, outputs[None][task], spec["classes"],
                                                                     self.calibration.get(task)))
@@ -182,9 +181,9 @@ def predict(cfg: DictConfig) -> Path:
     if output.exists() and not cfg.overwrite:
         raise ConfigError(f"output={output} exists: pass overwrite=true to replace it, or another output=...")
     out_dir = Path(cfg.paths.output_dir)
-    (out_dir / "bad_rows.csv").unlink(missing_ok=True)
+    (out_dir / artefacts.BAD_ROWS).unlink(missing_ok=True)
     model = load_model(cfg.run)
-    device = _device(cfg.device)
+    device = devices.named(cfg.device)
     root = locate(source)[2]
     frames, merged, ids, offset, failing = [], BadRows(0), {}, 0, False
     progress = Progress("Predicting", total=_row_count(source))
@@ -210,12 +209,6 @@ def predict(cfg: DictConfig) -> Path:
     write_table(pd.concat(frames, ignore_index=True), output)
     log.info("Predictions for %d rows: %s", sum(len(f) for f in frames), output)
     return output
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _row_count(path: Path) -> int | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmtrain.core import artefacts
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mmtrain-report", description=__doc__.splitlines()[0].strip("`"))
@@ -18,7 +20,7 @@ def report(folder: Path) -> Path:
     """The leaderboard of a sweep dir, or the report.md of a run dir; returns the file written."""
     if not folder.is_dir():
         raise SystemExit(f"mmtrain-report: {folder} is not a directory.")
-    if (folder / "run.json").is_file():
+    if (folder / artefacts.RUN_INFO).is_file():
         from mmtrain.reporting.run_report import write
 
         return write(folder)

@@ -12,25 +12,34 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmtrain.data.datamodule import MultimodalDataModule
-from mmtrain.data.feature_store import (decoded_per_batch, featurizers, rank_share, trainer_device,
-                                         trainer_world)
-from mmtrain.data.table import MultimodalTable
-from mmtrain.training.averaging import finalize
-from mmtrain.core.errors import ConfigError, build, check_arguments
-from mmtrain.evaluate import analyse, calibrate, evaluate_splits
 from mmtrain.config.validate import validate
-from mmtrain.tasks.losses import LossSettings
-from mmtrain.model.network import check_shapes
+from mmtrain.core import artefacts
+from mmtrain.core.errors import ConfigError, build, check_arguments, summary
+from mmtrain.data.datamodule import MultimodalDataModule
+from mmtrain.data.feature_store import decoded_per_batch, featurizers, rank_share
+from mmtrain.data.table import MultimodalTable
+from mmtrain.evaluation.analysis import analyse
+from mmtrain.evaluation.calibration import calibrate
+from mmtrain.evaluation.splits import evaluate_splits
 from mmtrain.modalities import MODALITIES
 from mmtrain.model.module import MultimodalModule
-from mmtrain.runtime.progress import on_terminal
-from mmtrain.reporting.results import plot_curves, print_summary, reset_peak_memory, write_confusions, write_run_info
+from mmtrain.model.network import check_shapes
+from mmtrain.reporting.results import (
+    plot_curves,
+    print_summary,
+    reset_peak_memory,
+    write_confusions,
+    write_run_info,
+)
 from mmtrain.reporting.run_report import write as write_report
+from mmtrain.runtime import devices
+from mmtrain.runtime.progress import on_terminal
 from mmtrain.tasks import TASKS
+from mmtrain.tasks.losses import LossSettings
+from mmtrain.training import checkpoints
+from mmtrain.training.averaging import finalize
 
 log = logging.getLogger(__name__)
 MODEL_KEYS = ("model", "fusion", "head", "loss", "optim")  # and "encoder", resolved per modality
@@ -48,11 +57,13 @@ class Phases(dict):
             self[name] = self.get(name, 0.0) + time.perf_counter() - start
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def run(cfg: DictConfig, validated: bool = False) -> dict[str, float]:
     """Train (unless ``train=false``), then calibrate on val, evaluate the best checkpoint on val and
     test, and write the report; returns the flat metrics written to metrics.json
     (``test/<task>/<metric>`` and ``val/<task>/<metric>``). With cv.folds and no cv.fold: every fold
-    in turn (``cross_validate``)."""
+    in turn (``cross_validate``). ``validated``: the caller (the CLI) has checked the config already."""
+    if not validated:
+        validate(cfg)
     if cfg.get("cv") and cfg.cv.folds and cfg.cv.get("fold") is None:
         return cross_validate(cfg)
     return run_one(cfg)
@@ -78,9 +89,9 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
     values = pd.DataFrame([{k: m[k] for k in keys} for m in per_fold])
     metrics = {**values.mean().to_dict(), **{f"{k}/std": v for k, v in values.std(ddof=1).to_dict().items()},
                **{f"fold_{i}/{k}": m[k] for i, m in enumerate(per_fold) for k in keys}}
-    values.rename_axis("fold").to_csv(out_dir / "cv.csv")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    values.rename_axis("fold").to_csv(out_dir / artefacts.CV)
+    (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    OmegaConf.save(cfg, out_dir / artefacts.CONFIG, resolve=True)
     shown = [k for k in keys if k.startswith(("val/", "test/")) and k.endswith(("/f1_macro", "/acc", "/r2"))]
     for key in shown:
         log.info("cv %s: %.4f ± %.4f over %d folds", key, metrics[key], metrics[f"{key}/std"], len(per_fold))
@@ -94,9 +105,9 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     log.info("Run dir: %s", out_dir)
     check_arguments(cfg.trainer, "trainer")  # a misspelt +trainer.<key> fails before the data is read
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
+    ckpt_path = checkpoints.resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
     with phases("prepare"):
-        module, datamodule = prepare(cfg, ckpt_path, phases)
+        module, datamodule = prepare(cfg, ckpt_path, phases, validated=True)
     phases["prepare"] -= phases.get("featurize", 0.0)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
     if cfg.get("balance"):  # modality balance (mmtrain/balance.py) acts on gradients, as a callback
@@ -115,7 +126,7 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
     eval_ckpt = ckpt_path
     if cfg.train:  # without a checkpoint callback (callbacks=none) the final weights are tested
-        eval_ckpt = str(out_dir / "checkpoints" / "best.ckpt") if trainer.checkpoint_callback else None
+        eval_ckpt = str(out_dir / artefacts.CHECKPOINTS / artefacts.BEST) if trainer.checkpoint_callback else None
     with phases("evaluate"):
         if cfg.train and eval_ckpt:
             if trainer.is_global_zero:  # best.ckpt: the best epoch or an average, then calibrated on val
@@ -127,7 +138,7 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
         metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
     if trainer.is_global_zero:
         # mmap: only the "epoch" entry is read, not the weights again
-        best_epoch = torch.load(eval_ckpt, weights_only=True, mmap=True)["epoch"] if eval_ckpt else None
+        best_epoch = checkpoints.peek(eval_ckpt)["epoch"] if eval_ckpt else None
         write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
         with phases("report"):
             analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
@@ -154,21 +165,21 @@ def top_checkpoints(trainer) -> list[str]:
 def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
-        loops = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("loops") or {}
+        loops = checkpoints.peek(ckpt_path).get("loops") or {}
         datamodule.start_epoch = loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed", 0)
     csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
-    history = earlier_epochs(out_dir / "metrics.csv", ckpt_path) if csv_logged else None
+    history = earlier_epochs(out_dir / artefacts.METRICS_CSV, ckpt_path) if csv_logged else None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except RuntimeError as err:
         if ckpt_path and "loading state_dict" in str(err):
             raise ConfigError(
                 f"The checkpoint {ckpt_path} was trained with another model config than this run's "
-                f"({str(err).splitlines()[1].strip()[:160]} ...). Start in a new run dir (a new hydra.run.dir), "
+                f"({summary(err, 160)} ...). Start in a new run dir (a new hydra.run.dir), "
                 f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
         raise
     finally:
-        restore_epochs(out_dir / "metrics.csv", history)
+        restore_epochs(out_dir / artefacts.METRICS_CSV, history)
 
 
 def earlier_epochs(metrics_csv: Path, ckpt_path: str | None):
@@ -178,7 +189,7 @@ def earlier_epochs(metrics_csv: Path, ckpt_path: str | None):
         return None
     import pandas as pd
 
-    epoch = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("epoch", -1)
+    epoch = checkpoints.peek(ckpt_path).get("epoch", -1)
     frame = pd.read_csv(metrics_csv)
     return frame[frame["epoch"] <= epoch] if "epoch" in frame else None
 
@@ -204,11 +215,13 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def prepare(cfg: DictConfig, ckpt_path: str | None = None,
-            phases: Phases | None = None) -> tuple[MultimodalModule, MultimodalDataModule]:
-    """Validated config -> the LightningModule and the datamodule, featurized and shape-checked.
-    Starting from a checkpoint, its saved preprocessing is used, not one refitted on this data."""
-    validate(cfg)
+def prepare(cfg: DictConfig, ckpt_path: str | None = None, phases: Phases | None = None,
+            validated: bool = False) -> tuple[MultimodalModule, MultimodalDataModule]:
+    """Config -> the LightningModule and the datamodule, featurized and shape-checked (the config is
+    validated first unless ``validated``). Starting from a checkpoint, its saved preprocessing is
+    used, not one refitted on this data."""
+    if not validated:
+        validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table: MultimodalTable = build(cfg.data.source, "data.source")
     modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)
@@ -225,8 +238,8 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None,
                               f"set encoder.{m}.sample_rate={table.sample_rate}.")
     datamodule = MultimodalDataModule(
         table, modalities, list(tasks),
-        featurizers(module.model.encoders, cfg.cache_dir, trainer_device(cfg.trainer), cfg.trainer.precision,
-                    rank_share(trainer_world(cfg.trainer))),
+        featurizers(module.model.encoders, cfg.cache_dir, devices.device(cfg.trainer), cfg.trainer.precision,
+                    rank_share(devices.world_size(cfg.trainer))),
         {m: module.model.encoders[m].empty_input() for m in modalities},
         test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
         sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
@@ -267,7 +280,7 @@ def resolve_monitor(cfg: DictConfig, tasks: dict) -> None:
 
 
 def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str) -> None:
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]
+    saved = checkpoints.peek(ckpt_path)["hyper_parameters"]
     for m, encoder in saved["model_cfg"]["encoder"].items():
         if "preprocessing" in encoder and m in table.preprocessing:
             table.preprocessing[m] = encoder["preprocessing"]
@@ -344,43 +357,12 @@ def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
     return specs
 
 
-def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None:
-    """The checkpoint to start from: ``ckpt_path`` as given (``last`` = this run dir's last.ckpt,
-    and, as in Lightning, a fresh start with a warning when there is none yet: the first run of a
-    Slurm script that always passes it), or, with auto_resume, this run dir's last.ckpt when one
-    exists (a requeued or re-run job). The file is opened once here so a truncated or corrupt one
-    fails before any work, by name."""
-    last = out_dir / "checkpoints" / "last.ckpt"
-    if ckpt_path in (None, ""):
-        if not (auto_resume and last.is_file()):
-            return None
-        path = last
-    elif str(ckpt_path) == "last":
-        if not last.is_file():
-            log.warning("ckpt_path=last: %s has no checkpoints/last.ckpt yet; starting from scratch.", out_dir)
-            return None
-        path = last
-    else:
-        path = Path(str(ckpt_path)).expanduser().absolute()
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file ({path}). Point it at a checkpoint, e.g. "
-                          f"<run dir>/checkpoints/last.ckpt, or use ckpt_path=last with hydra.run.dir=<run dir>.")
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}: {path} is not a readable checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}). It may be truncated or corrupt; checkpoints/ keeps "
-            f"best.ckpt beside last.ckpt: point ckpt_path at another one.") from err
-    return str(path)
-
-
 def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict,
                   best_epoch: int | None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, in this same run dir
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    if (out_dir / "metrics.csv").exists():
-        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png", list(tasks), best_epoch)
+    (out_dir / artefacts.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in this same run dir
+    (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    OmegaConf.save(cfg, out_dir / artefacts.CONFIG, resolve=True)
+    if (out_dir / artefacts.METRICS_CSV).exists():
+        plot_curves(out_dir / artefacts.METRICS_CSV, out_dir / artefacts.CURVES, list(tasks), best_epoch)
     write_confusions(out_dir, confusion, tasks)

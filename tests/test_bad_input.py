@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 import toy_data
-from mmtrain.data.manifest import load_manifest
+
 from mmtrain.core.errors import ConfigError
+from mmtrain.data.manifest import load_manifest
 
 ALL = {"text": {}, "audio": {}, "image": {}, "series": {"type": "sequence"},
        "meta": {"numeric": ["likes"], "categorical": ["country"]}}

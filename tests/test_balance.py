@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import torch
 
-from mmtrain.training.balance import OGMGE, coefficients, confidences
 from mmtrain.train import run
+from mmtrain.training.balance import OGMGE, coefficients, confidences
 
 
 def test_ogm_ge_scales_the_leading_encoders_gradients_as_its_formula_says():

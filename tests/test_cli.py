@@ -7,7 +7,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, run_cli
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import make_cfg
+
 from mmtrain.train import prepare
 
 MEDIA = ["data=manifest", "data.split_column=split", "++data.modalities.text.column=text",

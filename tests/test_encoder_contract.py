@@ -11,11 +11,11 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import mmtrain
+from mmtrain.core.errors import build
+from mmtrain.core.tensors import pad
 from mmtrain.encoders.base import Encoder
 from mmtrain.encoders.text import MINILM
-from mmtrain.core.errors import build
 from mmtrain.modalities import MODALITIES
-from mmtrain.core.tensors import pad
 
 CONF = Path(mmtrain.__file__).parent.parent / "conf" / "encoder"
 YAMLS = sorted(f"{p.parent.name}/{p.stem}" for p in CONF.glob("*/*.yaml"))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 import toy_data
+
+from mmtrain.core.errors import ConfigError
 from mmtrain.core.tensors import pad
-from mmtrain.modalities import MODALITIES
-from mmtrain.modalities.tabular import apply as apply_tabular
 from mmtrain.encoders.augment import ImageAugment, SpecAugment, token_dropout
 from mmtrain.encoders.sequence import SequenceEncoder
 from mmtrain.encoders.tabular import FTTransformerEncoder, TabularMLPEncoder
-from mmtrain.core.errors import ConfigError
+from mmtrain.modalities import MODALITIES
+from mmtrain.modalities.tabular import apply as apply_tabular
 
 ROWS = [(1.0, np.nan, "fr"), (2.0, 5.0, "de"), (3.0, 7.0, None)]
 

@@ -3,10 +3,11 @@
 import json
 
 import pytest
+from conftest import run_cli
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.train import prepare, resolve_ckpt_path
-from conftest import run_cli
+from mmtrain.train import prepare
+from mmtrain.training.checkpoints import resolve_ckpt_path
 
 
 @pytest.mark.parametrize("overrides, text", [

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_cfg
-from mmtrain.data.folds import fold_split, group_holdout, group_split
+
 from mmtrain.core.errors import ConfigError
+from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.train import prepare, run
 
 rng = np.random.default_rng(0)

@@ -8,11 +8,9 @@ import torch
 import yaml
 
 import mmtrain
-from mmtrain.core.errors import build
-from mmtrain.fusion.base import Fusion
-
+from mmtrain.core.errors import ConfigError, build
 from mmtrain.encoders.base import EncoderOutput
-from mmtrain.core.errors import ConfigError
+from mmtrain.fusion.base import Fusion
 from mmtrain.fusion.early import EarlyFusion
 from mmtrain.fusion.hybrid import HybridFusion
 from mmtrain.fusion.intermediate import IntermediateFusion
@@ -216,6 +214,7 @@ def test_hybrid_default_groups():
 
 def test_a_checkpoint_config_with_fusion_modality_dropout_still_builds(tmp_path):
     from conftest import make_cfg
+
     from mmtrain.model.network import build_model
     from mmtrain.train import prepare
 

@@ -13,11 +13,11 @@ import os
 import shutil
 import uuid
 
+import messy_data
 import numpy as np
+from conftest import make_cfg
 from hypothesis import HealthCheck, given, settings
 
-import messy_data
-from conftest import make_cfg
 from mmtrain.core.errors import ConfigError
 
 LONG = int(os.environ.get("MMTRAIN_FUZZ_EXAMPLES", "0"))

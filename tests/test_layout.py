@@ -58,3 +58,40 @@ def test_no_chain_of_project_imports_is_deeper_than_8():
 
     deepest = max(known, key=depth)
     assert depth(deepest) <= 8, (deepest, depth(deepest))
+
+
+def test_checkpoint_files_and_autocast_each_have_one_home():
+    """torch.load/torch.save of a checkpoint only in training/checkpoints.py; autocast only in runtime/devices.py."""
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        if path.name != "checkpoints.py":
+            assert "torch.load(" not in text and "torch.save(" not in text, path
+        if path.name != "devices.py":
+            assert "torch.autocast(" not in text and "MixedPrecision" not in text, path
+
+
+def test_importing_mmtrain_changes_no_environment_variable():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, json; before = dict(os.environ); import mmtrain; print(json.dumps(dict(os.environ) == before))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "true"
+
+
+def test_the_wheel_holds_every_module_and_every_config(tmp_path):
+    """Built from the source tree (no install): a new subpackage or YAML left out of pyproject fails here."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT.parent), "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("mmtrain-*.whl"))).namelist())
+    source = {str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")}
+    configs = {"mmtrain/conf/" + str(p.relative_to(ROOT.parent / "conf"))
+               for p in (ROOT.parent / "conf").rglob("*") if p.suffix in (".yaml", ".py")}
+    assert not source - names, sorted(source - names)
+    assert not configs - names, sorted(configs - names)

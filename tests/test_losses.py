@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.tasks.losses import LossSettings, class_weights, positive_weights
-from mmtrain.tasks import TASKS
-from mmtrain.train import task_specs
 from mmtrain.data.news_audio import generate
+from mmtrain.tasks import TASKS
+from mmtrain.tasks.losses import LossSettings, class_weights, positive_weights
+from mmtrain.train import task_specs
 
 
 def test_balanced_weights_match_hand_computation():
@@ -102,10 +102,10 @@ def test_a_row_without_a_target_is_left_out_of_its_task_only():
     """Multi-task data: -1 (no class) and NaN (no value) rows count in neither the loss nor the metrics."""
     import torch
 
-    from mmtrain.tasks.losses import LossSettings
     from mmtrain.model.metrics import StageMetrics
     from mmtrain.model.module import LabelledLoss
     from mmtrain.tasks import TASKS
+    from mmtrain.tasks.losses import LossSettings
 
     settings = LossSettings.of({})
     outputs, targets = torch.randn(6, 3), torch.tensor([0, 2, -1, 1, -1, 0])

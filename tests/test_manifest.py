@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from mmtrain.data.manifest import load_manifest, read_manifest, used_columns
-from mmtrain.core.errors import ConfigError
-from mmtrain.modalities.tabular import apply as apply_tabular
 import toy_data
+
+from mmtrain.core.errors import ConfigError
+from mmtrain.data.manifest import load_manifest, read_manifest, used_columns
+from mmtrain.modalities.tabular import apply as apply_tabular
 
 TARGET = {"label": {"column": "label"}}
 

@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 import torch
-
 import toy_data
 from conftest import make_cfg, run_cli
+
 from mmtrain.train import run
 
 QUICK = ["trainer.max_epochs=8", "optim.optimizer.lr=3e-3", "data.batch_size=16",

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_cfg, run_cli
-from mmtrain.data.news_audio import write_manifest
-from mmtrain.core.errors import ConfigError
+
 from mmtrain import load_model
+from mmtrain.core.errors import ConfigError
+from mmtrain.data.news_audio import write_manifest
 from mmtrain.train import prepare, run
 
 # The news_audio rows of the trained run, written out as files (same generator settings).
@@ -152,8 +152,8 @@ def test_calibration_lowers_val_nll_and_travels_in_the_checkpoint(trained):
 
 
 def test_temperature_scaling_and_thresholds_by_hand():
-    from mmtrain.evaluation.calibration import best_f1_threshold, fit_temperature
     from mmtrain.tasks import TASKS
+    from mmtrain.tasks.calibration import best_f1_threshold, fit_temperature
 
     # Overconfident logits (x5 of well-calibrated ones): the fitted temperature undoes most of it.
     g = torch.Generator().manual_seed(0)

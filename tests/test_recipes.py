@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_cfg
-from mmtrain.training.averaging import average_states
+
 from mmtrain.data.datamodule import EpochSampler, LengthBuckets
 from mmtrain.train import prepare, run
+from mmtrain.training.averaging import average_states
 
 
 def test_averaging_identical_checkpoints_gives_the_same_weights():

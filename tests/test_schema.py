@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mmtrain.core.errors import ConfigError
 from mmtrain.data.manifest import load_manifest
 from mmtrain.data.schema import Missing, infer_type, read_missing, why_left_out
-from mmtrain.core.errors import ConfigError
 
 RNG = np.random.default_rng(0)
 COUNTRIES = [f"country-{i}" for i in range(41)]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import FAST, run_cli
+
 from mmtrain.data.news_audio import generate
 
 pytestmark = pytest.mark.slow

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from importlib import resources
 
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmtrain.core.errors import ConfigError, unknown_keys
+from mmtrain.core.errors import ConfigError, closest, unknown_keys
 
 
 @functools.cache
@@ -130,8 +129,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
                           f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
                           f"(the first task's main metric: macro-F1, or r2).")
-    from mmtrain.tasks.losses import LossSettings
     from mmtrain.model.optim import OptimSettings
+    from mmtrain.tasks.losses import LossSettings
 
     LossSettings.of(OmegaConf.to_container(cfg.loss, resolve=True))
     from mmtrain.training.averaging import check as check_average
@@ -156,23 +155,17 @@ def _cuda_available() -> bool:
 def validate_launch(cfg: DictConfig, multirun: bool, launcher: str) -> None:
     """Refuse multi-process DDP inside a local multirun: each DDP rank re-runs the whole sweep (and
     with Optuna trains different trials in one job). Under Slurm the ranks come from srun instead."""
-    trainer = cfg.trainer
-    strategy = str(trainer.get("strategy", "auto"))
-    processes = _count(trainer.get("devices", 1)) * int(trainer.get("num_nodes", 1) or 1)
-    if multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and processes > 1 \
-            and "SlurmLauncher" not in launcher:
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if not (multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and "SlurmLauncher" not in launcher):
+        return
+    from mmtrain.runtime.devices import world_size
+
+    processes = world_size(cfg.trainer)
+    if processes > 1:
         raise ConfigError(
             f"trainer.strategy={strategy} with {processes} processes inside a local multirun (-m) would make every "
             f"rank re-run the sweep. Use hydra/launcher=slurm (each job gets tasks_per_node = trainer.devices "
             f"from srun), or trainer.strategy=ddp_spawn, or trainer.devices=1 per job.")
-
-
-def _count(devices) -> int:
-    if isinstance(devices, int):
-        return devices
-    if isinstance(devices, str):
-        return 1 if devices in ("auto", "-1") else len([d for d in devices.split(",") if d.strip()]) or 1
-    return len(devices)
 
 
 def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...]) -> None:
@@ -213,12 +206,12 @@ def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...
         if key in added and (targets or not isinstance(parent, DictConfig)):
             continue  # an argument of the target class: checked against its signature before it is built
         siblings = [str(k) for k in parent] if isinstance(parent, DictConfig) else []
-        close = difflib.get_close_matches(name, siblings, n=1)
+        close = closest(name, siblings)
         hint = (f" For an argument of {parent['_target_']} that the config does not list, add it with "
                 f"+{key}=<value>." if targets else "")
         where = f"{parent_key}." if parent_key else ""
         if close:
-            raise ConfigError(f"{key} is not a setting of mmtrain: did you mean {where}{close[0]}?{hint} "
+            raise ConfigError(f"{key} is not a setting of mmtrain: did you mean {where}{close}?{hint} "
                               f"(mmtrain --cfg job shows them all).")
         raise ConfigError(f"{key} is not a setting of mmtrain ({where or 'the config'} has: {', '.join(siblings)})."
                           f"{hint}")

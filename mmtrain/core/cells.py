@@ -149,12 +149,10 @@ def mostly_numbers(values) -> bool:
 
 def require_column(frame, column: str, key: str) -> None:
     """A ConfigError naming ``key`` when the manifest has no ``column`` (with a did-you-mean)."""
-    import difflib
-
-    from mmtrain.core.errors import ConfigError
+    from mmtrain.core.errors import ConfigError, closest
 
     if column not in frame.columns:
-        close = difflib.get_close_matches(column, list(frame.columns), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        close = closest(column, frame.columns)
+        hint = f"did you mean {close}? " if close else ""
         raise ConfigError(f"{key}={column}: the manifest has no such column. {hint}Its columns: "
                           f"{list(frame.columns)}.")

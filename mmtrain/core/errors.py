@@ -32,6 +32,12 @@ def internal_error(err: BaseException, log_path) -> str:
             f"settings or data. The full traceback is in {log_path}; please report it with that file.")
 
 
+def closest(word: str, choices) -> str | None:
+    """The one did-you-mean: the choice closest to a misspelt ``word``, or None when none is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return close[0] if close else None
+
+
 def summary(err: BaseException, limit: int = 200) -> str:
     """``TypeName: first line of the message`` (at most ``limit`` characters), for any exception."""
     lines = str(err).strip().splitlines()
@@ -45,9 +51,9 @@ def unknown_keys(node, known, where: str, hints: dict[str, str] | None = None) -
         if key in known:
             continue
         full = f"{where}.{key}" if where else key
-        close = [hints[key]] if hints and key in hints else difflib.get_close_matches(key, list(known), n=1)
+        close = hints[key] if hints and key in hints else closest(key, known)
         prefix = f"{where}." if where else ""
-        hint = f"did you mean {prefix}{close[0]}?" if close else f"known keys: {', '.join(sorted(known))}."
+        hint = f"did you mean {prefix}{close}?" if close else f"known keys: {', '.join(sorted(known))}."
         raise ConfigError(f"{full} is not a setting of mmtrain: {hint} (mmtrain --cfg job shows them all).")
 
 
@@ -85,8 +91,8 @@ def check_arguments(node, key: str) -> None:
         return
     for name in node:
         if not str(name).startswith("_") and name not in parameters:
-            close = difflib.get_close_matches(str(name), list(parameters), n=1)
-            hint = f"did you mean {key}.{close[0]}?" if close else f"it takes {', '.join(parameters)}."
+            close = closest(name, parameters)
+            hint = f"did you mean {key}.{close}?" if close else f"it takes {', '.join(parameters)}."
             raise ConfigError(f"{key}.{name} is not an argument of {node['_target_']}: {hint}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmtrain.core.errors import summary
 
 
 def load_audio(path: Path, sample_rate: int | None = None) -> np.ndarray:
@@ -28,7 +29,7 @@ def check_audio(path: Path) -> str | None:
     try:
         wave = load_audio(path)
     except Exception as err:
-        return f"unreadable audio ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        return f"unreadable audio ({summary(err, 120)})"
     if wave.size == 0:
         return "audio file has no samples"
     if not np.isfinite(wave).all():
@@ -54,5 +55,5 @@ def check_image(path: Path) -> str | None:
             image.draft("RGB", (64, 64))
             image.load()
     except Exception as err:
-        return f"unreadable image ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+        return f"unreadable image ({summary(err, 120)})"
     return None

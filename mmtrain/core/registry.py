@@ -4,12 +4,11 @@ type is one new file. The package's modules are imported on the first look-up.""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from typing import Generic, TypeVar
 
-from mmtrain.core.errors import ConfigError
+from mmtrain.core.errors import ConfigError, closest
 
 T = TypeVar("T")
 
@@ -52,7 +51,7 @@ class Registry(Generic[T]):
         self._load()
         if name in self._items:
             return self._items[name]
-        close = difflib.get_close_matches(str(name), self._items, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        close = closest(name, self._items)
+        hint = f"did you mean {close}? " if close else ""
         raise ConfigError(f"{key + '=' if key else ''}{name} is not a known {self.what}: {hint}use one of "
                           f"{', '.join(self.names())}.")

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from mmtrain.data.table import MultimodalTable
-from mmtrain.core.tensors import pad
 from mmtrain.core.errors import ConfigError
+from mmtrain.core.tensors import pad
+from mmtrain.data.table import MultimodalTable
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("random", "balanced")

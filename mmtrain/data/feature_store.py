@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmtrain.core.files import atomic_write
+from mmtrain.runtime.devices import autocast, autocast_dtype
 from mmtrain.runtime.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -68,18 +69,6 @@ def rank_share(expected_world: int) -> tuple[int, int]:
         if rank in os.environ and world in os.environ and int(os.environ[world]) == expected_world > 1:
             return int(os.environ[rank]), expected_world
     return 0, 1
-
-
-def trainer_world(trainer_cfg) -> int:
-    """How many processes the trainer's config asks for (devices x nodes), 1 when not a plain number."""
-    devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1) or 1
-    count = devices if isinstance(devices, int) else len(devices) if device_list(devices) else None
-    return count * nodes if count and count > 0 else 1
-
-
-def device_list(devices) -> bool:
-    """Whether trainer.devices lists GPU ids ([0, 1], also as an OmegaConf list) rather than counting them."""
-    return not isinstance(devices, (str, int)) and hasattr(devices, "__len__")
 
 
 class StoredFeatures(Sequence):
@@ -121,10 +110,11 @@ def _layout(values_path: Path) -> tuple[int, np.dtype, tuple[int, ...]]:
 
 
 def _write(path: Path, array: np.ndarray) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "wb") as out:
-        np.save(out, array)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            np.save(out, array)
+
+    atomic_write(path, write)
 
 
 def _read_offsets(values: Path, offsets: Path, rows: int, quiet: bool = False) -> np.ndarray | None:
@@ -223,37 +213,14 @@ def encoded_in_chunks(featurize: Callable[[list], list[torch.Tensor]], name: str
     return run
 
 
-def trainer_device(trainer_cfg) -> torch.device:
-    """The device this process's trainer (its config: accelerator, devices) will use, known before
-    the trainer starts: the GPU of this rank (LOCAL_RANK) for accelerator gpu/cuda, or auto with CUDA
-    present; the CPU otherwise. Frozen encoders compute their features there."""
-    accelerator, devices = trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", 1)
-    if str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available()):
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        ids = list(devices) if device_list(devices) else None
-        return torch.device("cuda", ids[local] if ids else local)
-    return torch.device("cpu")
-
-
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype of a run's precision on ``device``: bf16 for the bf16 precisions (CPU and
-    GPU), fp16 for 16-mixed on a GPU, none otherwise (fp32)."""
-    precision = str(precision)
-    if precision.startswith("bf16"):
-        return torch.bfloat16
-    if precision.startswith("16") and device.type == "cuda":
-        return torch.float16
-    return None
-
-
-def on_device(encoder, device: torch.device, dtype: torch.dtype | None) -> Callable[[list], list[torch.Tensor]]:
-    """The encoder's featurize run on ``device`` (the trainer's) under autocast in ``dtype``; the
+def on_device(encoder, device: torch.device, precision: str) -> Callable[[list], list[torch.Tensor]]:
+    """The encoder's featurize run on ``device`` (the trainer's) under ``precision``'s autocast; the
     encoder goes back where it was afterwards (Lightning moves the model when training starts)."""
     def featurize(raws: list) -> list[torch.Tensor]:
         home = next(encoder.parameters(), torch.empty(0)).device
         encoder.to(device)
         try:
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast(precision, device):
                 return encoder.featurize(raws)
         finally:
             encoder.to(home)
@@ -272,8 +239,8 @@ def featurizers(encoders, cache_dir, device: str | torch.device = "cpu", precisi
         if key is None:
             out[m] = encoder.featurize
             continue
-        dtype = autocast_dtype(device, precision)
-        frozen = on_device(encoder, device, dtype)
+        dtype = autocast_dtype(precision, device)
+        frozen = on_device(encoder, device, precision)
         key = {**key, "autocast": str(dtype) if dtype else None}  # bf16 features differ from fp32 ones
         name = f"{m} on {device}" + (f" (autocast {str(dtype).removeprefix('torch.')})" if dtype else "")
         out[m] = FeatureStore(frozen, key, cache_dir, share, name) if cache_dir else encoded_in_chunks(frozen, name)

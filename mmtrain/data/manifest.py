@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmtrain.core import artefacts
 from mmtrain.core.cells import is_empty, label_name, require_column
+from mmtrain.core.errors import ConfigError, summary
+from mmtrain.core.files import atomic_write
 from mmtrain.data.folds import fold_split, group_holdout, group_split
 from mmtrain.data.preflight import BadRows, check_rows
 from mmtrain.data.schema import (
@@ -31,7 +34,6 @@ from mmtrain.data.schema import (
     target_spec,
 )
 from mmtrain.data.table import MultimodalTable, TaskSpec
-from mmtrain.core.errors import ConfigError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 
@@ -55,7 +57,7 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
     """
     if report_dir:  # a report left by an earlier run in this run dir is not this run's
-        (Path(report_dir) / "bad_rows.csv").unlink(missing_ok=True)
+        (Path(report_dir) / artefacts.BAD_ROWS).unlink(missing_ok=True)
     if on_bad_row not in ("error", "skip", "missing"):
         raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
     missing = Missing.of({"na_values": na_values, "keep_default_na": keep_default_na})
@@ -265,8 +267,7 @@ def locate(path, key: str = "data.path") -> tuple[list[Path], str, Path]:
 
 
 def unreadable(key: str, path, kind: str, err: Exception) -> ConfigError:
-    return ConfigError(f"{key}={path}: could not read it as {kind} ({type(err).__name__}: "
-                       f"{str(err).splitlines()[0][:200]}).")
+    return ConfigError(f"{key}={path}: could not read it as {kind} ({summary(err)}).")
 
 
 def column_names(path, key: str = "data.path") -> list[str] | None:
@@ -331,15 +332,16 @@ def read_manifest(path, key: str = "data.path", columns: list[str] | None = None
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """CSV, TSV, Parquet or JSONL by the suffix, written to a temporary file and renamed into place."""
     kind = READERS.get(path.suffix.lower())
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "parquet":
-        frame.to_parquet(tmp, index=False)
-    elif kind == "jsonl":
-        frame.to_json(tmp, orient="records", lines=True)
-    else:
-        frame.to_csv(tmp, sep="\t" if kind == "tsv" else ",", index=False)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        if kind == "parquet":
+            frame.to_parquet(tmp, index=False)
+        elif kind == "jsonl":
+            frame.to_json(tmp, orient="records", lines=True)
+        else:
+            frame.to_csv(tmp, sep="\t" if kind == "tsv" else ",", index=False)
+
+    atomic_write(path, write)
 
 
 def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmtrain.core import artefacts
 from mmtrain.core.errors import DataError
 from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
@@ -85,7 +86,7 @@ class BadRows:
     def write(self, ids: np.ndarray, report_dir: str | None) -> Path | None:
         if not report_dir:
             return None
-        path = Path(report_dir) / "bad_rows.csv"
+        path = Path(report_dir) / artefacts.BAD_ROWS
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+
 @dataclass
 class TaskSpec:
     """A prediction target: ``type`` is multiclass, multilabel or regression; ``classes`` names the

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.core.errors import ConfigError, summary
+from mmtrain.core.media import load_audio
+from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.encoders.augment import SpecAugment
 from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
 from mmtrain.encoders.text import resolve_model_path
-from mmtrain.core.errors import ConfigError
-from mmtrain.core.media import load_audio
-from mmtrain.core.tensors import attendable, masked_mean
 
 
 def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:
@@ -171,9 +171,8 @@ class HFAudioEncoder(Encoder):
             self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
-            raise ConfigError(f"encoder.audio.model={model}: could not load it ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0]}). Give a local folder with the model and its "
-                              f"preprocessor_config.json (mmtrain runs offline).") from err
+            raise ConfigError(f"encoder.audio.model={model}: could not load it ({summary(err)}). Give a local folder "
+                              f"with the model and its preprocessor_config.json (mmtrain runs offline).") from err
         self.sample_rate = self.extractor.sampling_rate
         self.freeze, self.featurize_batch_size = freeze, featurize_batch_size
         self.out_dim = self.model.config.hidden_size

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmtrain.encoders.augment import ImageAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
-from mmtrain.core.errors import ConfigError
+from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.media import load_image
 from mmtrain.core.tensors import masked_mean
+from mmtrain.encoders.augment import ImageAugment
+from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable
 
 
 def feature_tokens(features: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ class TimmImageEncoder(Encoder):
                                            pretrained_cfg_overlay=dict(pretrained_cfg_overlay or {}))
         except Exception as err:  # most often: pretrained weights that are not on this machine
             raise ConfigError(
-                f"encoder (timm {name}) could not be built ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+                f"encoder (timm {name}) could not be built ({summary(err)}). "
                 f"mmtrain runs offline: give local weights with pretrained_cfg_overlay={{file: /path/to/weights}} "
                 f"or checkpoint_path=/path/to/checkpoint, or pretrained=false.") from err
         config = timm.data.resolve_model_data_config(self.model)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.modalities.sequence import apply as apply_sequence
-from mmtrain.encoders.base import Encoder, EncoderOutput
 from mmtrain.core.errors import ConfigError
 from mmtrain.core.tensors import attendable, masked_mean
+from mmtrain.encoders.base import Encoder, EncoderOutput
+from mmtrain.modalities.sequence import apply as apply_sequence
 
 ARCHS = ("gru", "lstm", "transformer")
 

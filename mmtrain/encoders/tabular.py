@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.modalities.tabular import apply as apply_tabular
-from mmtrain.encoders.base import Encoder, EncoderOutput
 from mmtrain.core.errors import ConfigError
+from mmtrain.encoders.base import Encoder, EncoderOutput
+from mmtrain.modalities.tabular import apply as apply_tabular
 
 
 class _TabularEncoder(Encoder):

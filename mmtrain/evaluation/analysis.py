@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
+from mmtrain.core import artefacts
 from mmtrain.modalities import MODALITIES
+from mmtrain.runtime.devices import autocast
 from mmtrain.tasks import TASKS, labelled
 
 NOISE_LEVELS = [round(0.1 * i, 1) for i in range(10)]  # 0 ... 0.9
@@ -33,12 +36,6 @@ def score(task: dict, outputs: torch.Tensor, targets: torch.Tensor, metric: str 
 
 def _cat(parts: list[dict]) -> dict:
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
-
-
-def autocast(precision: str | None, device):
-    """Autocast as the trainer's ``precision`` runs the model (bf16-mixed: bfloat16 on CPU and GPU)."""
-    device = torch.device(device)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=str(precision).startswith("bf16"))
 
 
 @torch.inference_mode()
@@ -180,3 +177,31 @@ def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, ma
                              "upper": float(c.max()), "count": len(chosen), "confidence": float(c.mean()),
                              "accuracy": float(correct[chosen].mean())})
     return rows
+
+
+def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = False, device="cpu",
+            precision: str | None = None) -> None:
+    """The run report's tables for ``split``, as CSV and PNG in ``out_dir``: per_class, reliability,
+    contribution, fusion_weights (for a fusion with modality weights) and (with ``robustness``) the
+    robustness sweep."""
+    from mmtrain.reporting import results
+
+    model, tasks, calibration = module.model, module.tasks, module.calibration
+    loader = datamodule.loader(split, shard=False)
+    rows, outputs, targets, weights = contributions(model, loader, tasks, device, precision)
+    results.write_rows(out_dir / f"{artefacts.CONTRIBUTION}.csv", rows)
+    results.plot_contributions(rows, out_dir / f"{artefacts.CONTRIBUTION}.png")
+    if weights:
+        results.write_rows(out_dir / f"{artefacts.FUSION_WEIGHTS}.csv", weights)
+        results.plot_fusion_weights(weights, out_dir / f"{artefacts.FUSION_WEIGHTS}.png", type(model.fusion).__name__)
+    results.write_rows(out_dir / artefacts.PER_CLASS, per_class(tasks, outputs, targets, calibration))
+    bins = reliability(tasks, outputs, targets, calibration)
+    if bins:
+        results.write_rows(out_dir / f"{artefacts.RELIABILITY}.csv", bins)
+        results.plot_reliability(bins, out_dir / f"{artefacts.RELIABILITY}.png")
+    if robustness:
+        types = datamodule.table.modality_types
+        pre = {m: e.get("preprocessing") for m, e in module.hparams.model_cfg["encoder"].items()}
+        rows = robustness(model, loader, tasks, types, pre, device, precision=precision)
+        results.write_rows(out_dir / f"{artefacts.ROBUSTNESS}.csv", rows)
+        results.plot_robustness(rows, out_dir / f"{artefacts.ROBUSTNESS}.png")

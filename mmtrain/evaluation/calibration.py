@@ -1,51 +1,16 @@
-"""Post-hoc calibration, fitted on the validation split after training (Guo et al. 2017): a
-temperature per classification task, and per-label decision thresholds for multilabel tasks. The
-task types (mmtrain/tasks/) say what each of them fits; these are the numerics."""
+"""Post-hoc calibration, fitted on the validation split after training: each task type fits its own
+(mmtrain/tasks/: a temperature, multilabel thresholds; the numerics are tasks/calibration.py), and
+``fit_checked`` keeps a fitted part only where it helps on val rows it was not fitted on."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
+from mmtrain.tasks import TASKS, labelled
 
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, nll) -> float:
-    """The T > 0 minimising the mean ``nll(logits / T, targets)`` on these (val) rows: LBFGS on
-    log T, from T = 1. Dividing by T leaves argmax, and so accuracy and F1, unchanged."""
-    logits, targets = logits.detach().float().clone(), targets.clone()  # out of inference mode
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = nll(logits / log_t.exp(), targets).mean()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)
-    temperature = log_t.detach().exp().clamp(0.05, 20.0).item()
-    return temperature if torch.isfinite(torch.tensor(temperature)) else 1.0
-
-
-def best_f1_threshold(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """The decision threshold on ``scores`` [N] with the best F1 against 0/1 ``labels`` [N]; every
-    distinct score is a candidate (the midpoint to the next lower one is returned, so a new row
-    with the same score as the last positive counts as positive). 0.5 with no positive."""
-    labels = labels.float()
-    positives = labels.sum()
-    if positives == 0:
-        return 0.5
-    order = scores.argsort(descending=True)
-    s, y = scores[order], labels[order]
-    tp = y.cumsum(0)
-    predicted = torch.arange(1, len(s) + 1, dtype=torch.float32)
-    f1 = 2 * tp / (predicted + positives)
-    last = torch.ones(len(s), dtype=torch.bool)  # only cut between distinct scores
-    last[:-1] = s[:-1] != s[1:]
-    f1 = torch.where(last, f1, torch.zeros_like(f1))
-    k = int(f1.argmax())
-    below = s[k + 1] if k + 1 < len(s) else s[k] - 1e-3
-    return float(((s[k] + below) / 2).clamp(1e-6, 1 - 1e-6))
-
+log = logging.getLogger(__name__)
 
 MIN_ROWS = 50  # val rows with a target below which a fitted calibration is not trusted (nor tested)
 
@@ -94,3 +59,22 @@ def _macro_f1(kind, outputs: torch.Tensor, targets: torch.Tensor, calibration: d
 
     decided = kind.decide(kind.probabilities(outputs, calibration), calibration)
     return float(multilabel_f1_score(decided, targets.long(), num_labels=targets.shape[1], average="macro"))
+
+
+def calibrate(module, datamodule, ckpt_path: str, settings: dict, device="cpu", precision: str | None = None) -> dict:
+    """Fit each task's calibration (temperature, thresholds) on the val split with the weights of
+    ``ckpt_path``, and write it into that checkpoint (atomically), which predict then uses."""
+    from mmtrain.evaluation.analysis import run
+    from mmtrain.training import checkpoints
+
+    checkpoint = checkpoints.load_weights(module, ckpt_path)
+    outputs, targets, _ = run(module.model, datamodule.loader("val", shard=False), device, precision=precision)
+    module.calibration = {t: fit_checked(TASKS.get(s["type"]), *labelled(s["type"], outputs[None][t], targets[t]),
+                                         settings) for t, s in module.tasks.items()}
+    for task, calibration in module.calibration.items():
+        if calibration.get("note"):
+            log.warning("Calibration of %s: %s.", task, calibration["note"])
+    checkpoint["calibration"] = module.calibration
+    checkpoints.save(checkpoint, ckpt_path)
+    log.info("Calibration fitted on val: %s", module.calibration)
+    return module.calibration

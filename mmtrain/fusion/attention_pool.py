@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.fusion.base import Fusion
 from mmtrain.core.tensors import masked_softmax
+from mmtrain.fusion.base import Fusion
 
 
 class AttentionPoolFusion(Fusion):

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.fusion.base import Fusion, mlp
 from mmtrain.core.tensors import masked_mean
+from mmtrain.fusion.base import Fusion, mlp
 
 
 class FiLMFusion(Fusion):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.fusion.base import Fusion, pooled_inputs
 from mmtrain.core.tensors import masked_softmax
+from mmtrain.fusion.base import Fusion, pooled_inputs
 
 
 class GatedFusion(Fusion):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.core.errors import ConfigError
+from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.fusion.base import Fusion, mlp
 
 

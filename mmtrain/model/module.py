@@ -1,7 +1,7 @@
 """The LightningModule: builds the model from plain config, and owns losses, metrics, optimiser.
 
 Its hyperparameters are plain containers only (dicts, lists, numbers, strings) so checkpoints load
-with ``torch.load(weights_only=True)``.
+with ``weights_only=True`` (training/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -9,16 +9,13 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from mmtrain.core import artefacts
 from mmtrain.core.errors import ConfigError
-from mmtrain.tasks.losses import LossSettings
 from mmtrain.model.metrics import StageMetrics
 from mmtrain.model.network import build_model
 from mmtrain.model.optim import OptimSettings, configure, param_groups
 from mmtrain.tasks import TASKS, labelled
-
-# 2: the checkpoint carries the data spec, model-file fingerprints and calibration (predict/evaluate/export).
-CHECKPOINT_FORMAT = 2
-
+from mmtrain.tasks.losses import LossSettings
 
 # Classes a checkpoint's config names by a path they have left (old prefix -> new), so old runs still load.
 MOVED = {"mmtrain.heads.": "mmtrain.model.heads."}
@@ -138,8 +135,9 @@ class MultimodalModule(L.LightningModule):
         for prefix in self.files_backed_prefixes():
             for key in [k for k in checkpoint["state_dict"] if k.startswith(prefix)]:
                 del checkpoint["state_dict"][key]
-        checkpoint["mmtrain"] = {"format": CHECKPOINT_FORMAT, "model_files": {
-            m: e.fingerprint() for m, e in self.model.encoders.items()}}
+        checkpoint["mmtrain"] = {"format": artefacts.CHECKPOINT_FORMAT, "model_files": {
+            m: e.fingerprint() for m, e in self.model.encoders.items()},
+            "precision": str(getattr(self._trainer, "precision", None) or "32-true")}  # predict runs in it too
         checkpoint["calibration"] = self.calibration
 
     def files_backed_prefixes(self) -> list[str]:
@@ -174,19 +172,3 @@ class MultimodalModule(L.LightningModule):
                     f"and those files have changed since (content fingerprint {before[:12]} then, "
                     f"{(now or 'missing')[:12]} now). Put the original files back at that path, or point "
                     f"the encoder's model setting at a copy of them.")
-
-    @classmethod
-    def from_checkpoint(cls, path: str) -> MultimodalModule:
-        """The trained module from a checkpoint file alone (no config beside it), in eval mode, with
-        its calibration; a checkpoint from an older mmtrain is a clear error."""
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        fmt = checkpoint.get("mmtrain", {}).get("format", 1)
-        if fmt < CHECKPOINT_FORMAT or not checkpoint.get("hyper_parameters", {}).get("data_spec"):
-            raise ConfigError(
-                f"{path} was written by an older mmtrain (checkpoint format {fmt}; this one reads {CHECKPOINT_FORMAT}): "
-                f"it lacks the column mapping that predicting and evaluating need. Evaluate it the old way "
-                f"(mmtrain train=false ckpt_path={path} with the run's data settings), or retrain.")
-        hp = checkpoint["hyper_parameters"]
-        module = cls(moved(hp["model_cfg"]), hp["modalities"], hp["tasks"], hp["data_spec"])
-        module.load_state_dict(module.restore(checkpoint))
-        return module.eval()

@@ -82,10 +82,7 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     (cfg["head"][task]) from their ``_target_`` configs; sizes flow from each part's ``out_dim``.
     cfg["model"]: settings of the whole model (modality_dropout, aux_heads, aux_weight)."""
     encoders, frozen = {}, {}
-    for m in modalities:
-        if m not in cfg["encoder"]:
-            raise ConfigError(f"No encoder for modality '{m}': add one with encoder/{m}=<choice> "
-                              f"(configured encoders: {sorted(cfg['encoder'])}).")
+    for m in modalities:  # every modality has one: train.encoder_configs says which, or why not
         key = json.dumps(cfg["encoder"][m], sort_keys=True, default=str)
         encoders[m] = frozen.get(key) or build(cfg["encoder"][m], f"encoder.{m}")
         if encoders[m].pretrained and not any(p.requires_grad for p in encoders[m].parameters()):

@@ -10,7 +10,6 @@ Runs by itself at the end of every multirun (``LeaderboardCallback``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import yaml
 from hydra.experimental.callback import Callback
+
+from mmtrain.core import artefacts
 
 DEFAULT_METRIC = "val/sentiment/f1_macro"
 
@@ -40,12 +41,12 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
                "seed": seed, "metrics": None, "error": None}
-        job["cost"] = cost(job_dir / "run.json")
-        metrics, failed = job_dir / "metrics.json", job_dir / "failed.json"
+        job["cost"] = cost(job_dir / artefacts.RUN_INFO)
+        metrics, failed = job_dir / artefacts.METRICS, job_dir / artefacts.FAILED
         if metrics.is_file() and not (failed.is_file() and failed.stat().st_mtime > metrics.stat().st_mtime):
             job["metrics"] = json.loads(metrics.read_text())
         elif failed.is_file():  # the latest attempt in this dir failed
-            job["error"] = json.loads((job_dir / "failed.json").read_text())["error"]
+            job["error"] = json.loads((job_dir / artefacts.FAILED).read_text())["error"]
         else:
             job["error"] = "no metrics.json (still running, killed, or crashed before writing)"
         jobs.append(job)

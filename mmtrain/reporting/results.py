@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmtrain.core import artefacts
 from mmtrain.tasks import TASKS
 
 
@@ -270,4 +271,4 @@ def write_run_info(out_dir: Path, kind: str, module, table, checkpoint, data_pat
         "splits": data_summary(table), "calibration": module.calibration,
         "columns": table.columns, "dropped": table.dropped,
     }
-    (out_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    (out_dir / artefacts.RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")

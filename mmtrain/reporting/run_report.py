@@ -7,12 +7,13 @@ robustness.csv/png), so ``python -m mmtrain.reporting.run_report <run dir>`` wri
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
+
+from mmtrain.core import artefacts
 
 
 def _table(frame: pd.DataFrame, floats: str = "{:.4f}") -> list[str]:
@@ -32,14 +33,14 @@ def _seconds(value: float) -> str:
 
 def write(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    info = json.loads((run_dir / artefacts.RUN_INFO).read_text())
+    metrics = json.loads((run_dir / artefacts.METRICS).read_text()) if (run_dir / artefacts.METRICS).is_file() else {}
     lines = [f"# {'Training' if info['kind'] == 'train' else 'Evaluation'} report", "",
              f"Run dir `{run_dir}`" + (f"; data `{info['data']}`" if info.get("data") else "")
              + (f"; model `{info['checkpoint']}`" if info.get("checkpoint") else "") + ".", ""]
     lines += _what(info)
     lines += _data(info)
-    if (run_dir / "curves.png").is_file():
+    if (run_dir / artefacts.CURVES).is_file():
         lines += ["## Learning curves", "", "![learning curves](curves.png)", ""]
     lines += _metrics(metrics, run_dir)
     lines += _calibration(info, metrics, run_dir)
@@ -47,7 +48,7 @@ def write(run_dir: Path) -> Path:
     lines += _fusion_weights(run_dir)
     lines += _robustness(run_dir)
     lines += ["---", f"Written by `python -m mmtrain.reporting.run_report {run_dir}` from this run dir's files."]
-    path = run_dir / "report.md"
+    path = run_dir / artefacts.REPORT
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -119,7 +120,7 @@ def _metrics(metrics: dict, run_dir: Path) -> list[str]:
     frame = pd.DataFrame([{"metric": n, **{s: metrics.get(f"{s}/{n}", math.nan) for s in splits}} for n in names])
     lines = ["## Metrics", "", "Of the best checkpoint (its weights, and the calibration fitted on val).", ""]
     lines += _table(frame)
-    per_class = run_dir / "per_class.csv"
+    per_class = run_dir / artefacts.PER_CLASS
     if per_class.is_file() and per_class.stat().st_size > 1:
         table = pd.read_csv(per_class)
         if len(table):
@@ -151,13 +152,13 @@ def _calibration(info: dict, metrics: dict, run_dir: Path) -> list[str]:
         note = f" Note: {values['note']}." if values.get("note") else ""
         lines.append(f"- `{task}`: {'; '.join(parts)}." + (f" Raw -> calibrated: {'; '.join(eces)}." if eces else "")
                      + note)
-    if (run_dir / "reliability.png").is_file():
+    if (run_dir / f"{artefacts.RELIABILITY}.png").is_file():
         lines += ["", "![reliability diagram](reliability.png)"]
     return lines + [""]
 
 
 def _contribution(run_dir: Path, info: dict) -> list[str]:
-    path = run_dir / "contribution.csv"
+    path = run_dir / f"{artefacts.CONTRIBUTION}.csv"
     if not path.is_file():
         return []
     frame = pd.read_csv(path)
@@ -168,13 +169,13 @@ def _contribution(run_dir: Path, info: dict) -> list[str]:
              "full − none). A model trained without `model.modality_dropout` has rarely seen a modality missing, so "
              "these numbers describe how it copes with absence as much as what the modality adds.", ""]
     lines += _table(frame)
-    if (run_dir / "contribution.png").is_file():
+    if (run_dir / f"{artefacts.CONTRIBUTION}.png").is_file():
         lines += ["![per-modality contribution](contribution.png)", ""]
     return lines
 
 
 def _fusion_weights(run_dir: Path) -> list[str]:
-    path = run_dir / "fusion_weights.csv"
+    path = run_dir / f"{artefacts.FUSION_WEIGHTS}.csv"
     if not path.is_file():
         return []
     lines = ["## How the fusion weighs the modalities", "",
@@ -187,7 +188,7 @@ def _fusion_weights(run_dir: Path) -> list[str]:
 
 
 def _robustness(run_dir: Path) -> list[str]:
-    path = run_dir / "robustness.csv"
+    path = run_dir / f"{artefacts.ROBUSTNESS}.csv"
     if not path.is_file():
         return []
     frame = pd.read_csv(path)

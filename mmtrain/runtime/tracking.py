@@ -15,7 +15,9 @@ from pathlib import Path
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-ARTEFACTS = ("report.md", "metrics.json", "config.yaml", "run.json", "*.png", "checkpoints/best.ckpt")
+from mmtrain.core import artefacts
+
+ARTEFACTS = (artefacts.REPORT, artefacts.METRICS, artefacts.CONFIG, artefacts.RUN_INFO, "*.png", "checkpoints/best.ckpt")
 
 
 def sweep_or_run_dir(run_dir: str | Path) -> tuple[Path, str | None]:

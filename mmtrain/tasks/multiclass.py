@@ -95,7 +95,7 @@ class Multiclass(TaskType):
         return tm.classification.MulticlassConfusionMatrix(len(classes))
 
     def fit_calibration(self, outputs, targets, settings):
-        from mmtrain.evaluation.calibration import fit_temperature
+        from mmtrain.tasks.calibration import fit_temperature
 
         return {"temperature": fit_temperature(outputs, targets, self.nll)}
 

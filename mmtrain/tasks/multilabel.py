@@ -76,7 +76,7 @@ class Multilabel(TaskType):
     def fit_calibration(self, outputs, targets, settings):
         """One temperature for all labels, then per label the threshold on the calibrated val
         probabilities that maximises that label's F1 (0.5 where val has no positive)."""
-        from mmtrain.evaluation.calibration import best_f1_threshold, fit_temperature
+        from mmtrain.tasks.calibration import best_f1_threshold, fit_temperature
 
         temperature = fit_temperature(outputs, targets, self.nll)
         probs = (outputs / temperature).sigmoid()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
-from mmtrain.evaluation import analysis
 from mmtrain.core.errors import ConfigError
+from mmtrain.evaluation import analysis
+from mmtrain.runtime.devices import autocast
+from mmtrain.training import checkpoints
 
 log = logging.getLogger(__name__)
 METHODS = ("none", "uniform", "greedy")
@@ -50,7 +52,7 @@ def val_score(module, datamodule, monitor: str, device="cpu", precision: str | N
 
             for batch in loader:
                 batch = move_data_to_device(batch, device)
-                with analysis.autocast(precision, device):
+                with autocast(precision, device):
                     total += float(module._loss(module.model(batch), batch["targets"])) * len(batch["present"])
                 rows += len(batch["present"])
         return total / max(rows, 1)
@@ -71,31 +73,29 @@ def finalize(module, datamodule, candidates: list[str], best: Path, method: str,
     if method == "none" or len(candidates) == 1:
         shutil.copyfile(candidates[0], best)
         return str(best)
-    checkpoints = [torch.load(c, map_location="cpu", weights_only=True) for c in candidates]
+    loaded = [checkpoints.load(c) for c in candidates]
     better = (lambda a, b: a >= b) if mode == "max" else (lambda a, b: a <= b)
 
     def score(members: list[int]) -> float:
-        module.load_state_dict(module.restore({**checkpoints[0],
-                                               "state_dict": average_states([checkpoints[i]["state_dict"] for i in members])}))
+        module.load_state_dict(module.restore({**loaded[0],
+                                               "state_dict": average_states([loaded[i]["state_dict"] for i in members])}))
         return val_score(module, datamodule, monitor, device, precision)
 
     if method == "uniform":
-        members = list(range(len(checkpoints)))
+        members = list(range(len(loaded)))
         value = score(members)
     else:  # greedy soup
         members, value = [0], score([0])
-        for i in range(1, len(checkpoints)):
+        for i in range(1, len(loaded)):
             trial = score(members + [i])
             if better(trial, value):
                 members, value = members + [i], trial
     single = score([0])
     log.info("average.method=%s: %d of %d checkpoints averaged, val %s %.4f (best single %.4f)", method,
-             len(members), len(checkpoints), monitor, value, single)
-    result = dict(checkpoints[0])
-    result["state_dict"] = average_states([checkpoints[i]["state_dict"] for i in members])
+             len(members), len(loaded), monitor, value, single)
+    result = dict(loaded[0])
+    result["state_dict"] = average_states([loaded[i]["state_dict"] for i in members])
     result["averaged"] = {"method": method, "members": [Path(candidates[i]).name for i in members],
                           "val": value, "best_single_val": single}
-    from mmtrain.evaluate import save_checkpoint
-
-    save_checkpoint(result, str(best))
+    checkpoints.save(result, best)
     return str(best)

@@ -1,0 +1,27 @@
+"""What a run dir holds: every file name one command writes and another reads, spelt once here
+(Ludwig keeps its in one module too), and the checkpoint format those files carry."""
+
+from __future__ import annotations
+
+CHECKPOINT_FORMAT = 2  # 2: the data spec, model-file fingerprints, calibration and precision travel in it
+
+CONFIG = "config.yaml"  # the resolved config
+METRICS = "metrics.json"  # flat <split>/<task>/<metric> of the best checkpoint
+METRICS_CSV = "metrics.csv"  # per epoch (Lightning's CSV logger)
+CURVES = "curves.png"
+RUN_INFO = "run.json"  # the facts report.md states
+REPORT = "report.md"
+FAILED = "failed.json"  # why a run has no metrics.json
+ERROR_LOG = "error.log"  # the traceback of a bug
+BAD_ROWS = "bad_rows.csv"
+CV = "cv.csv"
+CHECKPOINTS = "checkpoints"
+BEST = "best.ckpt"
+LAST = "last.ckpt"
+PER_CLASS = "per_class.csv"
+RELIABILITY = "reliability"  # .csv and .png
+CONTRIBUTION = "contribution"  # .csv and .png
+FUSION_WEIGHTS = "fusion_weights"  # .csv and .png
+ROBUSTNESS = "robustness"  # .csv and .png
+LEADERBOARD = "leaderboard"  # .md, .csv and .png of a sweep dir
+SIGNATURE = "signature.json"  # mmtrain-export's description of the exported network

@@ -1,0 +1,81 @@
+"""Where a run computes and in what precision, decided in one place for every step: featurizing,
+training, testing, calibrating, averaging, analysing, predicting and evaluating. Counts devices the
+way Lightning reads ``trainer.devices`` (an int count, a list of GPU ids, "0,1" ids, "2" a count,
+-1 or auto: every visible GPU), and autocasts as Lightning's precision plugin does
+(``MixedPrecision``: bf16 for the bf16 precisions, fp16 for 16-mixed on a GPU)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def on_gpu(trainer_cfg) -> bool:
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def gpu_ids(devices) -> list[int] | None:
+    """The GPU ids ``trainer.devices`` names ([0, 1], "0,1", "1,"), or None when it counts devices."""
+    if isinstance(devices, str) and "," in devices:
+        return [int(d) for d in devices.split(",") if d.strip()]
+    if not isinstance(devices, (str, int)) and hasattr(devices, "__len__"):
+        return [int(d) for d in devices]
+    return None
+
+
+def device_count(trainer_cfg) -> int:
+    """Processes per node: the devices ``trainer.devices`` asks for (1 on the CPU for auto)."""
+    devices = trainer_cfg.get("devices", 1)
+    ids = gpu_ids(devices)
+    if ids is not None:
+        return len(ids)
+    if str(devices) in ("auto", "-1"):
+        return max(1, torch.cuda.device_count()) if on_gpu(trainer_cfg) else 1
+    return max(1, int(devices))
+
+
+def world_size(trainer_cfg) -> int:
+    """How many processes the trainer runs: devices x nodes."""
+    return device_count(trainer_cfg) * int(trainer_cfg.get("num_nodes", 1) or 1)
+
+
+def device(trainer_cfg) -> torch.device:
+    """This process's device, known before the trainer starts: the GPU of this rank (LOCAL_RANK) when
+    the trainer uses GPUs, else the CPU."""
+    if not on_gpu(trainer_cfg):
+        return torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    ids = gpu_ids(trainer_cfg.get("devices", 1))
+    return torch.device("cuda", ids[local] if ids else local)
+
+
+def named(name: str) -> torch.device:
+    """``device=auto|cpu|cuda|cuda:1`` of predict and evaluate."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(precision, device: torch.device) -> torch.dtype | None:
+    """The dtype a run in ``precision`` autocasts to on ``device`` (None: fp32), as Lightning's
+    MixedPrecision plugin chooses it."""
+    precision = str(precision)
+    if precision.startswith("bf16"):
+        return torch.bfloat16
+    if precision.startswith("16") and torch.device(device).type == "cuda":
+        return torch.float16
+    return None
+
+
+def autocast(precision, device):
+    """The autocast context of ``precision`` on ``device`` (Lightning's own, from its precision plugin)."""
+    device = torch.device(device)
+    dtype = autocast_dtype(precision, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    return MixedPrecision("bf16-mixed" if dtype == torch.bfloat16 else "16-mixed", device.type).forward_context()
