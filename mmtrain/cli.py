@@ -163,9 +163,13 @@ def to_log_file(message: str) -> None:
 def record_failure(out_dir: Path, err: Exception) -> None:
     """failed.json in the run dir says why it has no metrics.json (mmtrain-report lists it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / artefacts.FAILED).write_text(json.dumps(
-        {"error": f"{type(err).__name__}: {err}", "traceback": "".join(traceback.format_exception(err))},
-        indent=2) + "\n")
+    (out_dir / artefacts.FAILED).write_text(
+        json.dumps(
+            {"error": f"{type(err).__name__}: {err}", "traceback": "".join(traceback.format_exception(err))},
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

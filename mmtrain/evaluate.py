@@ -30,8 +30,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     model = load_model(cfg.run)
-    table, _ = model.table_of(cfg.data.path, on_bad_row=cfg.data.on_bad_row, report_dir=out_dir,
-                              evaluate=True, split_column=cfg.data.split_column)
+    table, _ = model.table_of(
+        cfg.data.path,
+        on_bad_row=cfg.data.on_bad_row,
+        report_dir=out_dir,
+        evaluate=True,
+        split_column=cfg.data.split_column,
+    )
     splits = list(dict.fromkeys(table.split))
     device = devices.device(cfg.trainer)
     datamodule = model.datamodule(table, cfg.data.batch_size, cfg.cache_dir, splits[0], device)
@@ -42,10 +47,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         results.write_confusions(out_dir, confusion, model.tasks)
-        analyse(out_dir, model.module, datamodule, "test" if "test" in splits else splits[0], cfg.robustness,
-                trainer.strategy.root_device, model.precision)
-        results.write_run_info(out_dir, kind="evaluate", module=model.module, table=table, checkpoint=model.path,
-                               data_path=str(cfg.data.path), wall={"evaluate": time.perf_counter() - start})
+        analyse(
+            out_dir,
+            model.module,
+            datamodule,
+            "test" if "test" in splits else splits[0],
+            cfg.robustness,
+            trainer.strategy.root_device,
+            model.precision,
+        )
+        results.write_run_info(
+            out_dir,
+            kind="evaluate",
+            module=model.module,
+            table=table,
+            checkpoint=model.path,
+            data_path=str(cfg.data.path),
+            wall={"evaluate": time.perf_counter() - start},
+        )
         from mmtrain.reporting.run_report import write
 
         write(out_dir)

@@ -53,24 +53,54 @@ def signature(module) -> dict:
         spec = module.model.encoders[m].input_spec()
         axes = [f"{m}_length" if d == "length" else d for d in spec["shape"]]
         inputs.append({"name": f"{m}_x", "dtype": spec["dtype"], "shape": axes, "featurize": spec["what"]})
-        inputs.append({"name": f"{m}_mask", "dtype": "bool", "shape": axes[:2],
-                       "featurize": "True where the token/frame/slot is real; a row without the modality is all False"})
-    inputs.append({"name": "present", "dtype": "bool", "shape": ["batch", len(module.model.modalities)],
-                   "featurize": f"which of {list(module.model.modalities)} each row has"})
+        inputs.append(
+            {
+                "name": f"{m}_mask",
+                "dtype": "bool",
+                "shape": axes[:2],
+                "featurize": "True where the token/frame/slot is real; a row without the modality is "
+                "all False",
+            }
+        )
+    inputs.append(
+        {
+            "name": "present",
+            "dtype": "bool",
+            "shape": ["batch", len(module.model.modalities)],
+            "featurize": f"which of {list(module.model.modalities)} each row has",
+        }
+    )
     outputs = []
     for task, spec in module.tasks.items():
         kind = TASKS.get(spec["type"])
         width = kind.num_outputs(spec["classes"])
-        outputs.append({"name": task, "dtype": "float32", "shape": ["batch", width],
-                        "what": "logits" if spec["classes"] else "predicted value"})
+        outputs.append(
+            {
+                "name": task,
+                "dtype": "float32",
+                "shape": ["batch", width],
+                "what": "logits" if spec["classes"] else "predicted value",
+            }
+        )
         if kind.probabilities(torch.zeros(1, width), None) is not None:
-            outputs.append({"name": f"prob_{task}", "dtype": "float32", "shape": ["batch", width],
-                            "what": "calibrated probabilities (the saved temperature applied)"})
-    return {"inputs": inputs, "outputs": outputs,
-            "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in module.tasks.items()},
-            "calibration": module.calibration, "data_spec": module.hparams.data_spec,
-            "note": "Featurize each row as the `featurize` entries say (mmtrain.load_model(run) does it in Python), "
-                    "pad to the batch's longest, and pass the inputs in this order."}
+            outputs.append(
+                {
+                    "name": f"prob_{task}",
+                    "dtype": "float32",
+                    "shape": ["batch", width],
+                    "what": "calibrated probabilities (the saved temperature applied)",
+                }
+            )
+    return {
+        "inputs": inputs,
+        "outputs": outputs,
+        "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in module.tasks.items()},
+        "calibration": module.calibration,
+        "data_spec": module.hparams.data_spec,
+        "note": "Featurize each row as the `featurize` entries say (mmtrain.load_model(run) does it in "
+        "Python), "
+        "pad to the batch's longest, and pass the inputs in this order.",
+    }
 
 
 def example_inputs(sig: dict, batch: int = 3, length: int = 37) -> tuple:
@@ -78,8 +108,11 @@ def example_inputs(sig: dict, batch: int = 3, length: int = 37) -> tuple:
     out = []
     for spec in sig["inputs"]:
         shape = [batch if d == "batch" else length if isinstance(d, str) else d for d in spec["shape"]]
-        out.append(torch.ones(shape, dtype=torch.bool) if spec["dtype"] == "bool"
-                   else torch.zeros(shape, dtype=DTYPES[spec["dtype"]]))
+        out.append(
+            torch.ones(shape, dtype=torch.bool)
+            if spec["dtype"] == "bool"
+            else torch.zeros(shape, dtype=DTYPES[spec["dtype"]])
+        )
     return tuple(out)
 
 
@@ -95,9 +128,14 @@ def write(module, fmt: str, folder: Path, opset: int = 18) -> Path:
     try:
         _export(net, args, sig, fmt, path, opset)
     except Exception as err:
-        raise ConfigError(f"format={fmt}: {_culprit(module, fmt, opset)} cannot be exported ({summary(err, 300)}). Pick another "
-                          f"encoder or fusion for that modality, or the other format.") from err
-    (folder / artefacts.SIGNATURE).write_text(json.dumps({"format": fmt, "file": path.name, **sig}, indent=2) + "\n")
+        raise ConfigError(
+            f"format={fmt}: {_culprit(module, fmt, opset)} cannot "
+            f"be exported ({summary(err, 300)}). Pick another "
+            f"encoder or fusion for that modality, or the other format."
+        ) from err
+    (folder / artefacts.SIGNATURE).write_text(
+        json.dumps({"format": fmt, "file": path.name, **sig}, indent=2) + "\n"
+    )
     log.info("Exported %s to %s (signature.json beside it)", fmt, path)
     return path
 
@@ -114,12 +152,24 @@ def _export(net: nn.Module, args: tuple, sig: dict, fmt: str, path, opset: int) 
         names = [i["name"] for i in sig["inputs"]]
         outputs = [o["name"] for o in sig["outputs"]]
         # AUTO: every named axis dynamic, with the ranges torch.export finds (checked at 1 too, in tests).
-        shapes = tuple({k: torch.export.Dim.AUTO for k, d in enumerate(s["shape"]) if isinstance(d, str)}
-                       for s in sig["inputs"])
+        shapes = tuple(
+            {k: torch.export.Dim.AUTO for k, d in enumerate(s["shape"]) if isinstance(d, str)}
+            for s in sig["inputs"]
+        )
         for name in ("onnx_ir", "onnxscript", "torch.onnx"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        torch.onnx.export(net, args, path, input_names=names, output_names=outputs, dynamic_shapes=(shapes,),
-                          opset_version=opset, dynamo=True, verbose=False, external_data=False)
+        torch.onnx.export(
+            net,
+            args,
+            path,
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes=(shapes,),
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+            external_data=False,
+        )
 
 
 def _culprit(module, fmt: str, opset: int) -> str:
@@ -130,7 +180,7 @@ def _culprit(module, fmt: str, opset: int) -> str:
         encoder = module.model.encoders[m]
 
         class Alone(nn.Module):
-            def __init__(self):
+            def __init__(self, encoder):
                 super().__init__()
                 self.encoder = encoder
 
@@ -138,8 +188,11 @@ def _culprit(module, fmt: str, opset: int) -> str:
                 return self.encoder(x, mask).pooled
 
         try:
-            one = {"inputs": sig["inputs"][2 * i: 2 * i + 2], "outputs": [{"name": "pooled", "shape": ["batch", 1]}]}
-            _export(Alone().eval(), args[2 * i: 2 * i + 2], one, fmt, io.BytesIO(), opset)
+            one = {
+                "inputs": sig["inputs"][2 * i : 2 * i + 2],
+                "outputs": [{"name": "pooled", "shape": ["batch", 1]}],
+            }
+            _export(Alone(encoder).eval(), args[2 * i : 2 * i + 2], one, fmt, io.BytesIO(), opset)
         except Exception:
             return f"the encoder of modality '{m}' ({type(encoder).__name__}, encoder.{m}._target_)"
     return f"the fusion ({type(module.model.fusion).__name__}) or a head"
@@ -161,7 +214,9 @@ def check(module, folder: Path, inputs: tuple) -> float:
         import warnings
 
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
+            warnings.simplefilter(
+                "ignore", FutureWarning
+            )  # torch.jit is deprecated in favour of torch.export
             got = [o.numpy() for o in torch.jit.load(str(folder / sig["file"]))(*inputs)]
     return max(float(abs(a - b).max()) for a, b in zip(expected, got))
 
@@ -174,8 +229,10 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(f"format={cfg.format} is not known: use {' or '.join(FORMATS)}.")
     folder = Path(str(cfg.output)).expanduser()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not cfg.overwrite:
-        raise ConfigError(f"output={folder} exists and is not empty: pass overwrite=true to write into it, or "
-                          f"another output=<folder>.")
+        raise ConfigError(
+            f"output={folder} exists and is not empty: pass overwrite=true to write into it, or "
+            f"another output=<folder>."
+        )
     model = load_model(cfg.run)
     path = write(model.module, cfg.format, folder, cfg.opset)
     diff = check(model.module, folder, example_inputs(signature(model.module), batch=2, length=5))

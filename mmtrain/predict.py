@@ -48,9 +48,11 @@ def load_model(run) -> TrainedModel:
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"run={run}: {path} is not a readable mmtrain checkpoint ({summary(err)}). "
-                          f"It may be truncated; a run dir "
-                          f"keeps last.ckpt beside best.ckpt.") from err
+        raise ConfigError(
+            f"run={run}: {path} is not a readable mmtrain checkpoint ({summary(err)}). "
+            f"It may be truncated; a run dir "
+            f"keeps last.ckpt beside best.ckpt."
+        ) from err
     return TrainedModel(module, path)
 
 
@@ -61,8 +63,9 @@ class TrainedModel:
         self.module, self.path = module, Path(path)
         hp = module.hparams
         self.spec, self.tasks, self.modalities = hp["data_spec"], hp["tasks"], list(hp["modalities"])
-        self.preprocessing = {m: e["preprocessing"] for m, e in hp["model_cfg"]["encoder"].items()
-                              if "preprocessing" in e}
+        self.preprocessing = {
+            m: e["preprocessing"] for m, e in hp["model_cfg"]["encoder"].items() if "preprocessing" in e
+        }
 
     @property
     def precision(self) -> str:
@@ -87,9 +90,12 @@ class TrainedModel:
                 if column not in frame.columns:
                     described = ", ".join(f"{c} ({f})" for f, cs in expected.items() for c in cs)
                     raise ConfigError(
-                        f"{source}: no column '{column}', which {field if field.startswith('target') else 'modality ' + field}"
-                        f" is read from. This run reads the columns: {described}. Rename the file's columns to "
-                        f"these (an empty cell means the modality is missing in that row).")
+                        f"{source}: no column '{column}', which "
+                        f"{field if field.startswith('target') else 'modality ' + field}"
+                        " is read from. This run reads the columns: "
+                        f"{described}. Rename the file's columns to "
+                        f"these (an empty cell means the modality is missing in that row)."
+                    )
 
     def id_column(self, frame: pd.DataFrame) -> str | None:
         for name in (self.spec.get("id_column"), "id"):
@@ -99,7 +105,11 @@ class TrainedModel:
 
     def ids(self, frame: pd.DataFrame, offset: int = 0) -> np.ndarray:
         column = self.id_column(frame)
-        return frame[column].astype(str).to_numpy() if column else np.arange(offset, offset + len(frame)).astype(str)
+        return (
+            frame[column].astype(str).to_numpy()
+            if column
+            else np.arange(offset, offset + len(frame)).astype(str)
+        )
 
     def _spec(self, targets: bool) -> dict:
         return self.spec if targets else {**self.spec, "targets": {}}
@@ -113,16 +123,41 @@ class TrainedModel:
         split = np.full(len(frame), "predict") if split is None else split
         return check_table(self.read(frame), self._spec(targets), split, root, self.tasks if targets else {})
 
-    def table(self, frame: pd.DataFrame, root: Path, on_bad_row: str = "error", report_dir=None,
-              targets: bool = False, split=None, bad: BadRows | None = None, offset: int = 0):
+    def table(
+        self,
+        frame: pd.DataFrame,
+        root: Path,
+        on_bad_row: str = "error",
+        report_dir=None,
+        targets: bool = False,
+        split=None,
+        bad: BadRows | None = None,
+        offset: int = 0,
+    ):
         """Rows -> (MultimodalTable read with the saved column mapping and preprocessing, kept rows)."""
         split = np.full(len(frame), "predict") if split is None else np.asarray(split)
-        table, kept, _ = make_table(self.read(frame), self._spec(targets), split, root, self.ids(frame, offset),
-                                    on_bad_row, report_dir, self.tasks if targets else {}, self.preprocessing, bad)
+        table, kept, _ = make_table(
+            self.read(frame),
+            self._spec(targets),
+            split,
+            root,
+            self.ids(frame, offset),
+            on_bad_row,
+            report_dir,
+            self.tasks if targets else {},
+            self.preprocessing,
+            bad,
+        )
         return table, kept
 
-    def table_of(self, path, on_bad_row: str = "error", report_dir=None, evaluate: bool = False,
-                 split_column: str | None = None):
+    def table_of(
+        self,
+        path,
+        on_bad_row: str = "error",
+        report_dir=None,
+        evaluate: bool = False,
+        split_column: str | None = None,
+    ):
         """A labelled manifest file -> (table, kept rows); split = the split column's values (the
         run's split column by default, if the file has it), else "eval" for every row."""
         path = Path(str(path)).expanduser()
@@ -132,21 +167,41 @@ class TrainedModel:
         column = split_column or self.spec.get("split_column")
         if split_column and split_column not in frame.columns:
             raise ConfigError(f"data.split_column={split_column}: {path.name} has no such column.")
-        split = frame[column].astype(str).str.strip().to_numpy() if column in frame.columns else \
-            np.full(len(frame), "eval")
+        split = (
+            frame[column].astype(str).str.strip().to_numpy()
+            if column in frame.columns
+            else np.full(len(frame), "eval")
+        )
         return self.table(frame, root, on_bad_row, report_dir, evaluate, split)
 
-    def datamodule(self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict", device="cpu"):
+    def datamodule(
+        self, table, batch_size: int = 64, cache_dir=None, test_split: str = "predict", device="cpu"
+    ):
         encoders = self.module.model.encoders
-        dm = MultimodalDataModule(table, self.modalities, list(table.tasks),
-                                  featurizers(encoders, cache_dir, device, self.precision),
-                                  {m: encoders[m].empty_input() for m in self.modalities}, batch_size=batch_size, test_split=test_split,
-                                  per_batch=decoded_per_batch(encoders, table, self.modalities))
+        dm = MultimodalDataModule(
+            table,
+            self.modalities,
+            list(table.tasks),
+            featurizers(encoders, cache_dir, device, self.precision),
+            {m: encoders[m].empty_input() for m in self.modalities},
+            batch_size=batch_size,
+            test_split=test_split,
+            per_batch=decoded_per_batch(encoders, table, self.modalities),
+        )
         dm.setup()
         return dm
 
-    def predict(self, frame: pd.DataFrame, root=".", on_bad_row: str = "error", batch_size: int = 64,
-                cache_dir=None, device="cpu", bad: BadRows | None = None, offset: int = 0) -> pd.DataFrame:
+    def predict(
+        self,
+        frame: pd.DataFrame,
+        root=".",
+        on_bad_row: str = "error",
+        batch_size: int = 64,
+        cache_dir=None,
+        device="cpu",
+        bad: BadRows | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
         """One output row per kept input row, in input order: the id column (or ``row``), then per
         task ``pred_<task>`` and ``prob_<task>_<class>``, ``present_<modality>``, then the input's
         other columns. Relative media paths are read from ``root``."""
@@ -157,11 +212,15 @@ class TrainedModel:
         columns[id_column or "row"] = frame[id_column].to_numpy()[kept] if id_column else kept + offset
         if len(kept):
             dm = self.datamodule(table, batch_size, cache_dir, device=device)
-            outputs, _, present = analysis.run(self.module.model, dm.loader("predict", shard=False), device,
-                                               precision=self.precision)
+            outputs, _, present = analysis.run(
+                self.module.model, dm.loader("predict", shard=False), device, precision=self.precision
+            )
             for task, spec in self.tasks.items():
-                columns.update(TASKS.get(spec["type"]).predictions(task, outputs[None][task], spec["classes"],
-                                                                    self.calibration.get(task)))
+                columns.update(
+                    TASKS.get(spec["type"]).predictions(
+                        task, outputs[None][task], spec["classes"], self.calibration.get(task)
+                    )
+                )
             for i, m in enumerate(self.modalities):
                 columns[f"present_{m}"] = present[:, i].to(torch.int64).numpy()
         used = {c for cs in self.columns().values() for c in cs} | {id_column}
@@ -177,7 +236,9 @@ def predict(cfg: DictConfig) -> Path:
     source = Path(str(cfg.data.path)).expanduser()
     output = Path(str(cfg.output)).expanduser()
     if output.suffix.lower() not in READERS:
-        raise ConfigError(f"output={output}: unknown format '{output.suffix}'. Use .csv, .tsv, .parquet or .jsonl.")
+        raise ConfigError(
+            f"output={output}: unknown format '{output.suffix}'. Use .csv, .tsv, .parquet or .jsonl."
+        )
     if output.exists() and not cfg.overwrite:
         raise ConfigError(f"output={output} exists: pass overwrite=true to replace it, or another output=...")
     out_dir = Path(cfg.paths.output_dir)
@@ -196,8 +257,11 @@ def predict(cfg: DictConfig) -> Path:
             ids[row + offset] = chunk_ids[row]
         failing = failing or (cfg.data.on_bad_row == "error" and bool(bad.rows))
         if not failing:  # with error, once a bad row is seen the rest is only checked, for the report
-            frames.append(model.predict(chunk, root, cfg.data.on_bad_row, cfg.data.batch_size, cfg.cache_dir,
-                                        device, bad, offset))
+            frames.append(
+                model.predict(
+                    chunk, root, cfg.data.on_bad_row, cfg.data.batch_size, cfg.cache_dir, device, bad, offset
+                )
+            )
         offset += len(chunk)
         progress.update(len(chunk))
     progress.close()

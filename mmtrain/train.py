@@ -87,8 +87,11 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
         per_fold.append(run_one(fold_cfg))
     keys = [k for k in per_fold[0] if all(k in m for m in per_fold)]
     values = pd.DataFrame([{k: m[k] for k in keys} for m in per_fold])
-    metrics = {**values.mean().to_dict(), **{f"{k}/std": v for k, v in values.std(ddof=1).to_dict().items()},
-               **{f"fold_{i}/{k}": m[k] for i, m in enumerate(per_fold) for k in keys}}
+    metrics = {
+        **values.mean().to_dict(),
+        **{f"{k}/std": v for k, v in values.std(ddof=1).to_dict().items()},
+        **{f"fold_{i}/{k}": m[k] for i, m in enumerate(per_fold) for k in keys},
+    }
     values.rename_axis("fold").to_csv(out_dir / artefacts.CV)
     (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     OmegaConf.save(cfg, out_dir / artefacts.CONFIG, resolve=True)
@@ -113,9 +116,14 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("balance"):  # modality balance (mmtrain/balance.py) acts on gradients, as a callback
         callbacks.append(build(cfg.balance, "balance"))
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                               plugins=cluster_plugins(),  # off a terminal, LogProgress (callbacks) writes lines
-                               enable_progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)) and on_terminal())
+    trainer: L.Trainer = build(
+        cfg.trainer,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=cluster_plugins(),  # off a terminal, LogProgress (callbacks) writes lines
+        enable_progress_bar=bool(cfg.trainer.get("enable_progress_bar", True)) and on_terminal(),
+    )
     if trainer.is_global_zero:
         for lg in loggers:
             if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.runtime.tracking)
@@ -126,14 +134,31 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
     eval_ckpt = ckpt_path
     if cfg.train:  # without a checkpoint callback (callbacks=none) the final weights are tested
-        eval_ckpt = str(out_dir / artefacts.CHECKPOINTS / artefacts.BEST) if trainer.checkpoint_callback else None
+        eval_ckpt = (
+            str(out_dir / artefacts.CHECKPOINTS / artefacts.BEST) if trainer.checkpoint_callback else None
+        )
     with phases("evaluate"):
         if cfg.train and eval_ckpt:
             if trainer.is_global_zero:  # best.ckpt: the best epoch or an average, then calibrated on val
-                finalize(module, datamodule, top_checkpoints(trainer), Path(eval_ckpt), cfg.average.method,
-                         cfg.monitor, cfg.monitor_mode, device, precision)
-                calibrate(module, datamodule, eval_ckpt, OmegaConf.to_container(cfg.decision, resolve=True), device,
-                          precision)
+                finalize(
+                    module,
+                    datamodule,
+                    top_checkpoints(trainer),
+                    Path(eval_ckpt),
+                    cfg.average.method,
+                    cfg.monitor,
+                    cfg.monitor_mode,
+                    device,
+                    precision,
+                )
+                calibrate(
+                    module,
+                    datamodule,
+                    eval_ckpt,
+                    OmegaConf.to_container(cfg.decision, resolve=True),
+                    device,
+                    precision,
+                )
             trainer.strategy.barrier()
         metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
     if trainer.is_global_zero:
@@ -142,9 +167,16 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
         write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
         with phases("report"):
             analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
-        write_run_info(out_dir, kind="train", module=module, table=datamodule.table, checkpoint=eval_ckpt,
-                       data_path=cfg.data.get("path") or cfg.data.name, wall=dict(phases),
-                       epochs={"trained": trainer.current_epoch, "best": best_epoch})
+        write_run_info(
+            out_dir,
+            kind="train",
+            module=module,
+            table=datamodule.table,
+            checkpoint=eval_ckpt,
+            data_path=cfg.data.get("path") or cfg.data.name,
+            wall=dict(phases),
+            epochs={"trained": trainer.current_epoch, "best": best_epoch},
+        )
         write_report(out_dir)
         for lg in loggers:
             if hasattr(lg, "log_run_outputs"):
@@ -166,7 +198,9 @@ def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
         loops = checkpoints.peek(ckpt_path).get("loops") or {}
-        datamodule.start_epoch = loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed", 0)
+        datamodule.start_epoch = (
+            loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed", 0)
+        )
     csv_logged = trainer.is_global_zero and any(type(lg).__name__ == "CSVLogger" for lg in loggers)
     history = earlier_epochs(out_dir / artefacts.METRICS_CSV, ckpt_path) if csv_logged else None
     try:
@@ -176,7 +210,8 @@ def fit(trainer, module, datamodule, ckpt_path, out_dir: Path, loggers) -> None:
             raise ConfigError(
                 f"The checkpoint {ckpt_path} was trained with another model config than this run's "
                 f"({summary(err, 160)} ...). Start in a new run dir (a new hydra.run.dir), "
-                f"or set auto_resume=false / ckpt_path=null to start from scratch.") from err
+                f"or set auto_resume=false / ckpt_path=null to start from scratch."
+            ) from err
         raise
     finally:
         restore_epochs(out_dir / artefacts.METRICS_CSV, history)
@@ -215,8 +250,9 @@ def cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def prepare(cfg: DictConfig, ckpt_path: str | None = None, phases: Phases | None = None,
-            validated: bool = False) -> tuple[MultimodalModule, MultimodalDataModule]:
+def prepare(
+    cfg: DictConfig, ckpt_path: str | None = None, phases: Phases | None = None, validated: bool = False
+) -> tuple[MultimodalModule, MultimodalDataModule]:
     """Config -> the LightningModule and the datamodule, featurized and shape-checked (the config is
     validated first unless ``validated``). Starting from a checkpoint, its saved preprocessing is
     used, not one refitted on this data."""
@@ -234,17 +270,31 @@ def prepare(cfg: DictConfig, ckpt_path: str | None = None, phases: Phases | None
     for m in modalities:
         rate = getattr(module.model.encoders[m], "sample_rate", None)
         if rate and table.sample_rate and rate != table.sample_rate:
-            raise ConfigError(f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
-                              f"set encoder.{m}.sample_rate={table.sample_rate}.")
+            raise ConfigError(
+                f"encoder.{m}.sample_rate={rate} differs from the data's {table.sample_rate} Hz: "
+                f"set encoder.{m}.sample_rate={table.sample_rate}."
+            )
     datamodule = MultimodalDataModule(
-        table, modalities, list(tasks),
-        featurizers(module.model.encoders, cfg.cache_dir, devices.device(cfg.trainer), cfg.trainer.precision,
-                    rank_share(devices.world_size(cfg.trainer))),
+        table,
+        modalities,
+        list(tasks),
+        featurizers(
+            module.model.encoders,
+            cfg.cache_dir,
+            devices.device(cfg.trainer),
+            cfg.trainer.precision,
+            rank_share(devices.world_size(cfg.trainer)),
+        ),
         {m: module.model.encoders[m].empty_input() for m in modalities},
-        test_split=test_splits(cfg)[0], batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-        sampler=cfg.data.sampler, balance_task=cfg.data.balance_task, seed=cfg.seed,
+        test_split=test_splits(cfg)[0],
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        sampler=cfg.data.sampler,
+        balance_task=cfg.data.balance_task,
+        seed=cfg.seed,
         bucket_by=bucket_modality(module, cfg.data.bucket_by_length),
-        per_batch=decoded_per_batch(module.model.encoders, table, modalities))
+        per_batch=decoded_per_batch(module.model.encoders, table, modalities),
+    )
     with (phases if phases is not None else Phases())("featurize"):
         datamodule.setup()
     check_shapes(module.model, datamodule.batch(table.indices("train")[:4]))
@@ -264,8 +314,11 @@ def data_spec(table: MultimodalTable, modalities: list[str], tasks: list[str]) -
     """The table's column mapping for the modalities and tasks this run trains (None if the data has none)."""
     if not table.spec:
         return None
-    return {**table.spec, "modalities": {m: table.spec["modalities"][m] for m in modalities},
-            "targets": {t: table.spec["targets"][t] for t in tasks}}
+    return {
+        **table.spec,
+        "modalities": {m: table.spec["modalities"][m] for m in modalities},
+        "targets": {t: table.spec["targets"][t] for t in tasks},
+    }
 
 
 def resolve_monitor(cfg: DictConfig, tasks: dict) -> None:
@@ -285,16 +338,20 @@ def use_saved_preprocessing(table: MultimodalTable, tasks: dict, ckpt_path: str)
         if "preprocessing" in encoder and m in table.preprocessing:
             table.preprocessing[m] = encoder["preprocessing"]
     if set(saved["tasks"]) != set(tasks):
-        raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint was trained on tasks {sorted(saved['tasks'])} and "
-                          f"modalities {saved['modalities']}, this config has tasks {sorted(tasks)}: give the data "
-                          f"settings of the run that wrote it (its config.yaml has them), e.g. data=manifest "
-                          f"data.path=... data.targets...")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: the checkpoint was trained on tasks {sorted(saved['tasks'])} and "
+            f"modalities {saved['modalities']}, this config has tasks {sorted(tasks)}: give the data "
+            f"settings of the run that wrote it (its config.yaml has them), e.g. data=manifest "
+            f"data.path=... data.targets..."
+        )
     for task, spec in tasks.items():
         before = saved["tasks"][task].get("classes")
         if before != spec["classes"]:
-            raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint's task '{task}' has classes {before}, this "
-                              f"data's train split gives {spec['classes']}: evaluate it on data with the same "
-                              f"classes.")
+            raise ConfigError(
+                f"ckpt_path={ckpt_path}: the checkpoint's task '{task}' has classes {before}, this "
+                f"data's train split gives {spec['classes']}: evaluate it on data with the same "
+                f"classes."
+            )
 
 
 def encoder_configs(cfg: DictConfig, table: MultimodalTable, modalities: list[str]) -> dict[str, dict]:
@@ -305,23 +362,33 @@ def encoder_configs(cfg: DictConfig, table: MultimodalTable, modalities: list[st
     own = OmegaConf.to_container(cfg.encoder_for, resolve=True)
     unknown = [k for k in defaults if k not in MODALITIES]
     if unknown:
-        raise ConfigError(f"encoder.{unknown[0]}: not a modality type ({', '.join(MODALITIES.names())}). A "
-                          f"modality's own encoder goes in encoder_for.<name>: +encoder/<type>@encoder_for."
-                          f"{unknown[0]}=<option>.")
+        raise ConfigError(
+            f"encoder.{unknown[0]}: not a modality type ({', '.join(MODALITIES.names())}). A "
+            f"modality's own encoder goes in encoder_for.<name>: +encoder/<type>@encoder_for."
+            f"{unknown[0]}=<option>."
+        )
     strays = sorted(set(own) - set(modalities))
     if strays:
-        raise ConfigError(f"encoder_for.{strays[0]}: no modality of that name (this run's: {modalities}); name "
-                          f"the modality as the data does, e.g. +encoder/<type>@encoder_for.{modalities[0]}=<option>.")
+        raise ConfigError(
+            f"encoder_for.{strays[0]}: no modality of that name (this run's: {modalities}); name "
+            f"the modality as the data does, e.g. +encoder/<type>@encoder_for.{modalities[0]}=<option>."
+        )
     configs = {}
     for m in modalities:
         kind = table.modality_types[m]
         if m not in own and kind not in defaults:
-            raise ConfigError(f"No encoder for modality '{m}' (type {kind}): add one with "
-                              f"+encoder/{kind}=<option> or +encoder/{kind}@encoder_for.{m}=<option> "
-                              f"(type defaults configured: {sorted(defaults)}).")
+            raise ConfigError(
+                f"No encoder for modality '{m}' (type {kind}): add one with "
+                f"+encoder/{kind}=<option> or +encoder/{kind}@encoder_for.{m}=<option> "
+                f"(type defaults configured: {sorted(defaults)})."
+            )
         configs[m] = dict(own.get(m) or defaults[kind])
         fine_tune = finetune_policy(cfg.get("finetune"), kind)
-        if fine_tune is not None and "freeze" in configs[m] and configs[m].get("pretrained", True) is not False:
+        if (
+            fine_tune is not None
+            and "freeze" in configs[m]
+            and configs[m].get("pretrained", True) is not False
+        ):
             configs[m]["freeze"] = not fine_tune
         if m in table.preprocessing:
             configs[m]["preprocessing"] = table.preprocessing[m]
@@ -337,8 +404,10 @@ def finetune_policy(policy, kind: str) -> bool | None:
     if policy == "all":
         return True
     if isinstance(policy, str) or any(t not in MODALITIES for t in policy):
-        raise ConfigError(f"finetune={policy} must be null, all, or a list of modality types from "
-                          f"{MODALITIES.names()} (e.g. finetune=[text]).")
+        raise ConfigError(
+            f"finetune={policy} must be null, all, or a list of modality types from "
+            f"{MODALITIES.names()} (e.g. finetune=[text])."
+        )
     return kind in policy
 
 
@@ -352,13 +421,18 @@ def task_specs(cfg: DictConfig, table: MultimodalTable) -> dict[str, dict]:
         spec = table.tasks[task]
         kind, y = TASKS.get(spec.type), table.targets[task][train]
         y = y[kind.known(y)]
-        specs[task] = {"type": spec.type, "classes": spec.classes, "weights": kind.train_weights(y, spec.classes, loss),
-                       "priors": kind.train_priors(y, spec.classes)}
+        specs[task] = {
+            "type": spec.type,
+            "classes": spec.classes,
+            "weights": kind.train_weights(y, spec.classes, loss),
+            "priors": kind.train_priors(y, spec.classes),
+        }
     return specs
 
 
-def write_results(out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict,
-                  best_epoch: int | None) -> None:
+def write_results(
+    out_dir: Path, cfg: DictConfig, metrics: dict, confusion: dict, tasks: dict, best_epoch: int | None
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / artefacts.FAILED).unlink(missing_ok=True)  # an earlier attempt's, in this same run dir
     (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -38,8 +38,12 @@ EXTRAS = {"aux_heads": ["model.aux_heads=true"], "ogm_ge": ["model.aux_heads=tru
 def overrides_of(name: str) -> list[str]:
     base, _, extra = name.partition(" + ")
     if base not in VARIANTS or (extra and extra not in EXTRAS):
-        raise SystemExit(f"unknown variant {name!r}: use one of {list(VARIANTS)}, optionally + {' | '.join(EXTRAS)}")
+        raise SystemExit(
+            f"unknown variant {name!r}: use one of {list(VARIANTS)}, optionally + {' | '.join(EXTRAS)}"
+        )
     return VARIANTS[base] + EXTRAS.get(extra, [])
+
+
 SPLITS = ("test", "test_speaker")
 
 
@@ -48,8 +52,12 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/avdigits/manifest.csv")
     parser.add_argument("--image-column", default="image_hard", choices=["image", "image_hard"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
-                        help=f"of {list(VARIANTS)}, each optionally + {' | '.join(EXTRAS)}")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        help=f"of {list(VARIANTS)}, each optionally + {' | '.join(EXTRAS)}",
+    )
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--fresh", action="store_true", help="drop earlier results in --out")
@@ -64,8 +72,11 @@ def main() -> None:
     results = out / "results.csv"
     # rows measured with other data or overrides do not compare: only those with the same settings are kept
     settings = " ".join([str(Path(args.data).absolute()), args.image_column, *args.set])
-    earlier = (pd.read_csv(results) if results.exists() and not args.fresh
-               else pd.DataFrame(columns=["variant", "seed", "settings"]))
+    earlier = (
+        pd.read_csv(results)
+        if results.exists() and not args.fresh
+        else pd.DataFrame(columns=["variant", "seed", "settings"])
+    )
     other = earlier["settings"] != settings if "settings" in earlier else pd.Series(True, index=earlier.index)
     if other.any():
         print(f"{results}: leaving out {int(other.sum())} earlier rows measured with other settings")
@@ -75,10 +86,16 @@ def main() -> None:
         for name in args.variants:
             out_dir = out / "runs" / f"{name.replace(' ', '_')}_seed{seed}"
             shutil.rmtree(out_dir, ignore_errors=True)  # a run dir with a checkpoint would be resumed
-            overrides = ["data=avdigits", f"data.path={Path(args.data).absolute()}",
-                         f"++data.modalities.image.column={args.image_column}", *overrides_of(name),
-                         f"seed={seed}", f"paths.output_dir={out_dir}", "trainer.enable_progress_bar=false",
-                         *args.set]
+            overrides = [
+                "data=avdigits",
+                f"data.path={Path(args.data).absolute()}",
+                f"++data.modalities.image.column={args.image_column}",
+                *overrides_of(name),
+                f"seed={seed}",
+                f"paths.output_dir={out_dir}",
+                "trainer.enable_progress_bar=false",
+                *args.set,
+            ]
             with initialize_config_module("mmtrain.conf", version_base="1.3"):
                 cfg = compose("train", overrides=overrides)
             metrics = run(cfg)
@@ -97,8 +114,10 @@ def main() -> None:
     single = acc.reindex(["image only", "audio only"]).max()  # NaN only when neither ran
     fused = acc.drop(["image only", "audio only"], errors="ignore")
     if len(fused):
-        print(f"test_speaker: best fusion {fused.idxmax()} {fused.max():.4f}, best single modality "
-              f"{single:.4f}, gain {fused.max() - single:+.4f}")
+        print(
+            f"test_speaker: best fusion {fused.idxmax()} {fused.max():.4f}, best single modality "
+            f"{single:.4f}, gain {fused.max() - single:+.4f}"
+        )
 
 
 def plot(summary, png: Path, image_column: str) -> None:

@@ -17,15 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-KEYS = ["test/sentiment/f1_macro", "test/sentiment/acc", "test/sentiment/auroc", "test/sentiment/balanced_acc"]
+KEYS = [
+    "test/sentiment/f1_macro",
+    "test/sentiment/acc",
+    "test/sentiment/auroc",
+    "test/sentiment/balanced_acc",
+]
 
 
 def mmtrain(*args: str) -> float:
     """Runs the console script next to this interpreter; returns its wall time in seconds."""
     script = Path(sys.executable).with_name("mmtrain")
     start = time.perf_counter()
-    result = subprocess.run([str(script), *args], capture_output=True, text=True,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    result = subprocess.run(
+        [str(script), *args], capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"}
+    )
     elapsed = time.perf_counter() - start
     if result.returncode:
         sys.exit(f"mmtrain {' '.join(args)} failed:\n{result.stderr[-3000:]}")
@@ -49,15 +55,20 @@ def main() -> None:
     import statistics
 
     common = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
-    runs = {"1 process": ["data.batch_size=64"],
-            "2 processes": ["trainer=ddp", "trainer.devices=2", "data.batch_size=32"]}
+    runs = {
+        "1 process": ["data.batch_size=64"],
+        "2 processes": ["trainer=ddp", "trainer.devices=2", "data.batch_size=32"],
+    }
     results = {name: [] for name in runs}
     for seed in args.seeds:
         for name, extra in runs.items():
             run_dir = out / f"{name.replace(' ', '_')}_seed{seed}"
             wall = mmtrain(*common, *extra, f"seed={seed}", f"hydra.run.dir={run_dir}")
             results[name].append(json.loads((run_dir / "metrics.json").read_text()))
-            print(f"seed {seed} {name}: {wall:.1f} s, test macro-F1 {results[name][-1][KEYS[0]]:.4f}", flush=True)
+            print(
+                f"seed {seed} {name}: {wall:.1f} s, test macro-F1 {results[name][-1][KEYS[0]]:.4f}",
+                flush=True,
+            )
     print(f"{'metric':32s} {'1 process':>16s} {'2 processes':>16s}")
     for key in KEYS:
         cells = []

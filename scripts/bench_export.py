@@ -15,14 +15,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIGS = {"early": ["fusion=early"], "late": ["fusion=late"], "intermediate": ["fusion=intermediate"],
-           "hybrid": ["fusion=hybrid"], "multitask": ["experiment=news_audio_multitask", "fusion=intermediate"]}
+CONFIGS = {
+    "early": ["fusion=early"],
+    "late": ["fusion=late"],
+    "intermediate": ["fusion=intermediate"],
+    "hybrid": ["fusion=hybrid"],
+    "multitask": ["experiment=news_audio_multitask", "fusion=intermediate"],
+}
 
 
 def console(name: str, *args: str) -> None:
     script = Path(sys.executable).with_name(name)
-    result = subprocess.run([str(script), *args], capture_output=True, text=True,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    result = subprocess.run(
+        [str(script), *args], capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"}
+    )
     if result.returncode:
         sys.exit(f"{name} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
 
@@ -53,8 +59,14 @@ def main() -> None:
         inputs = tuple(t for m in model.modalities for t in batch["inputs"][m]) + (batch["present"],)
         for fmt in ("onnx", "torchscript"):
             folder = run_dir / f"export_{fmt}"
-            console("mmtrain-export", f"run={run_dir}", f"format={fmt}", f"output={folder}", "overwrite=true",
-                    f"hydra.run.dir={run_dir / 'export_run'}")
+            console(
+                "mmtrain-export",
+                f"run={run_dir}",
+                f"format={fmt}",
+                f"output={folder}",
+                "overwrite=true",
+                f"hydra.run.dir={run_dir / 'export_run'}",
+            )
             diff = check(model.module, folder, inputs)
             worst = max(worst, diff)
             lines.append(f"| {name} | {fmt} | {diff:.2e} |")

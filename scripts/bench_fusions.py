@@ -28,9 +28,17 @@ def sweep(folder: Path, *overrides: str) -> float:
     if done.is_file():
         return json.loads(done.read_text())["wall"]
     start = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).with_name("mmtrain")), "-m", *overrides,
-                             f"hydra.sweep.dir={folder}", "trainer.enable_progress_bar=false"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("mmtrain")),
+            "-m",
+            *overrides,
+            f"hydra.sweep.dir={folder}",
+            "trainer.enable_progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         sys.exit(f"mmtrain -m {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
     wall = time.perf_counter() - start
@@ -65,29 +73,51 @@ def main() -> None:
     rows = []
     for job in fused + single:
         run = job["run"]
-        rows.append({"config": job["config"], "seed": job["seed"], METRIC: job["metrics"][METRIC],
-                     "trainable params": run["parameters"]["trainable"],
-                     "total params": run["parameters"]["trainable"] + run["parameters"]["frozen"],
-                     "fit s": run["wall_s"]["train"], "job s (phases)": sum(run["wall_s"].values())})
+        rows.append(
+            {
+                "config": job["config"],
+                "seed": job["seed"],
+                METRIC: job["metrics"][METRIC],
+                "trainable params": run["parameters"]["trainable"],
+                "total params": run["parameters"]["trainable"] + run["parameters"]["frozen"],
+                "fit s": run["wall_s"]["train"],
+                "job s (phases)": sum(run["wall_s"].values()),
+            }
+        )
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "results.csv", index=False)
-    summary = frame.groupby("config", sort=False).agg(
-        mean=(METRIC, "mean"), std=(METRIC, "std"), trainable=("trainable params", "first"),
-        total=("total params", "first"), fit_s=("fit s", "mean")).reset_index()
+    summary = (
+        frame.groupby("config", sort=False)
+        .agg(
+            mean=(METRIC, "mean"),
+            std=(METRIC, "std"),
+            trainable=("trainable params", "first"),
+            total=("total params", "first"),
+            fit_s=("fit s", "mean"),
+        )
+        .reset_index()
+    )
     best_single = summary[summary.config.str.startswith("modalities=")]["mean"].max()
     summary["margin over best single"] = summary["mean"] - best_single
     summary = summary.sort_values("mean", ascending=False)
     summary.to_csv(out / "summary.csv", index=False)
     fit = frame[~frame.config.str.startswith("modalities=")]["fit s"]
     overhead = wall / len(fit) - fit.mean()
-    lines = [f"# Fusions on news_audio, seeds {args.seeds} (`python scripts/bench_fusions.py`)", "",
-             f"Best single modality: {best_single:.4f}. Sweep of {len(fit)} jobs: {wall:.0f} s wall, "
-             f"{wall / len(fit):.1f} s per job, mean fit {fit.mean():.1f} s: per-job overhead (job wall - fit) "
-             f"{overhead:.1f} s.", "",
-             "| config | test macro-F1 | margin over best single | trainable / total params | fit s |",
-             "|---|---|---|---|---|"]
-    lines += [f"| `{r.config}` | {r['mean']:.4f} ± {r['std']:.4f} | {r['margin over best single']:+.4f} | "
-              f"{r.trainable:,} / {r.total:,} | {r.fit_s:.1f} |" for _, r in summary.iterrows()]
+    lines = [
+        f"# Fusions on news_audio, seeds {args.seeds} (`python scripts/bench_fusions.py`)",
+        "",
+        f"Best single modality: {best_single:.4f}. Sweep of {len(fit)} jobs: {wall:.0f} s wall, "
+        f"{wall / len(fit):.1f} s per job, mean fit {fit.mean():.1f} s: per-job overhead (job wall - fit) "
+        f"{overhead:.1f} s.",
+        "",
+        "| config | test macro-F1 | margin over best single | trainable / total params | fit s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r.config}` | {r['mean']:.4f} ± {r['std']:.4f} | {r['margin over best single']:+.4f} | "
+        f"{r.trainable:,} / {r.total:,} | {r.fit_s:.1f} |"
+        for _, r in summary.iterrows()
+    ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     plot(summary, frame, out / "summary.png", best_single)
     print("\n".join(lines))
@@ -101,8 +131,14 @@ def plot(summary, frame, png: Path, best_single: float) -> None:
 
     order = list(summary.config)[::-1]
     fig, ax = plt.subplots(figsize=(9, 0.4 * len(order) + 1.5))
-    ax.barh(order, list(summary.set_index("config").loc[order, "mean"]),
-            xerr=list(summary.set_index("config").loc[order, "std"]), color="tab:blue", alpha=0.6, capsize=3)
+    ax.barh(
+        order,
+        list(summary.set_index("config").loc[order, "mean"]),
+        xerr=list(summary.set_index("config").loc[order, "std"]),
+        color="tab:blue",
+        alpha=0.6,
+        capsize=3,
+    )
     for y, config in enumerate(order):
         values = frame[frame.config == config][METRIC]
         ax.scatter(values, [y] * len(values), color="black", s=12, zorder=3)

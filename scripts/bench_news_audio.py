@@ -39,8 +39,15 @@ def main() -> None:
         for name in args.variants:
             out_dir = args.out / "runs" / f"{len(rows):02d}_seed{seed}"
             with initialize_config_module("mmtrain.conf", version_base="1.3"):
-                cfg = compose("train", overrides=[*VARIANTS[name], f"seed={seed}", f"paths.output_dir={out_dir}",
-                                                  "trainer.enable_progress_bar=false"])
+                cfg = compose(
+                    "train",
+                    overrides=[
+                        *VARIANTS[name],
+                        f"seed={seed}",
+                        f"paths.output_dir={out_dir}",
+                        "trainer.enable_progress_bar=false",
+                    ],
+                )
             metrics = run(cfg)
             rows.append({"variant": name, "seed": seed, **metrics})
             pd.DataFrame(rows).to_csv(args.out / "results.csv", index=False)
@@ -58,8 +65,10 @@ def main() -> None:
     print(f"intermediate macro-F1 {fused:.3f}, best unimodal {unimodal:.3f}, gain {fused - unimodal:+.3f}")
     recall = summary["test/sentiment/recall/negative"]["mean"]
     if "intermediate, class_weights=balanced" in recall:
-        print(f"negative-class recall: none {recall['intermediate (text+audio)']:.3f}, "
-              f"balanced {recall['intermediate, class_weights=balanced']:.3f}")
+        print(
+            f"negative-class recall: none {recall['intermediate (text+audio)']:.3f}, "
+            f"balanced {recall['intermediate, class_weights=balanced']:.3f}"
+        )
 
 
 def plot(summary, png: Path) -> None:

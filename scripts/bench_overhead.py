@@ -20,7 +20,9 @@ import torch
 def hand_written(model, batches, lr: float, clip: float, task: str) -> float:
     """A plain PyTorch loop: forward, cross-entropy, backward, clip, AdamW step. Returns steps/s."""
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01
+    )
     start = time.perf_counter()
     for batch in batches:
         loss = torch.nn.functional.cross_entropy(model(batch).outputs[task], batch["targets"][task])
@@ -43,10 +45,20 @@ def with_lightning(module, batches, clip: float) -> float:
             self.end = time.perf_counter()
 
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=len(batches), max_epochs=1, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=clip,
-                        callbacks=[timer])
+    trainer = L.Trainer(
+        max_steps=len(batches),
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=clip,
+        callbacks=[timer],
+    )
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
     trainer.fit(module, train_dataloaders=loader)
     return len(batches) / (timer.end - timer.start)
@@ -69,19 +81,30 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["paths.output_dir=/tmp/bench_overhead", "data.source.num_samples=3000",
-                                          "optim.scheduler.name=none", *args.overrides])
+        cfg = compose(
+            "train",
+            overrides=[
+                "paths.output_dir=/tmp/bench_overhead",
+                "data.source.num_samples=3000",
+                "optim.scheduler.name=none",
+                *args.overrides,
+            ],
+        )
     module, datamodule = prepare(cfg)
     batches = list(datamodule.train_dataloader())[: args.steps]
     task = next(iter(cfg.head))
     lr, clip = cfg.optim.optimizer.lr, cfg.trainer.gradient_clip_val
     hand_model = copy.deepcopy(module.model)
-    print(f"model: {sum(p.numel() for p in module.parameters() if p.requires_grad):,} trainable parameters; "
-          f"{len(batches)} batches of {cfg.data.batch_size}; torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {sum(p.numel() for p in module.parameters() if p.requires_grad):,} trainable parameters; "
+        f"{len(batches)} batches of {cfg.data.batch_size}; torch threads {torch.get_num_threads()}"
+    )
 
     hand, light = [], []
     for r in range(args.rounds):
-        order = [("hand", hand), ("lightning", light)] if r % 2 == 0 else [("lightning", light), ("hand", hand)]
+        order = (
+            [("hand", hand), ("lightning", light)] if r % 2 == 0 else [("lightning", light), ("hand", hand)]
+        )
         for name, results in order:
             if name == "hand":
                 results.append(hand_written(hand_model, batches, lr, clip, task))

@@ -24,8 +24,12 @@ import pandas as pd
 def console(name: str, *args: str) -> float:
     """Runs a console script next to this interpreter under /usr/bin/time; returns peak RSS in MB."""
     script = Path(sys.executable).with_name(name)
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", str(script), *args], capture_output=True, text=True,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
     if result.returncode:
         sys.exit(f"{name} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return int(result.stderr.strip().splitlines()[-1]) / 1024
@@ -61,8 +65,16 @@ def main() -> None:
 
     def cfg(path, output):
         with initialize_config_module("mmtrain.conf", version_base="1.3"):
-            return compose("predict", overrides=[f"run={run_dir}", f"data.path={path}", f"output={output}",
-                                                 "overwrite=true", f"paths.output_dir={out / 'p'}"])
+            return compose(
+                "predict",
+                overrides=[
+                    f"run={run_dir}",
+                    f"data.path={path}",
+                    f"output={output}",
+                    "overwrite=true",
+                    f"paths.output_dir={out / 'p'}",
+                ],
+            )
 
     predict(cfg(unlabelled, out / "warm.csv"))  # warms the feature store, as the test loop's run below has
     times = {"predict": [], "test loop": []}
@@ -74,17 +86,27 @@ def main() -> None:
         predict(cfg(unlabelled, out / "preds.csv"))
         times["predict"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        table, _ = model.table(pd.read_csv(manifest), manifest.parent, targets=True,
-                               split=["test"] * args.rows)
+        table, _ = model.table(
+            pd.read_csv(manifest), manifest.parent, targets=True, split=["test"] * args.rows
+        )
         datamodule = model.datamodule(table, test_split="test")
-        trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                            accelerator="cpu", devices=1)
+        trainer = L.Trainer(
+            logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1
+        )
         trainer.test(model.module, datamodule=datamodule, verbose=False)
         times["test loop"].append(time.perf_counter() - start)
     best = {k: min(v) for k, v in times.items()}
-    rss = {n: console("mmtrain-predict", f"run={run_dir}", f"data.path={path}", f"output={out / 'rss.csv'}",
-                      "overwrite=true", f"hydra.run.dir={out / 'p'}")
-           for n, path in ((args.rows, unlabelled), (args.rows * args.repeat, long))}
+    rss = {
+        n: console(
+            "mmtrain-predict",
+            f"run={run_dir}",
+            f"data.path={path}",
+            f"output={out / 'rss.csv'}",
+            "overwrite=true",
+            f"hydra.run.dir={out / 'p'}",
+        )
+        for n, path in ((args.rows, unlabelled), (args.rows * args.repeat, long))
+    }
     rows = [
         ("predict rows/s (best of 3, warm cache)", f"{args.rows / best['predict']:.0f}"),
         ("test loop rows/s (same rows, featurize + trainer.test)", f"{args.rows / best['test loop']:.0f}"),
@@ -92,11 +114,18 @@ def main() -> None:
         (f"peak RSS predicting {args.rows} rows", f"{rss[args.rows]:.0f} MB"),
         (f"peak RSS predicting {args.rows * args.repeat} rows", f"{rss[args.rows * args.repeat]:.0f} MB"),
         ("RSS ratio", f"{rss[args.rows * args.repeat] / rss[args.rows]:.2f}"),
-        ("report.md of the default run (analysis incl. Shapley over 2 modalities)", f"{info['wall_s']['report']:.2f} s"),
-        ("default run test ECE raw -> calibrated", f"{metrics['test/sentiment/ece_raw']:.4f} -> "
-                                                   f"{metrics['test/sentiment/ece']:.4f}"),
-        ("default run test NLL raw -> calibrated", f"{metrics['test/sentiment/nll_raw']:.4f} -> "
-                                                   f"{metrics['test/sentiment/nll']:.4f}"),
+        (
+            "report.md of the default run (analysis incl. Shapley over 2 modalities)",
+            f"{info['wall_s']['report']:.2f} s",
+        ),
+        (
+            "default run test ECE raw -> calibrated",
+            f"{metrics['test/sentiment/ece_raw']:.4f} -> {metrics['test/sentiment/ece']:.4f}",
+        ),
+        (
+            "default run test NLL raw -> calibrated",
+            f"{metrics['test/sentiment/nll_raw']:.4f} -> {metrics['test/sentiment/nll']:.4f}",
+        ),
     ]
     table = "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     (out / "summary.md").write_text(table + "\n")

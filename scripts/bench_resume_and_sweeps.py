@@ -23,14 +23,24 @@ from pathlib import Path
 
 import torch
 
-SMALL = ["encoder/text=scratch", "encoder.text.dim=32", "encoder.text.layers=1", "encoder.text.heads=2",
-         "encoder.audio.channels=32", "encoder.audio.layers=2", "fusion.dim=32", "data.batch_size=32",
-         "trainer.enable_progress_bar=false"]
+SMALL = [
+    "encoder/text=scratch",
+    "encoder.text.dim=32",
+    "encoder.text.layers=1",
+    "encoder.text.heads=2",
+    "encoder.audio.channels=32",
+    "encoder.audio.layers=2",
+    "fusion.dim=32",
+    "data.batch_size=32",
+    "trainer.enable_progress_bar=false",
+]
 RESUME = [*SMALL, "data.source.num_samples=900", "trainer.max_epochs=8", "~callbacks.early_stopping"]
 
 
 def mmtrain(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "mmtrain", *args], capture_output=True, text=True, **kwargs)
+    result = subprocess.run(
+        [sys.executable, "-m", "mmtrain", *args], capture_output=True, text=True, **kwargs
+    )
     if result.returncode:
         sys.exit(f"mmtrain {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
@@ -39,8 +49,11 @@ def mmtrain(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def kill_trials(out: Path, trials: int) -> None:
     # The uninterrupted run, timed from its first checkpoint to its end: the window for the kills.
     start = time.perf_counter()
-    full = subprocess.Popen([sys.executable, "-m", "mmtrain", *RESUME, f"hydra.run.dir={out}/full"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full = subprocess.Popen(
+        [sys.executable, "-m", "mmtrain", *RESUME, f"hydra.run.dir={out}/full"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while not (out / "full" / "checkpoints" / "last.ckpt").exists() and full.poll() is None:
         time.sleep(0.02)
     first_ckpt = time.perf_counter()
@@ -52,7 +65,9 @@ def kill_trials(out: Path, trials: int) -> None:
     for trial in range(trials):
         run_dir = out / f"trial{trial}"
         command = [sys.executable, "-m", "mmtrain", *RESUME, f"hydra.run.dir={run_dir}"]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         while not ckpt.exists() and proc.poll() is None:
             time.sleep(0.02)
@@ -66,10 +81,16 @@ def kill_trials(out: Path, trials: int) -> None:
         resumed = subprocess.run(command, capture_output=True, text=True)
         same = resumed.returncode == 0 and json.loads((run_dir / "metrics.json").read_text()) == reference
         identical += same
-        print(f"trial {trial}: kill -9 {delay:4.2f} s after the first checkpoint ({'killed' if killed else 'had finished'}, last.ckpt epoch "
-              f"{epoch}) -> resumed metrics {'identical' if same else 'DIFFERENT'}", flush=True)
-    print(f"kill -9 then resume: {identical} of {trials} trials identical to the uninterrupted run "
-          f"({duration:.1f} s per run)")
+        print(
+            f"trial {trial}: kill -9 {delay:4.2f} s after the first checkpoint "
+            f"({'killed' if killed else 'had finished'}, last.ckpt epoch "
+            f"{epoch}) -> resumed metrics {'identical' if same else 'DIFFERENT'}",
+            flush=True,
+        )
+    print(
+        f"kill -9 then resume: {identical} of {trials} trials identical to the uninterrupted run "
+        f"({duration:.1f} s per run)"
+    )
 
 
 def ddp_eval(out: Path) -> None:
@@ -77,19 +98,35 @@ def ddp_eval(out: Path) -> None:
     mmtrain(*data, "trainer.max_epochs=2", f"hydra.run.dir={out}/train")
     ckpt = out / "train" / "checkpoints" / "best.ckpt"
     mmtrain(*data, "train=false", f"ckpt_path={ckpt}", f"hydra.run.dir={out}/one")
-    mmtrain(*data, "train=false", f"ckpt_path={ckpt}", "trainer=ddp", "trainer.accelerator=cpu",
-            "trainer.devices=2", f"hydra.run.dir={out}/two")
+    mmtrain(
+        *data,
+        "train=false",
+        f"ckpt_path={ckpt}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"hydra.run.dir={out}/two",
+    )
     one = json.loads((out / "one" / "metrics.json").read_text())
     two = json.loads((out / "two" / "metrics.json").read_text())
     worst = max(abs(one[k] - two[k]) for k in one)
-    print(f"DDP evaluation (151 test rows): 2 processes vs 1, largest metric difference {worst:.2e} "
-          f"over {len(one)} metrics")
+    print(
+        f"DDP evaluation (151 test rows): 2 processes vs 1, largest metric difference {worst:.2e} "
+        f"over {len(one)} metrics"
+    )
 
 
 def leaderboard(out: Path) -> None:
     sweep = out / "sweep12"
-    mmtrain("-m", "fusion=early,late,intermediate,hybrid", "seed=0,1,2", *SMALL, "data.source.num_samples=300",
-            "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}")
+    mmtrain(
+        "-m",
+        "fusion=early,late,intermediate,hybrid",
+        "seed=0,1,2",
+        *SMALL,
+        "data.source.num_samples=300",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep}",
+    )
     (sweep / "leaderboard.md").unlink()
     report = Path(sys.executable).with_name("mmtrain-report")
     start = time.perf_counter()
@@ -108,8 +145,11 @@ def main() -> None:
     out = args.out.absolute()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for name, step in (("kill", lambda: kill_trials(out, args.trials)), ("ddp", lambda: ddp_eval(out)),
-                       ("leaderboard", lambda: leaderboard(out))):
+    for name, step in (
+        ("kill", lambda: kill_trials(out, args.trials)),
+        ("ddp", lambda: ddp_eval(out)),
+        ("leaderboard", lambda: leaderboard(out)),
+    ):
         if args.only in (None, name):
             step()
 

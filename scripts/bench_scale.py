@@ -6,7 +6,8 @@ encoder.image.name=resnet18`` (random weights, fine-tuned, decoded per batch) + 
 MiniLM text encoder, and measures:
 
 1. rows: peak memory of the run's whole process tree (the trainer and its DataLoader workers:
-   the sum of their PSS, sampled from /proc every 0.2 s) and train-phase seconds per row, at each of ``--rows``;
+   the sum of their PSS, sampled from /proc every 0.2 s) and train-phase seconds per row, at each of
+   ``--rows``;
 2. workers: train steps/s with ``data.num_workers=2`` vs 0 at the first of ``--rows``;
 3. store: data preparation (the featurize phase) of a first run vs a second one with the warm feature
    store, for frozen MiniLM on 3,000 captions and a frozen resnet18 on 2,000 images.
@@ -54,13 +55,23 @@ def make_manifest(folder: Path, rows: int, seed: int = 0) -> Path:
             image = Image.fromarray(rng.integers(0, 80, (128, 128, 3), dtype=np.uint8))
             draw, (x, y), r = ImageDraw.Draw(image), rng.integers(30, 98, 2), int(rng.integers(15, 30))
             box = [x - r, y - r, x + r, y + r]
-            {"circle": draw.ellipse, "square": draw.rectangle,
-             "triangle": lambda b, fill: draw.polygon([(b[0], b[3]), (b[2], b[3]), ((b[0] + b[2]) / 2, b[1])], fill=fill)
-             }[shape](box, fill=COLOURS[colour])
+            {
+                "circle": draw.ellipse,
+                "square": draw.rectangle,
+                "triangle": lambda b, fill, draw=draw: draw.polygon(
+                    [(b[0], b[3]), (b[2], b[3]), ((b[0] + b[2]) / 2, b[1])], fill=fill
+                ),
+            }[shape](box, fill=COLOURS[colour])
             image.save(file, quality=90)
         split = "train" if i % 20 < 18 else ("val" if i % 20 == 18 else "test")
-        records.append({"image": f"images/{i:06d}.jpg", "text": f"a photo of a {shape} number {i % 97}",
-                        "label": colour, "split": split})
+        records.append(
+            {
+                "image": f"images/{i:06d}.jpg",
+                "text": f"a photo of a {shape} number {i % 97}",
+                "label": colour,
+                "split": split,
+            }
+        )
     pd.DataFrame(records).to_csv(path, index=False)
     return path
 
@@ -74,7 +85,9 @@ def tree_pss_mb(pid: int) -> float:
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as handle:
-                    children.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+                    children.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(
+                        int(entry)
+                    )
             except OSError:
                 continue
     total, todo = 0, [pid]
@@ -96,8 +109,12 @@ def mmtrain(run_dir: Path, *overrides: str) -> tuple[dict, float]:
         saved = json.loads(done.read_text())
         return saved["info"], saved["rss"]
     script = Path(sys.executable).with_name("mmtrain")
-    process = subprocess.Popen([str(script), f"hydra.run.dir={run_dir}", *overrides], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [str(script), f"hydra.run.dir={run_dir}", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     peak = [0.0]
 
     def sample():
@@ -131,27 +148,56 @@ def main() -> None:
     out = args.out.absolute()
     data = out / "data"
     cache = out / "cache"  # the frozen MiniLM's store, shared by the runs of parts 1 and 2
-    common = ["data=manifest", "data.targets.label.column=label", "data.split_column=split", "encoder/image=timm", "encoder.image.name=resnet18",
-              f"encoder.image.image_size={args.image_size}", "trainer.max_epochs=1", "data.batch_size=32",
-              f"cache_dir={cache}", "robustness=false"]
+    common = [
+        "data=manifest",
+        "data.targets.label.column=label",
+        "data.split_column=split",
+        "encoder/image=timm",
+        "encoder.image.name=resnet18",
+        f"encoder.image.image_size={args.image_size}",
+        "trainer.max_epochs=1",
+        "data.batch_size=32",
+        f"cache_dir={cache}",
+        "robustness=false",
+    ]
     rows_out = []
     if "rows" in args.parts:
         for n in args.rows:
-            info, rss = mmtrain(out / f"rows_{n}_{args.image_size}", *common, f"data.path={make_manifest(data, n)}")
+            info, rss = mmtrain(
+                out / f"rows_{n}_{args.image_size}", *common, f"data.path={make_manifest(data, n)}"
+            )
             train_rows = int(n * 0.9)
-            rows_out += [(f"peak memory (PSS, trainer + workers), {n} rows ({args.image_size} px)", f"{rss:.0f} MB"),
-                         (f"train phase per train row, {n} rows", f"{1000 * info['wall_s']['train'] / train_rows:.1f} ms")]
+            rows_out += [
+                (f"peak memory (PSS, trainer + workers), {n} rows ({args.image_size} px)", f"{rss:.0f} MB"),
+                (
+                    f"train phase per train row, {n} rows",
+                    f"{1000 * info['wall_s']['train'] / train_rows:.1f} ms",
+                ),
+            ]
         first, last = args.rows[0], args.rows[-1]
-        runs = {n: json.loads((out / f"rows_{n}_{args.image_size}" / "bench.json").read_text()) for n in (first, last)}
-        rows_out += [(f"peak memory ratio {last} / {first} rows", f"{runs[last]['rss'] / runs[first]['rss']:.2f}"),
-                     (f"time per row ratio {last} / {first}",
-                      f"{(runs[last]['info']['wall_s']['train'] / last) / (runs[first]['info']['wall_s']['train'] / first):.2f}")]
+        runs = {
+            n: json.loads((out / f"rows_{n}_{args.image_size}" / "bench.json").read_text())
+            for n in (first, last)
+        }
+
+        def per_row(n: int) -> float:
+            return runs[n]["info"]["wall_s"]["train"] / n
+
+        rows_out += [
+            (f"peak memory ratio {last} / {first} rows", f"{runs[last]['rss'] / runs[first]['rss']:.2f}"),
+            (
+                f"time per row ratio {last} / {first}",
+                f"{per_row(last) / per_row(first):.2f}",
+            ),
+        ]
     if "workers" in args.parts:
         n = args.rows[0]
         rate = {}
         for workers in (0, 2):
             run_dir = out / f"workers_{workers}_{n}_{args.image_size}"
-            info, _ = mmtrain(run_dir, *common, f"data.path={make_manifest(data, n)}", f"data.num_workers={workers}")
+            info, _ = mmtrain(
+                run_dir, *common, f"data.path={make_manifest(data, n)}", f"data.num_workers={workers}"
+            )
             rate[workers] = train_steps(run_dir) / info["wall_s"]["train"]
             rows_out.append((f"train steps/s, num_workers={workers} ({n} rows)", f"{rate[workers]:.3f}"))
         rows_out.append(("steps/s ratio workers 2 / 0", f"{rate[2] / rate[0]:.2f}"))
@@ -176,9 +222,15 @@ def store_part(out: Path, manifest: Path) -> list[tuple[str, str]]:
     frame = pd.read_csv(manifest)
     images = manifest.with_name("images_2000.csv")
     frame.head(2000).to_csv(images, index=False)
-    cases = {"frozen MiniLM, 3000 captions": [f"data.path={manifest}", "modalities=[text]"],
-             "frozen resnet18, 2000 images (224 px)": [f"data.path={images}", "modalities=[image]",
-                                                       "encoder/image=timm", "encoder.image.freeze=true"]}
+    cases = {
+        "frozen MiniLM, 3000 captions": [f"data.path={manifest}", "modalities=[text]"],
+        "frozen resnet18, 2000 images (224 px)": [
+            f"data.path={images}",
+            "modalities=[image]",
+            "encoder/image=timm",
+            "encoder.image.freeze=true",
+        ],
+    }
     rows = []
     for name, overrides in cases.items():
         cache = out / "store" / name.split(",")[0].replace(" ", "_")
@@ -186,18 +238,29 @@ def store_part(out: Path, manifest: Path) -> list[tuple[str, str]]:
         seconds = []
         for _ in range(2):
             with initialize_config_module("mmtrain.conf", version_base="1.3"):
-                cfg = compose("train", overrides=["data=manifest", "+data.targets.label.column=label",
-                                                  "data.split_column=split", f"cache_dir={cache}",
-                                                  f"paths.output_dir={out / 'store' / 'run'}",
-                                                  *overrides])
+                cfg = compose(
+                    "train",
+                    overrides=[
+                        "data=manifest",
+                        "+data.targets.label.column=label",
+                        "data.split_column=split",
+                        f"cache_dir={cache}",
+                        f"paths.output_dir={out / 'store' / 'run'}",
+                        *overrides,
+                    ],
+                )
             phases, start = Phases(), time.perf_counter()
             prepare(cfg, phases=phases)
             seconds.append((phases["featurize"], time.perf_counter() - start))
         (cold, cold_all), (warm, warm_all) = seconds
-        rows += [(f"featurize phase, {name}: first run / warm store", f"{cold:.1f} s / {warm:.3f} s"),
-                 (f"speed-up of the featurize phase, {name}", f"{cold / warm:.0f}x"),
-                 (f"whole preparation incl. reading data and loading models, {name}: first / warm",
-                  f"{cold_all:.1f} s / {warm_all:.1f} s ({cold_all / warm_all:.1f}x)")]
+        rows += [
+            (f"featurize phase, {name}: first run / warm store", f"{cold:.1f} s / {warm:.3f} s"),
+            (f"speed-up of the featurize phase, {name}", f"{cold / warm:.0f}x"),
+            (
+                f"whole preparation incl. reading data and loading models, {name}: first / warm",
+                f"{cold_all:.1f} s / {warm_all:.1f} s ({cold_all / warm_all:.1f}x)",
+            ),
+        ]
     return rows
 
 

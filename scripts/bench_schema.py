@@ -26,24 +26,35 @@ def build(folder: Path, rows: int, seed: int = 0):
         values[rng.random(rows) < share] = cell
         return values
 
-    words = np.array("market fell rose after earnings bonds rallied cut hopes strong weak sales guidance".split())
-    frame = pd.DataFrame({
-        "row": np.arange(rows),
-        "id": [f"c{i:07d}" for i in range(rows)],
-        **{f"x{j}": holes(np.round(y + rng.normal(size=rows), 3), 0.03, "?") for j in range(6)},
-        "visits": pd.array(np.where(rng.random(rows) < 0.1, None, rng.integers(0, 50, rows)), dtype="Int64"),
-        "country": holes(rng.choice(["fr", "de", "us", "uk", "es", "it"], rows), 0.05, ""),
-        "code": holes([f"k{v}" for v in rng.integers(0, 1000, rows)], 0.02, "N/A"),
-        "segment": holes(rng.choice(["retail", "pro", "gov"], rows), 0.1, " "),
-        "member": rng.choice(["yes", "no"], rows),
-        "active": rng.random(rows) < 0.5,
-        "joined": holes([f"20{10 + v % 14}-{1 + v % 12:02d}-{1 + v % 28:02d}" for v in rng.integers(0, 5000, rows)], 0.02),
-        "note": holes([" ".join(rng.choice(words, rng.integers(4, 12))) for _ in range(rows)], 0.05, ""),
-        "channel": rng.choice(["web", "app", "store", "phone"], rows),
-        "score": np.round(rng.gamma(2, 2, rows), 2),
-        "split": np.where(np.arange(rows) % 10 < 7, "train", np.where(np.arange(rows) % 10 < 9, "val", "test")),
-        "label": np.array(["low", "mid", "high"])[y],
-    })
+    words = np.array(
+        "market fell rose after earnings bonds rallied cut hopes strong weak sales guidance".split()
+    )
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(rows),
+            "id": [f"c{i:07d}" for i in range(rows)],
+            **{f"x{j}": holes(np.round(y + rng.normal(size=rows), 3), 0.03, "?") for j in range(6)},
+            "visits": pd.array(
+                np.where(rng.random(rows) < 0.1, None, rng.integers(0, 50, rows)), dtype="Int64"
+            ),
+            "country": holes(rng.choice(["fr", "de", "us", "uk", "es", "it"], rows), 0.05, ""),
+            "code": holes([f"k{v}" for v in rng.integers(0, 1000, rows)], 0.02, "N/A"),
+            "segment": holes(rng.choice(["retail", "pro", "gov"], rows), 0.1, " "),
+            "member": rng.choice(["yes", "no"], rows),
+            "active": rng.random(rows) < 0.5,
+            "joined": holes(
+                [f"20{10 + v % 14}-{1 + v % 12:02d}-{1 + v % 28:02d}" for v in rng.integers(0, 5000, rows)],
+                0.02,
+            ),
+            "note": holes([" ".join(rng.choice(words, rng.integers(4, 12))) for _ in range(rows)], 0.05, ""),
+            "channel": rng.choice(["web", "app", "store", "phone"], rows),
+            "score": np.round(rng.gamma(2, 2, rows), 2),
+            "split": np.where(
+                np.arange(rows) % 10 < 7, "train", np.where(np.arange(rows) % 10 < 9, "val", "test")
+            ),
+            "label": np.array(["low", "mid", "high"])[y],
+        }
+    )
     csv, parquet = folder / "wide.csv", folder / "wide.parquet"
     frame.to_csv(csv, index=False)
     frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(parquet, index=False)
@@ -73,9 +84,13 @@ def main() -> None:
             start = time.perf_counter()
             table = load_manifest(path, targets={"label": {}}, split_column="split")
             total = time.perf_counter() - start
-            print(f"{path.suffix[1:]:>8}: {args.rows} rows x {len(frame.columns)} columns: read + missing cells "
-                  f"{read:.2f} s, type inference {infer:.2f} s, load_manifest (all of it, with the preflight and "
-                  f"preprocessing) {total:.2f} s; {len(table)} rows kept")
+            print(
+                f"{path.suffix[1:]:>8}: {args.rows} rows x "
+                f"{len(frame.columns)} columns: read + missing cells "
+                f"{read:.2f} s, type inference {infer:.2f} s, "
+                "load_manifest (all of it, with the preflight and "
+                f"preprocessing) {total:.2f} s; {len(table)} rows kept"
+            )
         print("types:", ", ".join(f"{c}={t}" for c, t in types.items()))
 
 

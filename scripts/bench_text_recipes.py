@@ -3,7 +3,8 @@ each configuration is one `mmtrain` command, timed from the command to its metri
 table has val and test accuracy and macro-F1, the wall time and the training steps per second.
 Settings are chosen on val (docs/recipes.md); test is reported, never selected on.
 Usage:
-    python scripts/bench_text_recipes.py [--configs fast balanced ...] [--data <manifest>] [--out bench/text_recipes]
+    python scripts/bench_text_recipes.py [--configs fast balanced ...] [--data <manifest>] \
+        [--out bench/text_recipes]
 """
 
 from __future__ import annotations
@@ -29,17 +30,34 @@ CONFIGS = {
     "fast, focal 2": ["preset=fast", "loss.focal_gamma=2"],
     "fast, logit adjust 1": ["preset=fast", "loss.logit_adjust_tau=1"],
 }
-KEYS = {"val acc": "val/{t}/acc", "val F1": "val/{t}/f1_macro", "test acc": "test/{t}/acc", "test F1": "test/{t}/f1_macro"}
+KEYS = {
+    "val acc": "val/{t}/acc",
+    "val F1": "val/{t}/f1_macro",
+    "test acc": "test/{t}/acc",
+    "test F1": "test/{t}/f1_macro",
+}
 
 
 def run(name: str, overrides: list[str], data: Path, task: str, text: str, out: Path) -> dict:
     run_dir = out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-    args = ["data=manifest", f"data.path={data}", "data.split_column=split", f"data.modalities.text.column={text}",
-            f"data.targets.{task}.column=label", *overrides, f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false"]
+    args = [
+        "data=manifest",
+        f"data.path={data}",
+        "data.split_column=split",
+        f"data.modalities.text.column={text}",
+        f"data.targets.{task}.column=label",
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+    ]
     if not (run_dir / "metrics.json").is_file():
         start = time.perf_counter()
-        result = subprocess.run([str(Path(sys.executable).with_name("mmtrain")), *args], capture_output=True,
-                                text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("mmtrain")), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        )
         if result.returncode:
             sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
         (run_dir / "wall.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
@@ -48,10 +66,15 @@ def run(name: str, overrides: list[str], data: Path, task: str, text: str, out: 
     import torch
 
     steps = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, mmap=True)["global_step"]
-    row = {"config": name, **{k: metrics[v.format(t=task)] for k, v in KEYS.items()},
-           "wall s": float((run_dir / "wall.txt").read_text()), "train s": info["wall_s"]["train"],
-           "epochs": info["epochs"]["trained"], "steps/s": steps / info["wall_s"]["train"],
-           "command": " ".join(overrides)}
+    row = {
+        "config": name,
+        **{k: metrics[v.format(t=task)] for k, v in KEYS.items()},
+        "wall s": float((run_dir / "wall.txt").read_text()),
+        "train s": info["wall_s"]["train"],
+        "epochs": info["epochs"]["trained"],
+        "steps/s": steps / info["wall_s"]["train"],
+        "command": " ".join(overrides),
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -66,14 +89,24 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
-    rows = [run(name, CONFIGS[name], args.data.absolute(), args.task, args.text_column, out) for name in args.configs]
+    rows = [
+        run(name, CONFIGS[name], args.data.absolute(), args.task, args.text_column, out)
+        for name in args.configs
+    ]
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "summary.csv", index=False)
-    lines = ["| config | val acc | val F1 | test acc | test F1 | wall | epochs | steps/s |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['config']} | {r['val acc']:.3f} | {r['val F1']:.3f} | {r['test acc']:.3f} | {r['test F1']:.3f} | "
-              f"{r['wall s']:.0f} s | {r['epochs']} | {r['steps/s']:.2f} |" for r in rows]
+    lines = [
+        "| config | val acc | val F1 | test acc | test F1 | wall | epochs | steps/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['config']} | {r['val acc']:.3f} | {r['val F1']:.3f} "
+        f"| {r['test acc']:.3f} | {r['test F1']:.3f} | "
+        f"{r['wall s']:.0f} s | {r['epochs']} | {r['steps/s']:.2f} |"
+        for r in rows
+    ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
@@ -83,7 +116,13 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         ax.scatter(r["wall s"] / 60, r["test F1"], s=40)
-        ax.annotate(r["config"], (r["wall s"] / 60, r["test F1"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+        ax.annotate(
+            r["config"],
+            (r["wall s"] / 60, r["test F1"]),
+            fontsize=7,
+            xytext=(4, 2),
+            textcoords="offset points",
+        )
     ax.set_xlabel("wall time, command to metrics (min, 2 CPU cores)")
     ax.set_ylabel("test macro-F1")
     ax.grid(alpha=0.3)

@@ -29,15 +29,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outcomes = Path(tmp) / "outcomes.jsonl"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                               str(ROOT / "tests" / "test_fuzz.py")], cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "MMTRAIN_FUZZ_EXAMPLES": str(args.examples),
-                                   "MMTRAIN_FUZZ_OUTCOMES": str(outcomes)}, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-x",
+                "-p",
+                "no:cacheprovider",
+                str(ROOT / "tests" / "test_fuzz.py"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "MMTRAIN_FUZZ_EXAMPLES": str(args.examples),
+                "MMTRAIN_FUZZ_OUTCOMES": str(outcomes),
+            },
+            check=False,
+        )
         wall = time.perf_counter() - start
         rows = [json.loads(line) for line in outcomes.read_text().splitlines()] if outcomes.is_file() else []
-    kinds = collections.Counter("predicted" if r["outcome"] == "predicted" else "exception" if r["outcome"] ==
-                                "exception" else re.sub(r"[\d'\"].*", "", r["outcome"])[:70] for r in rows)
-    print(f"{len(rows)} examples in {wall:.0f} s ({wall / max(1, len(rows)):.2f} s each), pytest exit {proc.returncode}")
+    kinds = collections.Counter(
+        "predicted"
+        if r["outcome"] == "predicted"
+        else "exception"
+        if r["outcome"] == "exception"
+        else re.sub(r"[\d'\"].*", "", r["outcome"])[:70]
+        for r in rows
+    )
+    print(
+        f"{len(rows)} examples in {wall:.0f} s ({wall / max(1, len(rows)):.2f} "
+        f"s each), pytest exit {proc.returncode}"
+    )
     for kind, n in kinds.most_common():
         print(f"  {n:5d}  {kind}")
     failed = [r for r in rows if r["outcome"] == "exception"]

@@ -32,7 +32,13 @@ def entries(text: str) -> tuple[str, list[tuple[str, str, str]]]:
         if stripped.startswith("#"):
             comment = stripped.lstrip("# ")
             above = lines[i - 1] if i else ""
-            if rows and not pending and LINE.match(above) and "#" in above and line.index("#") == above.index("#"):
+            if (
+                rows
+                and not pending
+                and LINE.match(above)
+                and "#" in above
+                and line.index("#") == above.index("#")
+            ):
                 key, value, before = rows[-1]  # a key's comment that goes on, aligned, on the next line
                 rows[-1] = (key, value, f"{before} {comment}".strip())
             else:
@@ -63,8 +69,11 @@ def table(rows: list[tuple[str, str, str]], prefix: str = "") -> list[str]:
     out = ["| key | default | what |", "|---|---|---|"]
     for key, value, comment in rows:
         shown = value.replace("|", "\\|") if value else "(a group of keys)"
-        out.append(f"| `{prefix}{key}` | `{shown}` | {comment.replace('|', '/')} |" if value else
-                   f"| `{prefix}{key}` | | {comment.replace('|', '/')} |")
+        out.append(
+            f"| `{prefix}{key}` | `{shown}` | {comment.replace('|', '/')} |"
+            if value
+            else f"| `{prefix}{key}` | | {comment.replace('|', '/')} |"
+        )
     return out + [""]
 
 
@@ -74,11 +83,16 @@ def package_of(text: str, group: str) -> str:
 
 
 def render() -> str:
-    lines = ["# Configuration reference", "",
-             "Generated from `conf/` by `scripts/gen_config_reference.py` (tests/test_docs.py checks it is current): "
-             "every primary config (one per command) and every option of every config group, each key with its "
-             "default and what the YAML says about it. Pick an option with `group=option`, set a key with "
-             "`key=value`; `mmtrain --cfg job` prints the composed config.", ""]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `conf/` by `scripts/gen_config_reference.py` "
+        "(tests/test_docs.py checks it is current): "
+        "every primary config (one per command) and every option of every config group, each key with its "
+        "default and what the YAML says about it. Pick an option with `group=option`, set a key with "
+        "`key=value`; `mmtrain --cfg job` prints the composed config.",
+        "",
+    ]
     for primary in sorted(CONF.glob("*.yaml")):
         header, rows = entries(primary.read_text())
         command = "mmtrain" if primary.stem == "train" else f"mmtrain-{primary.stem}"

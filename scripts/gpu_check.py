@@ -33,8 +33,12 @@ import torch
 def console(name: str, *args: str, env: dict | None = None) -> tuple[float, str]:
     """A console script beside this interpreter -> (wall seconds, its output); exits on failure."""
     start = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).with_name(name)), *args], capture_output=True, text=True,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "1", **(env or {})})
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name(name)), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1", **(env or {})},
+    )
     if result.returncode:
         sys.exit(f"{name} {' '.join(args)} failed:\n{(result.stdout + result.stderr)[-4000:]}")
     return time.perf_counter() - start, result.stdout + result.stderr
@@ -78,8 +82,10 @@ def main() -> None:
     args = parser.parse_args()
     gpus = torch.cuda.device_count()
     if not gpus and not args.cpu:
-        print("gpu_check: skipped: no CUDA device (torch.cuda.is_available() is False). --cpu runs the same "
-              "checks on the CPU to test the script.")
+        print(
+            "gpu_check: skipped: no CUDA device (torch.cuda.is_available() is False). --cpu runs the same "
+            "checks on the CPU to test the script."
+        )
         return
     out = args.out.absolute()
     cache = f"cache_dir={out / 'cache'}"
@@ -88,34 +94,75 @@ def main() -> None:
     rows = [("device", "CPU (--cpu)" if args.cpu else torch.cuda.get_device_name(0)), ("GPUs", str(gpus))]
 
     run1 = out / "default_bf16"
-    wall, _ = console("mmtrain", f"hydra.run.dir={run1}", trainer, "trainer.precision=bf16-mixed", cache, *small)
-    metrics, info = json.loads((run1 / "metrics.json").read_text()), json.loads((run1 / "run.json").read_text())
-    rows += [("1. default run, bf16-mixed: wall", f"{wall:.1f} s (fit {info['wall_s']['train']:.1f} s)"),
-             ("1. test macro-F1 (CPU fp32 default: 0.866)", f"{metrics['test/sentiment/f1_macro']:.3f}"),
-             ("1. peak GPU memory", f"{info.get('peak_gpu_mb', 0):.0f} MB" if not args.cpu else "n/a (CPU)")]
+    wall, _ = console(
+        "mmtrain", f"hydra.run.dir={run1}", trainer, "trainer.precision=bf16-mixed", cache, *small
+    )
+    metrics, info = (
+        json.loads((run1 / "metrics.json").read_text()),
+        json.loads((run1 / "run.json").read_text()),
+    )
+    rows += [
+        ("1. default run, bf16-mixed: wall", f"{wall:.1f} s (fit {info['wall_s']['train']:.1f} s)"),
+        ("1. test macro-F1 (CPU fp32 default: 0.866)", f"{metrics['test/sentiment/f1_macro']:.3f}"),
+        ("1. peak GPU memory", f"{info.get('peak_gpu_mb', 0):.0f} MB" if not args.cpu else "n/a (CPU)"),
+    ]
 
     run2 = out / "frozen_minilm"
-    _, log = console("mmtrain", f"hydra.run.dir={run2}", trainer, "trainer.precision=bf16-mixed", "modalities=[text]",
-                     f"cache_dir={out / 'cache_frozen'}", *small)
+    _, log = console(
+        "mmtrain",
+        f"hydra.run.dir={run2}",
+        trainer,
+        "trainer.precision=bf16-mixed",
+        "modalities=[text]",
+        f"cache_dir={out / 'cache_frozen'}",
+        *small,
+    )
     where = re.findall(r"Encoding (text on [^:]+): \d+ rows in ([\d.]+) s \((\d+) rows/s\)", log)
-    rows.append(("2. frozen MiniLM encoded on", f"{where[0][0]}, {where[0][2]} rows/s" if where else "not found in the log"))
+    rows.append(
+        (
+            "2. frozen MiniLM encoded on",
+            f"{where[0][0]}, {where[0][2]} rows/s" if where else "not found in the log",
+        )
+    )
 
     _, log = console("mmtrain-export", f"run={run1}", "format=onnx", f"hydra.run.dir={out / 'export'}")
     parity = re.findall(r"max \|diff\| = ([\d.e+-]+)", log)
-    rows.append(("3. ONNX parity (onnxruntime CPU vs torch)", f"max_abs_diff {parity[-1]}" if parity else "see export log"))
+    rows.append(
+        (
+            "3. ONNX parity (onnxruntime CPU vs torch)",
+            f"max_abs_diff {parity[-1]}" if parity else "see export log",
+        )
+    )
 
     run4 = out / "ddp"
-    ddp_trainer = ["trainer=ddp", "trainer.devices=2"] + (["trainer.accelerator=gpu"] if gpus >= 2 and not args.cpu
-                                                         else ["trainer.accelerator=cpu"])
-    wall, log = console("mmtrain", f"hydra.run.dir={run4}", *ddp_trainer, f"cache_dir={out / 'cache_ddp'}",
-                        "data.source.num_samples=300", "trainer.max_epochs=1")
-    rows.append(("4. DDP, 2 processes", f"{'NCCL on 2 GPUs' if gpus >= 2 and not args.cpu else 'gloo on the CPU'}: "
-                                         f"{wall:.1f} s, test macro-F1 "
-                                         f"{json.loads((run4 / 'metrics.json').read_text())['test/sentiment/f1_macro']:.3f}"))
+    ddp_trainer = ["trainer=ddp", "trainer.devices=2"] + (
+        ["trainer.accelerator=gpu"] if gpus >= 2 and not args.cpu else ["trainer.accelerator=cpu"]
+    )
+    wall, log = console(
+        "mmtrain",
+        f"hydra.run.dir={run4}",
+        *ddp_trainer,
+        f"cache_dir={out / 'cache_ddp'}",
+        "data.source.num_samples=300",
+        "trainer.max_epochs=1",
+    )
+    rows.append(
+        (
+            "4. DDP, 2 processes",
+            f"{'NCCL on 2 GPUs' if gpus >= 2 and not args.cpu else 'gloo on the CPU'}: "
+            f"{wall:.1f} s, test macro-F1 "
+            f"{json.loads((run4 / 'metrics.json').read_text())['test/sentiment/f1_macro']:.3f}",
+        )
+    )
 
     device = torch.device("cpu" if args.cpu else "cuda")
     tokens, ratio = mfu(device, args.peak_tflops, steps=3 if args.cpu else 50)
-    rows.append(("5. MiniLM fine-tuning, bf16: tokens/s, MFU", f"{tokens:,.0f}, {100 * ratio:.1f} % of {args.peak_tflops:.0f} TFLOP/s"))
+    rows.append(
+        (
+            "5. MiniLM fine-tuning, bf16: tokens/s, MFU",
+            f"{tokens:,.0f}, {100 * ratio:.1f} % of {args.peak_tflops:.0f} TFLOP/s",
+        )
+    )
 
     table = "\n".join(["| check | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     out.mkdir(parents=True, exist_ok=True)

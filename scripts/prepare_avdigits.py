@@ -90,7 +90,7 @@ def image_pools(targets: np.ndarray, rows: pd.DataFrame, rng: np.random.Generato
         sizes["train"] = len(images) - sum(sizes.values())
         start = 0
         for split in SPLITS:
-            pools[split, label] = images[start:start + sizes[split]]
+            pools[split, label] = images[start : start + sizes[split]]
             start += sizes[split]
     return pools
 
@@ -117,7 +117,7 @@ def hard_image(clean: Image.Image, row_id: str, sigma: float, block: int) -> Ima
     x = np.asarray(clean, dtype=np.float32)
     x = x + rng.normal(0, sigma, x.shape)
     i, j = rng.integers(0, x.shape[0] - block + 1, 2)
-    x[i:i + block, j:j + block] = rng.uniform(0, 255)
+    x[i : i + block, j : j + block] = rng.uniform(0, 255)
     return Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
 
 
@@ -132,8 +132,11 @@ def main() -> None:
 
     rows = read_recordings(args.fsdd)
     if rows.empty:
-        print(f"error: no <digit>_<speaker>_<take>.wav in {args.fsdd / 'recordings'}; pass --fsdd the "
-              "root of a checkout of github.com/Jakobovski/free-spoken-digit-dataset", file=sys.stderr)
+        print(
+            f"error: no <digit>_<speaker>_<take>.wav in {args.fsdd / 'recordings'}; pass --fsdd the "
+            "root of a checkout of github.com/Jakobovski/free-spoken-digit-dataset",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
     digits = load_digits()
@@ -155,8 +158,10 @@ def main() -> None:
     rows[COLUMNS].to_csv(args.out / "manifest.csv", index=False, lineterminator="\r\n")
 
     per_split = rows["split"].value_counts()
-    print(f"{len(rows)} rows in {args.out / 'manifest.csv'}: "
-          + ", ".join(f"{s} {per_split.get(s, 0)}" for s in SPLITS))
+    print(
+        f"{len(rows)} rows in {args.out / 'manifest.csv'}: "
+        + ", ".join(f"{s} {per_split.get(s, 0)}" for s in SPLITS)
+    )
 
 
 if __name__ == "__main__":

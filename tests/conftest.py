@@ -16,10 +16,18 @@ mmtrain.runtime.logs.setup()  # as the entry points do
 
 # Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
 FAST = [
-    "encoder/text=scratch", "encoder.text.dim=32", "encoder.text.layers=1", "encoder.text.heads=2",
-    "encoder.audio.channels=32", "encoder.audio.layers=2", "fusion.dim=32",
-    "data.source.num_samples=240", "data.batch_size=32",
-    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+    "encoder/text=scratch",
+    "encoder.text.dim=32",
+    "encoder.text.layers=1",
+    "encoder.text.heads=2",
+    "encoder.audio.channels=32",
+    "encoder.audio.layers=2",
+    "fusion.dim=32",
+    "data.source.num_samples=240",
+    "data.batch_size=32",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
 ]
 
 
@@ -32,16 +40,34 @@ def make_cfg(out_dir: Path, *overrides: str, fast: bool = True):
         chosen.append("data.source")
     shrink = [f for f in FAST if not any(f.startswith((g + "=", g.replace("/", ".") + ".")) for g in chosen)]
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={out_dir}", f"cache_dir={out_dir}/../cache",
-                                           *(shrink if fast else []), *overrides])
+        return compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={out_dir}",
+                f"cache_dir={out_dir}/../cache",
+                *(shrink if fast else []),
+                *overrides,
+            ],
+        )
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None,
-            executable: list[str] | None = None):
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    timeout: int = 600,
+    env: dict | None = None,
+    executable: list[str] | None = None,
+):
     """Run ``executable`` (default: `python -m mmtrain`) and return the CompletedProcess."""
     command = executable or [sys.executable, "-m", "mmtrain"]
-    return subprocess.run(command + list(args), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        command + list(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -77,9 +103,17 @@ def tiny_wav2vec2(tmp_path_factory):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     folder = tmp_path_factory.mktemp("wav2vec2")
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
-                            num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    config = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+    )
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
     return folder

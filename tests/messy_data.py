@@ -48,21 +48,38 @@ class Recipe:
 @st.composite
 def columns(draw) -> Column:
     kind = draw(st.sampled_from(KINDS))
-    dtypes = {"number": ["plain", "nullable"], "integer": ["plain", "nullable"], "category": ["plain", "category"],
-              "coded": ["plain", "nullable"], "boolean": ["plain", "nullable"], "date": ["plain", "datetime"]}
-    return Column(kind, draw(st.sampled_from([0.0, 0.0, 0.15, 0.5, 1.0])), draw(st.sampled_from(SENTINELS)),
-                  draw(st.sampled_from(dtypes.get(kind, ["plain"]))),
-                  draw(st.sampled_from(["none", "none", "missing file", "corrupt file"]))
-                  if kind in ("audio", "image") else "none")
+    dtypes = {
+        "number": ["plain", "nullable"],
+        "integer": ["plain", "nullable"],
+        "category": ["plain", "category"],
+        "coded": ["plain", "nullable"],
+        "boolean": ["plain", "nullable"],
+        "date": ["plain", "datetime"],
+    }
+    return Column(
+        kind,
+        draw(st.sampled_from([0.0, 0.0, 0.15, 0.5, 1.0])),
+        draw(st.sampled_from(SENTINELS)),
+        draw(st.sampled_from(dtypes.get(kind, ["plain"]))),
+        draw(st.sampled_from(["none", "none", "missing file", "corrupt file"]))
+        if kind in ("audio", "image")
+        else "none",
+    )
 
 
 @st.composite
 def recipes(draw) -> Recipe:
-    return Recipe(rows=draw(st.integers(24, 48)), fmt=draw(st.sampled_from(FORMATS)),
-                  columns=tuple(draw(st.lists(columns(), min_size=1, max_size=5))), task=draw(st.sampled_from(TASKS)),
-                  target_missing=draw(st.sampled_from([0.0, 0.0, 0.1])), empty_row=draw(st.booleans()),
-                  split_column=draw(st.booleans()), on_bad_row=draw(st.sampled_from(["error", "skip", "missing"])),
-                  seed=draw(st.integers(0, 2 ** 16)))
+    return Recipe(
+        rows=draw(st.integers(24, 48)),
+        fmt=draw(st.sampled_from(FORMATS)),
+        columns=tuple(draw(st.lists(columns(), min_size=1, max_size=5))),
+        task=draw(st.sampled_from(TASKS)),
+        target_missing=draw(st.sampled_from([0.0, 0.0, 0.1])),
+        empty_row=draw(st.booleans()),
+        split_column=draw(st.booleans()),
+        on_bad_row=draw(st.sampled_from(["error", "skip", "missing"])),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 def cells(column: Column, rows: int, y: np.ndarray, rng, media: Path, start: int) -> list:
@@ -79,11 +96,15 @@ def cells(column: Column, rows: int, y: np.ndarray, rng, media: Path, start: int
     elif column.kind == "boolean":
         values = [bool(v % 2) for v in y] if rng.random() < 0.5 else [["no", "yes"][v % 2] for v in y]
     elif column.kind == "text":
-        values = [" ".join(rng.choice(WORDS, int(rng.integers(3, 12)))) + f" {['down', 'flat', 'up'][v]}" for v in y]
+        values = [
+            " ".join(rng.choice(WORDS, int(rng.integers(3, 12)))) + f" {['down', 'flat', 'up'][v]}" for v in y
+        ]
     elif column.kind == "id":
         values = [f"u{start + i:05d}" for i in range(n)]
     elif column.kind == "date":
-        values = [f"2024-{1 + v * 3 + int(rng.integers(0, 3)):02d}-{1 + int(rng.integers(0, 28)):02d}" for v in y]
+        values = [
+            f"2024-{1 + v * 3 + int(rng.integers(0, 3)):02d}-{1 + int(rng.integers(0, 28)):02d}" for v in y
+        ]
     elif column.kind == "list":
         values = [list(np.round(v + rng.normal(size=int(rng.integers(2, 6))), 3)) for v in y]
     else:
@@ -109,7 +130,7 @@ def write_media(column: Column, media: Path, i: int, y: int, rng) -> str:
         from PIL import Image
 
         pixels = rng.integers(0, 80, (8, 8)).astype(np.uint8)
-        pixels[:, y * 2: y * 2 + 2] = 250
+        pixels[:, y * 2 : y * 2 + 2] = 250
         Image.fromarray(pixels).save(path)
     return f"media/{path.name}"
 
@@ -128,16 +149,21 @@ def frame_of(recipe: Recipe, folder: Path, seed_offset: int = 0, target: bool = 
             values[0] = None
         data[name] = typed(values, column, recipe.fmt)
     if target:
-        data["y"] = typed(target_cells(recipe, y, rng), Column("target", 0, None, "plain", "none"), recipe.fmt)
+        data["y"] = typed(
+            target_cells(recipe, y, rng), Column("target", 0, None, "plain", "none"), recipe.fmt
+        )
     if recipe.split_column:
         data["split"] = ["train" if i % 10 < 6 else "val" if i % 10 < 8 else "test" for i in range(n)]
     return pd.DataFrame(data)
 
 
 def target_cells(recipe: Recipe, y: np.ndarray, rng) -> list:
-    values = {"multiclass": lambda v: ["down", "flat", "up"][v], "binary": lambda v: ["no", "yes"][v % 2],
-              "regression": lambda v: float(v + rng.normal() * 0.2),
-              "multilabel": lambda v: "|".join(["a", "b", "c"][: v + 1])}[recipe.task]
+    values = {
+        "multiclass": lambda v: ["down", "flat", "up"][v],
+        "binary": lambda v: ["no", "yes"][v % 2],
+        "regression": lambda v: float(v + rng.normal() * 0.2),
+        "multilabel": lambda v: "|".join(["a", "b", "c"][: v + 1]),
+    }[recipe.task]
     return [None if rng.random() < recipe.target_missing else values(int(v)) for v in y]
 
 

@@ -13,8 +13,13 @@ import toy_data
 from mmtrain.core.errors import ConfigError
 from mmtrain.data.manifest import load_manifest
 
-ALL = {"text": {}, "audio": {}, "image": {}, "series": {"type": "sequence"},
-       "meta": {"numeric": ["likes"], "categorical": ["country"]}}
+ALL = {
+    "text": {},
+    "audio": {},
+    "image": {},
+    "series": {"type": "sequence"},
+    "meta": {"numeric": ["likes"], "categorical": ["country"]},
+}
 TARGETS = {"label": {}, "score": {"type": "regression"}, "tags": {"type": "multilabel"}}
 
 
@@ -37,14 +42,19 @@ def edit(path, frame, row, column, value):
 
 # --- the whole manifest or its config is wrong ------------------------------------------------------
 
+
 def test_missing_manifest(tmp_path):
-    with pytest.raises(ConfigError, match=r"data.path=.*nope.csv: no such file\. Point data.path at the manifest"):
+    with pytest.raises(
+        ConfigError, match=r"data.path=.*nope.csv: no such file\. Point data.path at the manifest"
+    ):
         load(tmp_path / "nope.csv")
 
 
 def test_unknown_format(tmp_path):
     (tmp_path / "m.xlsx").write_text("x")
-    with pytest.raises(ConfigError, match=r"unknown manifest format '.xlsx'\. Use .csv, .tsv, .parquet or .jsonl"):
+    with pytest.raises(
+        ConfigError, match=r"unknown manifest format '.xlsx'\. Use .csv, .tsv, .parquet or .jsonl"
+    ):
         load(tmp_path / "m.xlsx")
 
 
@@ -61,8 +71,11 @@ def test_manifest_without_rows(tmp_path):
 
 
 def test_missing_modality_column(toy):
-    with pytest.raises(ConfigError, match=r"data.modalities.text.column=txt: the manifest has no such column\. "
-                                          r"did you mean text\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.modalities.text.column=txt: the manifest has no such column\. "
+        r"did you mean text\?",
+    ):
         load(toy[0], modalities={"text": {"column": "txt"}})
 
 
@@ -72,12 +85,17 @@ def test_missing_target_column(toy):
 
 
 def test_missing_tabular_column(toy):
-    with pytest.raises(ConfigError, match=r"data.modalities.meta.numeric=likez: the manifest has no such column"):
+    with pytest.raises(
+        ConfigError, match=r"data.modalities.meta.numeric=likez: the manifest has no such column"
+    ):
         load(toy[0], modalities={"meta": {"numeric": ["likez"]}})
 
 
 def test_unknown_modality_type(toy):
-    with pytest.raises(ConfigError, match=r"data.modalities.text.type=video is not a known modality type: use one of audio, image"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.modalities.text.type=video is not a known modality type: use one of audio, image",
+    ):
         load(toy[0], modalities={"text": {"type": "video"}})
 
 
@@ -87,7 +105,10 @@ def test_unknown_modality_setting(toy):
 
 
 def test_unknown_target_type(toy):
-    with pytest.raises(ConfigError, match=r"data.targets.label.type=ordinal is not a known task type: use one of binary, multiclass"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.targets.label.type=ordinal is not a known task type: use one of binary, multiclass",
+    ):
         load(toy[0], targets={"label": {"type": "ordinal"}})
 
 
@@ -100,14 +121,20 @@ def test_ambiguous_integer_target(toy):
     path, frame = toy
     frame["count"] = np.arange(len(frame)) * 7
     frame.to_csv(path, index=False)
-    with pytest.raises(ConfigError, match=r"holds 30 distinct whole numbers; say whether they are classes or "
-                                          r"values: data.targets.count.type=multiclass or =regression"):
+    with pytest.raises(
+        ConfigError,
+        match=r"holds 30 distinct whole numbers; say whether they are classes or "
+        r"values: data.targets.count.type=multiclass or =regression",
+    ):
         load(path, targets={"count": {}})
 
 
 def test_missing_test_split(toy):
-    with pytest.raises(ConfigError, match=r"No 'test_speaker' rows: the split \(column split\) has \['test', "
-                                          r"'train', 'val'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"No 'test_speaker' rows: the split \(column split\) has \['test', "
+        r"'train', 'val'\]",
+    ):
         load(toy[0], test_splits=["test", "test_speaker"])
 
 
@@ -133,10 +160,18 @@ ROW_PROBLEMS = {
     "infinite number": ("likes", "inf", r"likes: infinite value"),
     "series with NaN": ("series", "[[1, 2], [NaN, 1]]", r"series: time series holds NaN/inf"),
     "series that does not parse": ("series", "[1, 2", r"series: not a time series"),
-    "series with other channels": ("series", "[[1, 2, 3], [1, 2, 3]]", r"series: 3 channels where earlier rows have 2"),
+    "series with other channels": (
+        "series",
+        "[[1, 2, 3], [1, 2, 3]]",
+        r"series: 3 channels where earlier rows have 2",
+    ),
     "class never seen in train": ("label", "angry", r"label: class 'angry' never seen in the train split"),
     "regression target not a number": ("score", "n/a?", r"score: not a finite number"),
-    "multilabel label never seen in train": ("tags", "alpha|omega", r"tags: label\(s\) \['omega'\] never seen"),
+    "multilabel label never seen in train": (
+        "tags",
+        "alpha|omega",
+        r"tags: label\(s\) \['omega'\] never seen",
+    ),
 }
 
 
@@ -146,7 +181,9 @@ def test_bad_row_is_named_with_its_reason(toy, kind):
     column, value, reason = ROW_PROBLEMS[kind]
     row = 9 if column in ("label", "tags") else 4  # row 9 is a test row: its class must come from train
     if isinstance(value, str) and value.startswith("BYTES:"):
-        (path.parent / "media" / f"{row}.{ {'audio': 'wav', 'image': 'png'}[column]}").write_bytes(value[6:].encode())
+        (path.parent / "media" / f"{row}.{ {'audio': 'wav', 'image': 'png'}[column] }").write_bytes(
+            value[6:].encode()
+        )
         value = frame.loc[row, column]
     elif value == "TRUNCATE":
         image = path.parent / "media" / f"{row}.png"
@@ -238,9 +275,9 @@ def test_a_stray_word_in_a_numeric_column_is_a_bad_row_not_a_text_column(toy):
 def test_skip_also_drops_rows_whose_class_left_train_with_a_bad_row(toy):
     path, frame = toy
     frame = frame.astype({"likes": object})
-    frame.loc[0, "label"] = "rare"   # the only train row of class "rare" ...
-    frame.loc[0, "likes"] = "lots"   # ... is bad and will be skipped
-    frame.loc[9, "label"] = "rare"   # so this test row's class is no longer seen in train
+    frame.loc[0, "label"] = "rare"  # the only train row of class "rare" ...
+    frame.loc[0, "likes"] = "lots"  # ... is bad and will be skipped
+    frame.loc[9, "label"] = "rare"  # so this test row's class is no longer seen in train
     frame.to_csv(path, index=False)
     table = load(path, on_bad_row="skip")
     assert len(table) == 28 and "rare" not in table.tasks["label"].classes
@@ -250,7 +287,9 @@ def test_a_target_with_one_class_in_train(toy):
     path, frame = toy
     frame["const"] = "same"
     frame.to_csv(path, index=False)
-    with pytest.raises(ConfigError, match=r"data.targets.const: the train split has 1 class\(es\) \['same'\]"):
+    with pytest.raises(
+        ConfigError, match=r"data.targets.const: the train split has 1 class\(es\) \['same'\]"
+    ):
         load(path, targets={"const": {"type": "multiclass"}})
 
 
@@ -264,8 +303,9 @@ def test_parquet_nulls_are_missing_values(tmp_path):
     frame = pd.read_parquet(path)
     frame["visits"] = pd.array([None] + list(range(1, 30)), dtype="Int64")  # pd.NA in a nullable column
     frame.to_parquet(path)
-    table = load_manifest(path, modalities={"meta": {"numeric": ["visits"]}}, targets={"label": {}},
-                          split_column="split")
+    table = load_manifest(
+        path, modalities={"meta": {"numeric": ["visits"]}}, targets={"label": {}}, split_column="split"
+    )
     assert np.isnan(table.modalities["meta"][0][0])
 
 

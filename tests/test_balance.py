@@ -37,16 +37,23 @@ def test_ogm_ge_scales_the_leading_encoders_gradients_as_its_formula_says():
 
 
 def test_aux_heads_log_each_modalitys_score_and_ogm_ge_trains(cfg_factory, tmp_path):
-    metrics = run(cfg_factory("model.aux_heads=true", "balance=ogm_ge", "trainer.max_epochs=2",
-                              "data.source.num_samples=160"))
+    metrics = run(
+        cfg_factory(
+            "model.aux_heads=true", "balance=ogm_ge", "trainer.max_epochs=2", "data.source.num_samples=160"
+        )
+    )
     frame = pd.read_csv(tmp_path / "run" / "metrics.csv").groupby("epoch").first()
     for m in ("text", "audio"):
         column = f"val/sentiment/{m}/f1_macro"
         assert column in frame and frame[column].notna().sum() == 2  # every epoch
         assert 0 <= frame[column].iloc[-1] <= 1
     assert math.isfinite(metrics["test/sentiment/f1_macro"])
-    scales = frame[["balance/text/k", "balance/audio/k"]]  # OGM-GE's mean gradient scale per modality and epoch
-    assert scales.notna().all().all() and ((scales > 0) & (scales <= 1)).all().all() and (scales < 1).any().any()
+    scales = frame[
+        ["balance/text/k", "balance/audio/k"]
+    ]  # OGM-GE's mean gradient scale per modality and epoch
+    assert (
+        scales.notna().all().all() and ((scales > 0) & (scales <= 1)).all().all() and (scales < 1).any().any()
+    )
 
 
 def test_aux_heads_skip_a_modality_too_rare_in_val_for_a_score(tmp_path):
@@ -60,9 +67,17 @@ def test_aux_heads_skip_a_modality_too_rare_in_val_for_a_score(tmp_path):
     val = frame.index[frame["split"] == "val"]
     frame.loc[val[1:], "series"] = None
     frame.to_csv(path, index=False)
-    metrics = run(make_cfg(tmp_path / "run", f"data.path={path}", "data.split_column=split",
-                           "experiment=timeseries_regression", "data.on_bad_row=missing", "model.aux_heads=true",
-                           "trainer.max_epochs=2"))
+    metrics = run(
+        make_cfg(
+            tmp_path / "run",
+            f"data.path={path}",
+            "data.split_column=split",
+            "experiment=timeseries_regression",
+            "data.on_bad_row=missing",
+            "model.aux_heads=true",
+            "trainer.max_epochs=2",
+        )
+    )
     assert math.isfinite(metrics["test/score/r2"])
     logged = pd.read_csv(tmp_path / "run" / "metrics.csv").columns
     assert "val/score/sentiment/r2" in logged and "val/score/series/r2" not in logged

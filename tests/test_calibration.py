@@ -47,7 +47,9 @@ def test_too_small_a_val_split_is_not_calibrated():
 def test_multilabel_thresholds_that_help_on_held_out_rows_are_kept():
     g = torch.Generator().manual_seed(1)
     targets = (torch.rand(400, 3, generator=g) < 0.3).float()
-    outputs = targets * 3 - 3.5 + 0.5 * torch.randn(400, 3, generator=g)  # positives mostly below 0.5: a lower cut helps
+    outputs = (
+        targets * 3 - 3.5 + 0.5 * torch.randn(400, 3, generator=g)
+    )  # positives mostly below 0.5: a lower cut helps
     calibration = fit_checked(TASKS.get("multilabel"), outputs, targets, {})
     assert "note" not in calibration and all(t < 0.5 for t in calibration["thresholds"])
 
@@ -55,7 +57,9 @@ def test_multilabel_thresholds_that_help_on_held_out_rows_are_kept():
 def test_reliability_bins_hold_equal_counts():
     outputs, targets = overconfident(100)
     outputs = outputs + torch.randn(outputs.shape, generator=torch.Generator().manual_seed(0))
-    rows = reliability({"y": {"type": "multiclass", "classes": ["a", "b", "c"]}}, {"y": outputs}, {"y": targets}, {})
+    rows = reliability(
+        {"y": {"type": "multiclass", "classes": ["a", "b", "c"]}}, {"y": outputs}, {"y": targets}, {}
+    )
     raw = [r for r in rows if r["variant"] == "raw"]
     assert [r["count"] for r in raw] == [20] * 5
     assert all(r["lower"] - 1e-6 <= r["confidence"] <= r["upper"] + 1e-6 for r in raw)

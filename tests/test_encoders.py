@@ -65,8 +65,12 @@ def test_timm_model_loads_local_weights_offline(tmp_path):
 
     source = timm.create_model("resnet10t", pretrained=False, num_classes=0)
     save_file(source.state_dict(), tmp_path / "weights.safetensors")
-    encoder = TimmImageEncoder("resnet10t", pretrained=True, image_size=32,
-                               pretrained_cfg_overlay={"file": str(tmp_path / "weights.safetensors")})
+    encoder = TimmImageEncoder(
+        "resnet10t",
+        pretrained=True,
+        image_size=32,
+        pretrained_cfg_overlay={"file": str(tmp_path / "weights.safetensors")},
+    )
     assert encoder.pretrained
     for name, tensor in source.state_dict().items():
         assert torch.equal(encoder.model.state_dict()[name], tensor), name
@@ -81,7 +85,9 @@ def test_timm_unknown_model_and_missing_weights_are_clear_errors():
 
     with pytest.raises(ConfigError, match=r"name=resnet180 is not a timm model \(close: "):
         TimmImageEncoder("resnet180")
-    with pytest.raises(ConfigError, match=r"mmtrain runs offline: give local weights with pretrained_cfg_overlay"):
+    with pytest.raises(
+        ConfigError, match=r"mmtrain runs offline: give local weights with pretrained_cfg_overlay"
+    ):
         TimmImageEncoder("resnet10t", pretrained=True)
 
 
@@ -124,10 +130,15 @@ def test_text_columns_with_the_same_frozen_encoder_share_one_copy():
 
     minilm = {"_target_": "mmtrain.encoders.text.HFTextEncoder", "freeze": True}
     scratch = {"_target_": "mmtrain.encoders.text.ScratchTextEncoder", "dim": 16, "layers": 1, "heads": 2}
-    cfg = {"encoder": {"title": minilm, "body": dict(minilm), "note": scratch, "tag": dict(scratch)},
-           "fusion": {"_target_": "mmtrain.fusion.early.EarlyFusion", "dim": 16},
-           "head": {"y": {"_target_": "mmtrain.model.heads.Head"}}, "model": {}}
-    model = build_model(cfg, ["title", "body", "note", "tag"], {"y": {"type": "binary", "classes": ["a", "b"]}})
+    cfg = {
+        "encoder": {"title": minilm, "body": dict(minilm), "note": scratch, "tag": dict(scratch)},
+        "fusion": {"_target_": "mmtrain.fusion.early.EarlyFusion", "dim": 16},
+        "head": {"y": {"_target_": "mmtrain.model.heads.Head"}},
+        "model": {},
+    }
+    model = build_model(
+        cfg, ["title", "body", "note", "tag"], {"y": {"type": "binary", "classes": ["a", "b"]}}
+    )
     assert model.encoders["title"] is model.encoders["body"]  # one frozen MiniLM, not two
     assert model.encoders["note"] is not model.encoders["tag"]  # trainable encoders stay each column's own
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)

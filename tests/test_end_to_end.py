@@ -7,23 +7,49 @@ import torch
 
 from mmtrain.train import run
 
-CLASSIFICATION_KEYS = {"acc", "f1_macro", "balanced_acc", "auroc", "recall/negative",
-                       "recall/neutral", "recall/positive", "ece", "ece_raw", "nll", "nll_raw"}
+CLASSIFICATION_KEYS = {
+    "acc",
+    "f1_macro",
+    "balanced_acc",
+    "auroc",
+    "recall/negative",
+    "recall/neutral",
+    "recall/positive",
+    "ece",
+    "ece_raw",
+    "nll",
+    "nll_raw",
+}
 
 
 def test_default_architecture_beats_chance_and_writes_every_output(tmp_path, cfg_factory):
     # The default's frozen MiniLM + audio CNN + intermediate fusion, on a small slice of the data.
-    cfg = cfg_factory("encoder/text=minilm", "encoder/audio=cnn", "data.source.num_samples=900",
-                      "trainer.max_epochs=6")
+    cfg = cfg_factory(
+        "encoder/text=minilm", "encoder/audio=cnn", "data.source.num_samples=900", "trainer.max_epochs=6"
+    )
     metrics = run(cfg)
     out = tmp_path / "run"
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert set(metrics) == {f"{stage}/sentiment/{k}" for k in CLASSIFICATION_KEYS for stage in ("val", "test")}
+    assert set(metrics) == {
+        f"{stage}/sentiment/{k}" for k in CLASSIFICATION_KEYS for stage in ("val", "test")
+    }
     # chance macro-F1 is 1/3 at best (always "neutral" gives 0.25)
     assert metrics["test/sentiment/f1_macro"] > 0.5
-    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "metrics.csv", "curves.png",
-                 "config.yaml", "confusion_sentiment.csv", "confusion_sentiment.png", "report.md", "run.json",
-                 "contribution.csv", "contribution.png", "reliability.png", "per_class.csv"):
+    for name in (
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "metrics.csv",
+        "curves.png",
+        "config.yaml",
+        "confusion_sentiment.csv",
+        "confusion_sentiment.png",
+        "report.md",
+        "run.json",
+        "contribution.csv",
+        "contribution.png",
+        "reliability.png",
+        "per_class.csv",
+    ):
         assert (out / name).is_file(), name
     # Checkpoints hold plain containers only: they load with torch's safe loader.
     ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
@@ -35,8 +61,14 @@ def test_default_architecture_beats_chance_and_writes_every_output(tmp_path, cfg
 
 def test_multitask_reports_every_task(cfg_factory):
     metrics = run(cfg_factory("experiment=news_audio_multitask", "fusion=late"))
-    assert {"test/tags/f1_macro", "test/tags/f1_micro", "test/tags/ap",
-            "test/move/mae", "test/move/rmse", "test/move/r2"} <= set(metrics)
+    assert {
+        "test/tags/f1_macro",
+        "test/tags/f1_micro",
+        "test/tags/ap",
+        "test/move/mae",
+        "test/move/rmse",
+        "test/move/r2",
+    } <= set(metrics)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 
@@ -48,22 +80,34 @@ def test_resume_continues_at_the_right_epoch_with_identical_weights(tmp_path, cf
     common = ["~callbacks.early_stopping", "fusion=early", "data.source.num_samples=200"]
     run(cfg_factory(*common, "trainer.max_epochs=3", f"paths.output_dir={tmp_path}/full"))
     # The same 3-epoch run, interrupted after its second epoch.
-    run(cfg_factory(*common, "trainer.max_epochs=3", "+callbacks.stop._target_=conftest.StopAfterEpoch",
-                    "+callbacks.stop.epoch=1", f"paths.output_dir={tmp_path}/part"))
+    run(
+        cfg_factory(
+            *common,
+            "trainer.max_epochs=3",
+            "+callbacks.stop._target_=conftest.StopAfterEpoch",
+            "+callbacks.stop.epoch=1",
+            f"paths.output_dir={tmp_path}/part",
+        )
+    )
     part_last = tmp_path / "part" / "checkpoints" / "last.ckpt"
     assert torch.load(part_last, weights_only=True)["epoch"] == 1
-    run(cfg_factory(*common, "trainer.max_epochs=3", f"ckpt_path={part_last}",
-                              f"paths.output_dir={tmp_path}/resumed"))
+    run(
+        cfg_factory(
+            *common, "trainer.max_epochs=3", f"ckpt_path={part_last}", f"paths.output_dir={tmp_path}/resumed"
+        )
+    )
     last = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2
     a, b = _final_weights(tmp_path / "full/checkpoints/last.ckpt"), last["state_dict"]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
     # and the resumed epoch validated exactly as the uninterrupted one did
     def last_val(run_dir):
         rows = pd.read_csv(tmp_path / run_dir / "metrics.csv").groupby("epoch").first()
         return rows.loc[2, ["val/loss", "val/sentiment/f1_macro", "val/sentiment/auroc"]].tolist()
+
     assert last_val("resumed") == last_val("full")
 
 
@@ -99,8 +143,13 @@ def test_evaluate_a_checkpoint_without_training(tmp_path, cfg_factory):
 
 
 def test_resuming_in_the_same_run_dir_keeps_one_history(tmp_path, cfg_factory):
-    common = ["~callbacks.early_stopping", "fusion=early", "data.source.num_samples=200", "trainer.max_epochs=3",
-              f"paths.output_dir={tmp_path}/run"]
+    common = [
+        "~callbacks.early_stopping",
+        "fusion=early",
+        "data.source.num_samples=200",
+        "trainer.max_epochs=3",
+        f"paths.output_dir={tmp_path}/run",
+    ]
     run(cfg_factory(*common, "+callbacks.stop._target_=conftest.StopAfterEpoch", "+callbacks.stop.epoch=1"))
     run(cfg_factory(*common))  # auto_resume: continues from the run dir's last.ckpt
     run(cfg_factory(*common))  # a finished run started again: nothing to train, history kept

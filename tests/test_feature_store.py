@@ -19,9 +19,11 @@ def small_shards(monkeypatch):
 
 def counting_featurize(calls):
     """Variable-length features [len(raw), 3] filled with the raw's first character code."""
+
     def featurize(raws):
         calls.append(len(raws))
         return [torch.full((len(str(r)), 3), float(ord(str(r)[0]))) for r in raws]
+
     return featurize
 
 
@@ -44,7 +46,9 @@ def test_hit_miss_and_invalidation(tmp_path):
     FeatureStore(counting_featurize(calls), key, tmp_path)(RAWS)
     FeatureStore(counting_featurize(calls), key, tmp_path)(RAWS)
     assert calls == [4, 4, 2]  # the second run computed nothing
-    FeatureStore(counting_featurize(calls), key, tmp_path)(RAWS[:9] + ["k"])  # one row of the last shard changed
+    FeatureStore(counting_featurize(calls), key, tmp_path)(
+        RAWS[:9] + ["k"]
+    )  # one row of the last shard changed
     assert calls == [4, 4, 2, 2]
     FeatureStore(counting_featurize(calls), {**key, "files": "abd"}, tmp_path)(RAWS)  # the encoder changed
     assert calls == [4, 4, 2, 2, 4, 4, 2]
@@ -70,9 +74,14 @@ def test_damaged_shard_is_recomputed_alone(tmp_path):
 
 def test_concurrent_writers_leave_whole_shards(tmp_path):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(list(FeatureStore(counting_featurize([]), {"k": 2},
-                                                                                tmp_path)(RAWS * 5))))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                list(FeatureStore(counting_featurize([]), {"k": 2}, tmp_path)(RAWS * 5))
+            )
+        )
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -103,7 +112,9 @@ def test_ranks_started_together_each_compute_their_share(tmp_path):
 def test_frozen_features_follow_the_runs_autocast(tmp_path):
     encoder = HFTextEncoder(freeze=True, max_length=16)
     fp32 = featurizers({"text": encoder}, tmp_path)["text"](["stocks rally", "a drop"])
-    bf16 = featurizers({"text": encoder}, tmp_path, precision="bf16-mixed")["text"](["stocks rally", "a drop"])
+    bf16 = featurizers({"text": encoder}, tmp_path, precision="bf16-mixed")["text"](
+        ["stocks rally", "a drop"]
+    )
     assert len(list(tmp_path.iterdir())) == 2  # separate entries: bf16 features differ from fp32 ones
     assert bf16[0].dtype == torch.float32 and bf16[0].shape == fp32[0].shape
     assert 0 < (bf16[0] - fp32[0]).abs().max() < 0.1
@@ -116,6 +127,7 @@ def test_second_run_reads_frozen_minilm_features_from_disk(cfg_factory, monkeypa
 
     def must_not_run(self, raws):
         raise AssertionError("frozen MiniLM re-encoded despite a warm store")
+
     monkeypatch.setattr(HFTextEncoder, "featurize", must_not_run)
     _, second = prepare(cfg)
     rows = np.arange(len(first.features["text"]))

@@ -26,10 +26,14 @@ def test_folds_are_disjoint_cover_train_and_val_are_stratified_and_keep_groups_w
     assert all((fold_split(SPLIT, LABELS, groups, 5, i, seed=0)[~POOL] == "test").all() for i in range(5))
     assert (np.sum(vals, axis=0)[POOL] == 1).all()  # each train/val row is val in exactly one fold
     for v in vals:  # the rare class's share in every fold is about its share overall
-        assert abs(np.mean(LABELS[v] == "c") - np.mean(LABELS[POOL] == "c")) < (0.04 if groups is None else 0.08)
+        assert abs(np.mean(LABELS[v] == "c") - np.mean(LABELS[POOL] == "c")) < (
+            0.04 if groups is None else 0.08
+        )
     if groups is not None:  # no group on both sides of a fold
         for i, v in enumerate(vals):
-            assert not set(groups[v]) & set(groups[fold_split(SPLIT, LABELS, groups, 5, i, seed=0) == "train"])
+            assert not set(groups[v]) & set(
+                groups[fold_split(SPLIT, LABELS, groups, 5, i, seed=0) == "train"]
+            )
 
 
 def test_group_holdout_keeps_validation_groups_out_of_training():
@@ -44,7 +48,11 @@ def test_a_seeded_split_with_groups_keeps_each_group_in_one_split():
     for name in ("train", "val", "test"):
         assert (split == name).any()
         assert not set(GROUPS[split == name]) & set(GROUPS[split != name])
-    assert [len(set(GROUPS[split == s])) for s in ("train", "val", "test")] == [11, 3, 3]  # 17 groups: shares of groups (0.15 x 17 -> 3)
+    assert [len(set(GROUPS[split == s])) for s in ("train", "val", "test")] == [
+        11,
+        3,
+        3,
+    ]  # 17 groups: shares of groups (0.15 x 17 -> 3)
     assert (group_split(GROUPS, [0.7, 0.15, 0.15], seed=0) == split).all()
     few = np.array(["a", "b", "c", "a"])  # at least one group in val and in test, however small their shares
     assert sorted(group_split(few, [0.98, 0.01, 0.01], seed=1)[[0, 1, 2]]) == ["test", "train", "val"]
@@ -61,8 +69,13 @@ def test_bad_fold_settings_are_clear_errors():
         fold_split(SPLIT, LABELS, GROUPS, 20, 0, seed=0)
 
 
-TEXT = ["data=manifest", "data.split_column=split", "++data.modalities.text.column=text",
-        "++data.targets.label.column=label", "data.batch_size=8"]
+TEXT = [
+    "data=manifest",
+    "data.split_column=split",
+    "++data.modalities.text.column=text",
+    "++data.targets.label.column=label",
+    "data.batch_size=8",
+]
 
 
 def test_val_split_group_and_cross_validation_end_to_end(tmp_path, toy_manifest):
@@ -72,8 +85,11 @@ def test_val_split_group_and_cross_validation_end_to_end(tmp_path, toy_manifest)
     frame["user"] = [f"u{i // 3 % 5}" for i in range(len(frame))]  # 5 users, each with rows of every class
     grouped = toy_manifest.with_name("grouped.csv")  # beside it: media paths are relative to its folder
     frame.to_csv(grouped, index=False)
-    _, dm = prepare(make_cfg(tmp_path / "g", *TEXT, f"data.path={grouped}", "data.group_column=user",
-                             "data.val_split=group"))
+    _, dm = prepare(
+        make_cfg(
+            tmp_path / "g", *TEXT, f"data.path={grouped}", "data.group_column=user", "data.val_split=group"
+        )
+    )
     users, split = frame["user"].to_numpy(), dm.table.split
     assert (split == "val").any() and not set(users[split == "val"]) & set(users[split == "train"])
     metrics = run(make_cfg(tmp_path / "cv", *TEXT, f"data.path={toy_manifest}", "cv.folds=2"))
@@ -85,10 +101,24 @@ def test_val_split_group_and_cross_validation_end_to_end(tmp_path, toy_manifest)
     with pytest.raises(ConfigError, match="cv.folds=5 needs data that can be re-split"):
         prepare(make_cfg(tmp_path / "n", "cv.folds=5"))
     with pytest.raises(ConfigError, match="data.val_split=speakers is not known: use null"):
-        prepare(make_cfg(tmp_path / "v", *TEXT, f"data.path={grouped}", "data.group_column=user",
-                         "data.val_split=speakers"))
+        prepare(
+            make_cfg(
+                tmp_path / "v",
+                *TEXT,
+                f"data.path={grouped}",
+                "data.group_column=user",
+                "data.val_split=speakers",
+            )
+        )
     frame.loc[[2, 7], "user"] = None  # rows without a group would all become one group "nan"
     frame.to_csv(grouped, index=False)
     with pytest.raises(ConfigError, match=r"data.group_column=user: 2 rows have no group \(rows \[2, 7\]"):
-        prepare(make_cfg(tmp_path / "e", *TEXT, f"data.path={grouped}", "data.group_column=user",
-                         "data.val_split=group"))
+        prepare(
+            make_cfg(
+                tmp_path / "e",
+                *TEXT,
+                f"data.path={grouped}",
+                "data.group_column=user",
+                "data.val_split=group",
+            )
+        )

@@ -26,7 +26,7 @@ def encoder_outputs(seed: int, present: torch.Tensor, lengths=(7, 9, 3)) -> dict
     for k, (m, d) in enumerate(DIMS.items()):
         tokens = torch.randn(B, lengths[k], d, generator=g)
         mask = torch.ones(B, lengths[k], dtype=torch.bool)
-        mask[0, lengths[k] // 2:] = False  # padding in one row
+        mask[0, lengths[k] // 2 :] = False  # padding in one row
         mask[~present[:, k]] = False  # a missing modality has no real token
         outs[m] = EncoderOutput(tokens, mask, tokens.mean(1))
     return outs
@@ -115,20 +115,32 @@ def test_shapes_padding_and_gradients(name):
         assert out.members["y"].shape == (B, len(fusion.members), 3)
         assert out.member_present.shape == (B, len(fusion.members))
     # padded positions (mask False) never matter
-    padded = {m: EncoderOutput(torch.where(o.mask.unsqueeze(-1), o.tokens, torch.full_like(o.tokens, 50.0)),
-                               o.mask, o.pooled) for m, o in outs.items()}
+    padded = {
+        m: EncoderOutput(
+            torch.where(o.mask.unsqueeze(-1), o.tokens, torch.full_like(o.tokens, 50.0)), o.mask, o.pooled
+        )
+        for m, o in outs.items()
+    }
     fusion.eval()
     with torch.no_grad():
-        torch.testing.assert_close(predict(fusion, outs, present, heads).outputs["y"],
-                                   predict(fusion, padded, present, heads).outputs["y"])
+        torch.testing.assert_close(
+            predict(fusion, outs, present, heads).outputs["y"],
+            predict(fusion, padded, present, heads).outputs["y"],
+        )
     fusion.train()
     # gradients reach every trainable parameter (none left unregistered or rebuilt in forward)
     losses = torch.nn.ModuleDict({"y": torch.nn.CrossEntropyLoss()})
-    loss = sum(fusion.loss(predict(fusion, outs, present, heads), {"y": torch.tensor([0, 1, 2, 0, 1])},
-                           losses).values())
+    loss = sum(
+        fusion.loss(
+            predict(fusion, outs, present, heads), {"y": torch.tensor([0, 1, 2, 0, 1])}, losses
+        ).values()
+    )
     loss.backward()
-    starved = [n for n, p in [*fusion.named_parameters(), *heads.named_parameters()]
-               if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    starved = [
+        n
+        for n, p in [*fusion.named_parameters(), *heads.named_parameters()]
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
     assert not starved, f"no gradient reaches {starved}"
 
 
@@ -152,15 +164,21 @@ def test_modality_weights_sum_to_one_over_present_ones(name):
         assert (stacked[~present] == 0).all()
 
 
-
 def test_the_reported_weights_average_the_rows_with_every_modality_else_those_with_any():
     from mmtrain.evaluation.analysis import weight_rows
 
     weights = {"a": torch.tensor([0.2, 0.4, 1.0, 0.0]), "b": torch.tensor([0.8, 0.6, 0.0, 0.0])}
     present = torch.tensor([[True, True], [True, True], [True, False], [False, False]])
-    assert [(r["name"], round(r["mean"], 6), r["rows"]) for r in weight_rows(weights, present)] == [("a", 0.3, 2), ("b", 0.7, 2)]
+    assert [(r["name"], round(r["mean"], 6), r["rows"]) for r in weight_rows(weights, present)] == [
+        ("a", 0.3, 2),
+        ("b", 0.7, 2),
+    ]
     rows = weight_rows({k: w[2:] for k, w in weights.items()}, present[2:])  # no row has both
-    assert [(r["mean"], r["rows"], r["over"]) for r in rows] == [(1.0, 1, "rows with any modality"), (0.0, 1, "rows with any modality")]
+    assert [(r["mean"], r["rows"], r["over"]) for r in rows] == [
+        (1.0, 1, "rows with any modality"),
+        (0.0, 1, "rows with any modality"),
+    ]
+
 
 def test_intermediate_with_one_modality_attends_to_itself():
     fusion = IntermediateFusion({"text": 12}, dim=16, heads=2, out_dim=8)
@@ -194,14 +212,23 @@ def test_learned_weights_are_trainable_and_sum_to_one():
     assert fusion.scores.requires_grad
 
 
-@pytest.mark.parametrize("build, text", [
-    (lambda: LateFusion(DIMS, combine="weighted", weights=[0.6, 0.4]), "needs one weight per member"),
-    (lambda: LateFusion(DIMS, combine="vote", member_loss_weight=0.0), "set fusion.member_loss_weight above 0"),
-    (lambda: LateFusion(DIMS, combine="max"), "fusion.combine=max is not known"),
-    (lambda: IntermediateFusion(DIMS, dim=30, heads=4), "fusion.dim=30 must be divisible by fusion.heads=4"),
-    (lambda: HybridFusion(DIMS, groups={"x": ["text", "video"]}), "fusion.groups.x"),
-    (lambda: EarlyFusion({}), "no modality"),
-])
+@pytest.mark.parametrize(
+    "build, text",
+    [
+        (lambda: LateFusion(DIMS, combine="weighted", weights=[0.6, 0.4]), "needs one weight per member"),
+        (
+            lambda: LateFusion(DIMS, combine="vote", member_loss_weight=0.0),
+            "set fusion.member_loss_weight above 0",
+        ),
+        (lambda: LateFusion(DIMS, combine="max"), "fusion.combine=max is not known"),
+        (
+            lambda: IntermediateFusion(DIMS, dim=30, heads=4),
+            "fusion.dim=30 must be divisible by fusion.heads=4",
+        ),
+        (lambda: HybridFusion(DIMS, groups={"x": ["text", "video"]}), "fusion.groups.x"),
+        (lambda: EarlyFusion({}), "no modality"),
+    ],
+)
 def test_bad_fusion_settings_fail_at_build_time(build, text):
     with pytest.raises(ConfigError, match=text):
         build()
@@ -231,10 +258,14 @@ def xor_views(n: int, seed: int):
     the bits, so neither modality alone says anything about it: only their interaction does."""
     g = torch.Generator().manual_seed(seed)
     bits = torch.randint(0, 2, (2, n), generator=g)
-    directions = torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(99)), dim=-1)
+    directions = torch.nn.functional.normalize(
+        torch.randn(2, 8, generator=torch.Generator().manual_seed(99)), dim=-1
+    )
     outs = {}
     for k, m in enumerate(("a", "b")):
-        tokens = (bits[k].float() * 2 - 1)[:, None, None] * directions[k] * 2 + 0.5 * torch.randn(n, 3, 8, generator=g)
+        tokens = (bits[k].float() * 2 - 1)[:, None, None] * directions[k] * 2 + 0.5 * torch.randn(
+            n, 3, 8, generator=g
+        )
         outs[m] = EncoderOutput(tokens, torch.ones(n, 3, dtype=torch.bool), tokens.mean(1))
     return outs, torch.ones(n, 2, dtype=torch.bool), bits[0] ^ bits[1]
 
@@ -246,27 +277,44 @@ def xor_accuracy(fusion) -> float:
     optimizer = torch.optim.Adam([*fusion.parameters(), *heads.parameters()], lr=3e-3)
     outs, present, y = xor_views(512, 0)
     for _ in range(200):
-        loss = torch.nn.functional.cross_entropy(fusion.predict(fusion(outs, present), heads, TASKS).outputs["y"], y)
+        loss = torch.nn.functional.cross_entropy(
+            fusion.predict(fusion(outs, present), heads, TASKS).outputs["y"], y
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     outs, present, y = xor_views(512, 1)
     fusion.eval()
     with torch.no_grad():
-        return (fusion.predict(fusion(outs, present), heads, TASKS).outputs["y"].argmax(-1) == y).float().mean().item()
+        return (
+            (fusion.predict(fusion(outs, present), heads, TASKS).outputs["y"].argmax(-1) == y)
+            .float()
+            .mean()
+            .item()
+        )
 
 
 # Accuracy each feature-level fusion reaches on the XOR task (chance: 0.5). attention_pool mixes the two
-# projected vectors with weights from each alone, a weaker form of interaction: ~0.75 where the others pass 0.9.
-FEATURE_LEVEL = {"early": 0.85, "gated": 0.85, "tensor": 0.85, "low_rank": 0.85, "bottleneck": 0.85, "film": 0.85,
-                 "attention_pool": 0.7}
+# projected vectors with weights from each alone, a weaker form of interaction: ~0.75 where the others
+# pass 0.9.
+FEATURE_LEVEL = {
+    "early": 0.85,
+    "gated": 0.85,
+    "tensor": 0.85,
+    "low_rank": 0.85,
+    "bottleneck": 0.85,
+    "film": 0.85,
+    "attention_pool": 0.7,
+}
 
 
 @pytest.mark.parametrize("name", FEATURE_LEVEL)
 def test_fusion_learns_an_interaction_no_single_modality_predicts(name):
     node = yaml.safe_load((CONF / f"{name}.yaml").read_text())
     small = {**SMALL, "layers": 1}
-    fusion = build({**node, **{k: v for k, v in small.items() if k in node}}, "fusion", in_dims={"a": 8, "b": 8})
+    fusion = build(
+        {**node, **{k: v for k, v in small.items() if k in node}}, "fusion", in_dims={"a": 8, "b": 8}
+    )
     assert xor_accuracy(fusion) > FEATURE_LEVEL[name]
 
 

@@ -21,15 +21,36 @@ from hypothesis import HealthCheck, given, settings
 from mmtrain.core.errors import ConfigError
 
 LONG = int(os.environ.get("MMTRAIN_FUZZ_EXAMPLES", "0"))
-OUTCOMES = os.environ.get("MMTRAIN_FUZZ_OUTCOMES")  # a JSONL file: one line per example (the script's summary)
-TINY = ["encoder/text=scratch", "encoder.text.dim=16", "encoder.text.layers=1", "encoder.text.heads=2",
-        "encoder.audio.channels=8", "encoder.audio.layers=1", "encoder.audio.sample_rate=8000", "encoder.image.width=8",
-        "encoder.image.layers=1", "encoder.image.image_size=8", "encoder.sequence.dim=8", "encoder.tabular.dim=8",
-        "fusion.dim=16", "data.batch_size=16", "trainer.max_epochs=1", "callbacks.early_stopping.patience=1"]
+OUTCOMES = os.environ.get(
+    "MMTRAIN_FUZZ_OUTCOMES"
+)  # a JSONL file: one line per example (the script's summary)
+TINY = [
+    "encoder/text=scratch",
+    "encoder.text.dim=16",
+    "encoder.text.layers=1",
+    "encoder.text.heads=2",
+    "encoder.audio.channels=8",
+    "encoder.audio.layers=1",
+    "encoder.audio.sample_rate=8000",
+    "encoder.image.width=8",
+    "encoder.image.layers=1",
+    "encoder.image.image_size=8",
+    "encoder.sequence.dim=8",
+    "encoder.tabular.dim=8",
+    "fusion.dim=16",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "callbacks.early_stopping.patience=1",
+]
 
 
-@settings(max_examples=LONG or 10, deadline=None, derandomize=not LONG, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=LONG or 10,
+    deadline=None,
+    derandomize=not LONG,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(recipe=messy_data.recipes())
 def test_messy_manifests_train_and_predict_or_fail_clearly(recipe, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"fuzz-{uuid.uuid4().hex[:8]}")
@@ -49,8 +70,16 @@ def run_example(recipe: messy_data.Recipe, folder) -> str:
     from mmtrain.train import run
 
     path = messy_data.build(recipe, folder)
-    cfg = make_cfg(folder / "run", "data=manifest", f"data.path={path}", "++data.targets.y.column=y",
-                   f"++data.targets.y.type={recipe.task}", f"data.on_bad_row={recipe.on_bad_row}", *TINY, fast=False)
+    cfg = make_cfg(
+        folder / "run",
+        "data=manifest",
+        f"data.path={path}",
+        "++data.targets.y.column=y",
+        f"++data.targets.y.type={recipe.task}",
+        f"data.on_bad_row={recipe.on_bad_row}",
+        *TINY,
+        fast=False,
+    )
     try:
         run(cfg)
     except ConfigError as err:  # DataError included: the user's to fix, in one paragraph
@@ -59,7 +88,9 @@ def run_example(recipe: messy_data.Recipe, folder) -> str:
     new = messy_data.frame_of(recipe, folder, seed_offset=1, target=False)
     predictions = load_model(folder / "run").predict(new, root=folder, on_bad_row="missing")
     assert len(predictions) == len(new)
-    scores = predictions[[c for c in predictions.columns if c.startswith("prob_")] or
-                         [c for c in predictions.columns if c.startswith("pred_")]]
+    scores = predictions[
+        [c for c in predictions.columns if c.startswith("prob_")]
+        or [c for c in predictions.columns if c.startswith("pred_")]
+    ]
     assert np.isfinite(scores.to_numpy(dtype=np.float64)).all(), predictions
     return "predicted"

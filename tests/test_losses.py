@@ -18,7 +18,7 @@ def test_balanced_weights_match_hand_computation():
 
 def test_effective_number_weights_match_cui_et_al():
     beta, counts = 0.9, [10, 60, 30]
-    raw = [(1 - beta) / (1 - beta ** n) for n in counts]
+    raw = [(1 - beta) / (1 - beta**n) for n in counts]
     expected = [w / sum(raw) * 3 for w in raw]
     assert class_weights(counts, "effective_number", beta) == pytest.approx(expected)
     # beta -> 0 means no reweighting
@@ -37,12 +37,15 @@ def test_bad_class_weights_are_rejected():
         class_weights([1, 2, 3], [1.0])
 
 
-@pytest.mark.parametrize("node, text", [
-    ({"regression": "l1"}, "loss.regression=l1 is not known"),
-    ({"pos_weight": "inverse"}, "loss.pos_weight=inverse is not known"),
-    ({"beta": 1.0}, r"loss.beta=1.0 must be in \[0, 1\)"),
-    ({"label_smothing": 0.1}, "did you mean loss.label_smoothing"),
-])
+@pytest.mark.parametrize(
+    "node, text",
+    [
+        ({"regression": "l1"}, "loss.regression=l1 is not known"),
+        ({"pos_weight": "inverse"}, "loss.pos_weight=inverse is not known"),
+        ({"beta": 1.0}, r"loss.beta=1.0 must be in \[0, 1\)"),
+        ({"label_smothing": 0.1}, "did you mean loss.label_smoothing"),
+    ],
+)
 def test_loss_settings_own_their_values(node, text):
     with pytest.raises(ConfigError, match=text):
         LossSettings.of(node)
@@ -73,8 +76,9 @@ def test_weighted_cross_entropy_uses_the_weights():
     loss = TASKS.get("multiclass").loss({"weights": [1.0, 3.0]}, LossSettings())(logits, target)
     per_sample = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     assert loss.item() == pytest.approx(((3 * per_sample).sum() / 6).item())
-    huber = TASKS.get("regression").loss({}, LossSettings(regression="huber"))(torch.tensor([[3.0]]),
-                                                                                 torch.tensor([0.0]))
+    huber = TASKS.get("regression").loss({}, LossSettings(regression="huber"))(
+        torch.tensor([[3.0]]), torch.tensor([0.0])
+    )
     assert huber.item() == pytest.approx(2.5)
     assert not math.isnan(huber.item())
 
@@ -87,7 +91,9 @@ def test_focal_loss_and_logit_adjustment_by_hand():
     assert focal.item() == pytest.approx(((1 - p) ** 2 * -p.log()).mean().item(), rel=1e-5)
     adjusted = TASKS.get("multiclass").loss(task, LossSettings(logit_adjust_tau=1.0))(logits, target)
     shifted = logits + torch.log(torch.tensor(task["priors"]))
-    assert adjusted.item() == pytest.approx(torch.nn.functional.cross_entropy(shifted, target).item(), rel=1e-5)
+    assert adjusted.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(shifted, target).item(), rel=1e-5
+    )
     # A rare class's loss grows under logit adjustment: its logit must beat a prior handicap.
     plain = TASKS.get("multiclass").loss(task, LossSettings())(logits, target)
     assert adjusted > plain
@@ -111,7 +117,9 @@ def test_a_row_without_a_target_is_left_out_of_its_task_only():
     outputs, targets = torch.randn(6, 3), torch.tensor([0, 2, -1, 1, -1, 0])
     loss = LabelledLoss(TASKS.get("multiclass").loss({}, settings), "multiclass")
     known = targets >= 0
-    assert torch.allclose(loss(outputs, targets), torch.nn.functional.cross_entropy(outputs[known], targets[known]))
+    assert torch.allclose(
+        loss(outputs, targets), torch.nn.functional.cross_entropy(outputs[known], targets[known])
+    )
     assert loss(outputs, torch.full((6,), -1)).item() == 0.0
     values = torch.tensor([1.0, float("nan"), 3.0])
     mse = LabelledLoss(TASKS.get("regression").loss({}, settings), "regression")

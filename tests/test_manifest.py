@@ -21,8 +21,12 @@ def toy(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_every_format_gives_the_same_table(tmp_path, fmt):
-    table = load_manifest(toy_data.build(tmp_path, rows=30, fmt=fmt), targets=TARGET, split_column="split",
-                          modalities={"text": {}, "audio": {}, "meta": {"numeric": ["likes"], "categorical": ["country"]}})
+    table = load_manifest(
+        toy_data.build(tmp_path, rows=30, fmt=fmt),
+        targets=TARGET,
+        split_column="split",
+        modalities={"text": {}, "audio": {}, "meta": {"numeric": ["likes"], "categorical": ["country"]}},
+    )
     assert table.modality_types == {"text": "text", "audio": "audio", "meta": "tabular"}
     assert table.tasks["label"].classes == ["neg", "neu", "pos"]
     assert list(table.targets["label"][:3]) == [0, 1, 2]
@@ -36,13 +40,16 @@ def test_parquet_shards_in_a_folder_or_glob_are_one_manifest_read_without_unused
     shards.mkdir()
     frame["audio"] = "../" + frame["audio"]  # media paths are relative to the folder named
     for i, start in enumerate(range(0, 30, 10)):
-        part = frame.iloc[start:start + 10]
+        part = frame.iloc[start : start + 10]
         part.to_parquet(shards / f"part-{i}.parquet", index=False)
     kwargs = {"targets": TARGET, "split_column": "split", "modalities": {"text": {}, "audio": {}}}
     whole = load_manifest(tmp_path / "manifest.csv", **kwargs)
     for path in (shards, shards / "part-*.parquet", tmp_path):  # tmp_path holds one manifest.csv
         table = load_manifest(path, **kwargs)
-        assert table.modalities["text"] == whole.modalities["text"] and table.split.tolist() == whole.split.tolist()
+        assert (
+            table.modalities["text"] == whole.modalities["text"]
+            and table.split.tolist() == whole.split.tolist()
+        )
         assert table.modalities["audio"][0].resolve() == whole.modalities["audio"][0].resolve()
     used = used_columns(shards, kwargs["modalities"], TARGET, "split", None, [])
     assert used == ["id", "audio", "text", "label", "split"]  # the file's order; likes, image, ... never read
@@ -55,14 +62,26 @@ def test_parquet_shards_in_a_folder_or_glob_are_one_manifest_read_without_unused
 
 def test_types_are_inferred_and_the_mapping_printed(toy, caplog):
     with caplog.at_level("INFO"):
-        table = load_manifest(toy, targets={"label": {}, "tags": {}, "score": {}}, split_column="split",
-                              ignore_columns=["shares", "sentiment", "category"])
-    assert table.modality_types == {"audio": "audio", "image": "image", "text": "text", "series": "sequence",
-                                    "tabular": "tabular"}
+        table = load_manifest(
+            toy,
+            targets={"label": {}, "tags": {}, "score": {}},
+            split_column="split",
+            ignore_columns=["shares", "sentiment", "category"],
+        )
+    assert table.modality_types == {
+        "audio": "audio",
+        "image": "image",
+        "text": "text",
+        "series": "sequence",
+        "tabular": "tabular",
+    }
     assert table.preprocessing["tabular"]["numeric"] == ["likes"]
     assert table.preprocessing["tabular"]["categorical"] == ["country"]
-    assert {t: s.type for t, s in table.tasks.items()} == {"label": "multiclass", "tags": "multilabel",
-                                                          "score": "regression"}
+    assert {t: s.type for t, s in table.tasks.items()} == {
+        "label": "multiclass",
+        "tags": "multilabel",
+        "score": "regression",
+    }
     assert table.targets["tags"][2].tolist() == [1, 1, 1] and table.targets["tags"][0].tolist() == [1, 0, 0]
     assert table.modalities["series"][0].shape[1] == 2
     printed = caplog.text
@@ -93,11 +112,15 @@ def test_tabular_preprocessing_is_fitted_on_train_only(tmp_path):
     path = toy_data.build(tmp_path, rows=30)
     frame = pd.read_csv(path)
     frame.loc[frame.split == "test", "likes"] = 1000.0  # test values must not move the statistics
-    frame.loc[0, "likes"] = np.nan                       # a train gap: imputed and flagged
-    frame.loc[frame.split == "test", "country"] = "jp"   # unseen category: the unknown bucket
+    frame.loc[0, "likes"] = np.nan  # a train gap: imputed and flagged
+    frame.loc[frame.split == "test", "country"] = "jp"  # unseen category: the unknown bucket
     frame.to_csv(path, index=False)
-    table = load_manifest(path, modalities={"meta": {"numeric": ["likes"], "categorical": ["country"]}},
-                          targets=TARGET, split_column="split")
+    table = load_manifest(
+        path,
+        modalities={"meta": {"numeric": ["likes"], "categorical": ["country"]}},
+        targets=TARGET,
+        split_column="split",
+    )
     pre = table.preprocessing["meta"]
     train_likes = frame.likes[frame.split == "train"]
     assert pre["mean"][0] == pytest.approx(train_likes.mean())
@@ -114,8 +137,14 @@ def test_extra_test_split_and_subset_of_modalities(tmp_path):
     frame = pd.read_csv(path)
     frame.loc[frame.index[-6:], "split"] = "holdout"
     frame.to_csv(path, index=False)
-    table = load_manifest(path, modalities={"text": {}, "image": {}}, targets=TARGET, split_column="split",
-                          test_splits=["test", "holdout"], use=["image"])
+    table = load_manifest(
+        path,
+        modalities={"text": {}, "image": {}},
+        targets=TARGET,
+        split_column="split",
+        test_splits=["test", "holdout"],
+        use=["image"],
+    )
     assert list(table.modalities) == ["image"] and len(table.indices("holdout")) == 6
 
 

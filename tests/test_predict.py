@@ -45,14 +45,21 @@ def test_predict_equals_the_modules_own_test_outputs(trained, tmp_path):
     module.load_state_dict(module.restore(checkpoint))
     module.eval()
     with torch.no_grad():
-        logits = torch.cat([module.model(b).outputs["sentiment"] for b in datamodule.loader("test", shard=False)])
+        logits = torch.cat(
+            [module.model(b).outputs["sentiment"] for b in datamodule.loader("test", shard=False)]
+        )
     expected = (logits / module.calibration["sentiment"]["temperature"]).softmax(-1).numpy()
     test_ids = frame["id"].to_numpy()[datamodule.table.indices("test")]
-    got = preds.set_index("id").loc[test_ids, ["prob_sentiment_negative", "prob_sentiment_neutral",
-                                               "prob_sentiment_positive"]].to_numpy()
+    got = (
+        preds.set_index("id")
+        .loc[test_ids, ["prob_sentiment_negative", "prob_sentiment_neutral", "prob_sentiment_positive"]]
+        .to_numpy()
+    )
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert (preds.set_index("id").loc[test_ids, "pred_sentiment"].to_numpy()
-            == np.array(["negative", "neutral", "positive"])[expected.argmax(1)]).all()
+    assert (
+        preds.set_index("id").loc[test_ids, "pred_sentiment"].to_numpy()
+        == np.array(["negative", "neutral", "positive"])[expected.argmax(1)]
+    ).all()
 
 
 def test_a_checkpoint_copied_alone_predicts_the_same_in_order_with_ids(trained, tmp_path):
@@ -68,7 +75,9 @@ def test_a_checkpoint_copied_alone_predicts_the_same_in_order_with_ids(trained, 
     b = load_model(alone).predict(shuffled, root=manifest.parent)
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns[:2]) == ["id", "pred_sentiment"]
-    assert (a["id"] == shuffled["id"]).all() and (a["note"] == shuffled["note"]).all()  # order and passthrough
+    assert (a["id"] == shuffled["id"]).all() and (
+        a["note"] == shuffled["note"]
+    ).all()  # order and passthrough
     assert a.loc[5, "present_audio"] == 0 and a["present_text"].eq(1).all()
     assert np.allclose(a.filter(like="prob_sentiment_").sum(1), 1.0, atol=1e-5)
 
@@ -81,7 +90,10 @@ def test_a_file_where_no_row_has_a_modality_predicts_from_the_others(trained):
     mixed.loc[:19, "audio"] = None
     none = mixed.head(20).copy()
     model = load_model(run_dir)
-    alone, among = model.predict(none, root=manifest.parent), model.predict(mixed, root=manifest.parent).head(20)
+    alone, among = (
+        model.predict(none, root=manifest.parent),
+        model.predict(mixed, root=manifest.parent).head(20),
+    )
     assert alone["present_audio"].eq(0).all()
     pd.testing.assert_frame_equal(alone, among, atol=1e-5)
 
@@ -91,19 +103,30 @@ def test_predict_cli_streams_chunks_to_parquet_and_never_overwrites(trained, tmp
     source = manifest.parent / "new.parquet"  # media paths are relative to the manifest's folder
     pd.read_csv(manifest).drop(columns=["sentiment"]).to_parquet(source)
     out = tmp_path / "preds.parquet"
-    args = [f"run={run_dir}", f"data.path={source}", f"output={out}", "data.chunk_rows=50",
-            f"hydra.run.dir={tmp_path / 'p'}", f"cache_dir={tmp_path / 'cache'}"]
+    args = [
+        f"run={run_dir}",
+        f"data.path={source}",
+        f"output={out}",
+        "data.chunk_rows=50",
+        f"hydra.run.dir={tmp_path / 'p'}",
+        f"cache_dir={tmp_path / 'cache'}",
+    ]
     done = run_cli(*args, executable=[str(Path(sys.executable).with_name("mmtrain-predict"))])
     assert done.returncode == 0, done.stderr[-2000:]
     preds = pd.read_parquet(out)
-    assert len(preds) == ROWS and list(preds["id"]) == list(pd.read_parquet(source)["id"])  # 5 chunks, in order
+    assert len(preds) == ROWS and list(preds["id"]) == list(
+        pd.read_parquet(source)["id"]
+    )  # 5 chunks, in order
     from hydra import compose, initialize_config_module
 
     from mmtrain.predict import predict
 
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        cfg = compose("predict", overrides=[a for a in args if not a.startswith("hydra.")] +
-                      [f"paths.output_dir={tmp_path / 'p2'}"])
+        cfg = compose(
+            "predict",
+            overrides=[a for a in args if not a.startswith("hydra.")]
+            + [f"paths.output_dir={tmp_path / 'p2'}"],
+        )
     with pytest.raises(ConfigError, match="exists: pass overwrite=true"):
         predict(cfg)
     assert pd.read_parquet(out).equals(preds)
@@ -117,15 +140,33 @@ def test_evaluate_a_file_without_train_rows(trained, tmp_path):
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"run={run_dir}", f"data.path={labelled}",
-                                             f"paths.output_dir={tmp_path / 'e'}", f"cache_dir={tmp_path / 'cache'}",
-                                             "trainer.enable_progress_bar=false"])
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                f"run={run_dir}",
+                f"data.path={labelled}",
+                f"paths.output_dir={tmp_path / 'e'}",
+                f"cache_dir={tmp_path / 'cache'}",
+                "trainer.enable_progress_bar=false",
+            ],
+        )
     from mmtrain.evaluate import evaluate
 
     metrics = evaluate(cfg)
-    assert {"eval/sentiment/acc", "eval/sentiment/f1_macro", "eval/sentiment/ece", "eval/sentiment/nll_raw"} <= set(metrics)
+    assert {
+        "eval/sentiment/acc",
+        "eval/sentiment/f1_macro",
+        "eval/sentiment/ece",
+        "eval/sentiment/nll_raw",
+    } <= set(metrics)
     assert metrics["eval/sentiment/acc"] > 0.5  # well above the 1/3 of chance on the run's own test rows
-    for name in ("metrics.json", "report.md", "contribution.csv", "confusion_sentiment.png", "reliability.png"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "contribution.csv",
+        "confusion_sentiment.png",
+        "reliability.png",
+    ):
         assert (tmp_path / "e" / name).is_file(), name
 
 
@@ -174,20 +215,35 @@ def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_n
     rng = np.random.default_rng(0)
     n = 300
     y = rng.integers(0, 2, n)
-    frame = pd.DataFrame({"signal": y * 2.0 + rng.normal(0, 0.3, n), "noise": rng.normal(0, 1, n),
-                          "label": np.where(y == 1, "yes", "no"),
-                          "split": np.where(np.arange(n) % 5 == 0, "test", np.where(np.arange(n) % 5 == 1, "val", "train"))})
+    frame = pd.DataFrame(
+        {
+            "signal": y * 2.0 + rng.normal(0, 0.3, n),
+            "noise": rng.normal(0, 1, n),
+            "label": np.where(y == 1, "yes", "no"),
+            "split": np.where(np.arange(n) % 5 == 0, "test", np.where(np.arange(n) % 5 == 1, "val", "train")),
+        }
+    )
     path = tmp_path / "toy.csv"
     frame.to_csv(path, index=False)
-    cfg = make_cfg(tmp_path / "run", "data=manifest", f"data.path={path}", "data.split_column=split",
-                   "++data.modalities.signal={type: tabular, numeric: [signal]}",
-                   "++data.modalities.noise={type: tabular, numeric: [noise]}", "++data.targets.label.column=label",
-                   "fusion=attention_pool", "model.modality_dropout=0.3", "trainer.max_epochs=15",
-                   "optim.optimizer.lr=3e-3")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "data=manifest",
+        f"data.path={path}",
+        "data.split_column=split",
+        "++data.modalities.signal={type: tabular, numeric: [signal]}",
+        "++data.modalities.noise={type: tabular, numeric: [noise]}",
+        "++data.targets.label.column=label",
+        "fusion=attention_pool",
+        "model.modality_dropout=0.3",
+        "trainer.max_epochs=15",
+        "optim.optimizer.lr=3e-3",
+    )
     run(cfg)
     model = load_model(tmp_path / "run")
     dm = model.datamodule(*model.table_of(path, evaluate=True)[:1], test_split="test")
-    found, _, _, weights = analysis.contributions(model.module.model, dm.loader("test", shard=False), model.tasks)
+    found, _, _, weights = analysis.contributions(
+        model.module.model, dm.loader("test", shard=False), model.tasks
+    )
     weight = {r["name"]: r["mean"] for r in weights}
     assert weight["signal"] + weight["noise"] == pytest.approx(1.0) and {r["rows"] for r in weights} == {60}
     written = pd.read_csv(tmp_path / "run" / "fusion_weights.csv").set_index("name")["mean"]
@@ -201,14 +257,23 @@ def test_shapley_values_sum_to_full_minus_none_and_an_irrelevant_modality_adds_n
     assert abs(rows["noise"]["drop_one"]) < 0.03 and rows["signal"]["drop_one"] > 0.3
 
 
-@pytest.mark.parametrize("fusion, formats", [("early", ["onnx"]), ("late", ["onnx"]), ("hybrid", ["onnx"]),
-                                             ("intermediate", ["onnx", "torchscript"]),
-                                             ("multitask", ["onnx", "torchscript"])])
+@pytest.mark.parametrize(
+    "fusion, formats",
+    [
+        ("early", ["onnx"]),
+        ("late", ["onnx"]),
+        ("hybrid", ["onnx"]),
+        ("intermediate", ["onnx", "torchscript"]),
+        ("multitask", ["onnx", "torchscript"]),
+    ],
+)
 def test_onnx_and_torchscript_give_pytorchs_outputs(fusion, formats, tmp_path):
     # Every fusion and format at the default encoders' sizes: scripts/bench_export.py.
     from mmtrain.export import check, write
 
-    extra = ["experiment=news_audio_multitask", "fusion=late"] if fusion == "multitask" else [f"fusion={fusion}"]
+    extra = (
+        ["experiment=news_audio_multitask", "fusion=late"] if fusion == "multitask" else [f"fusion={fusion}"]
+    )
     cfg = make_cfg(tmp_path / "run", *extra, "data.source.num_samples=120")
     module, datamodule = prepare(cfg)
     module.calibration = {t: {"temperature": 1.7} for t, s in module.tasks.items() if s["classes"]}
@@ -219,8 +284,17 @@ def test_onnx_and_torchscript_give_pytorchs_outputs(fusion, formats, tmp_path):
         write(module, fmt, tmp_path / fmt)
         assert check(module, tmp_path / fmt, inputs) < 1e-4, fmt
     signature = json.loads((tmp_path / "onnx" / "signature.json").read_text())
-    assert [i["name"] for i in signature["inputs"]] == ["text_x", "text_mask", "audio_x", "audio_mask", "present"]
-    assert signature["inputs"][0]["shape"] == ["batch", "text_length"] and "token ids" in signature["inputs"][0]["featurize"]
+    assert [i["name"] for i in signature["inputs"]] == [
+        "text_x",
+        "text_mask",
+        "audio_x",
+        "audio_mask",
+        "present",
+    ]
+    assert (
+        signature["inputs"][0]["shape"] == ["batch", "text_length"]
+        and "token ids" in signature["inputs"][0]["featurize"]
+    )
 
 
 def test_errors_of_the_new_commands(trained, tmp_path):
@@ -228,8 +302,11 @@ def test_errors_of_the_new_commands(trained, tmp_path):
     with pytest.raises(ConfigError, match="this run dir has no checkpoints/best.ckpt"):
         load_model(tmp_path)
     frame = pd.read_csv(manifest).drop(columns=["audio"])
-    with pytest.raises(ConfigError, match=r"no column 'audio', which modality audio is read from\. This run reads "
-                                          r"the columns: text \(text\), audio \(audio\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"no column 'audio', which modality audio is read from\. This run reads "
+        r"the columns: text \(text\), audio \(audio\)",
+    ):
         load_model(run_dir).predict(frame, root=manifest.parent)
     old = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     del old["mmtrain"]
@@ -245,8 +322,12 @@ def test_errors_of_the_new_commands(trained, tmp_path):
         write(load_model(run_dir).module, "savedmodel", tmp_path / "x")
     wrong = tmp_path / "new.xlsx"
     wrong.write_text("x")
-    done = run_cli(f"run={run_dir}", f"data.path={wrong}", f"hydra.run.dir={tmp_path / 'p'}",
-                   executable=[str(Path(sys.executable).with_name("mmtrain-predict"))])
+    done = run_cli(
+        f"run={run_dir}",
+        f"data.path={wrong}",
+        f"hydra.run.dir={tmp_path / 'p'}",
+        executable=[str(Path(sys.executable).with_name("mmtrain-predict"))],
+    )
     assert done.returncode == 2 and "unknown manifest format '.xlsx'" in done.stderr
     assert done.stderr.count("\n") <= 2  # one paragraph, no traceback
     assert not (tmp_path / "p" / "predictions.csv").exists()
@@ -256,15 +337,30 @@ def test_a_changed_model_file_is_a_clear_error(tmp_path):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = tmp_path / "bert"
-    BertModel(BertConfig(vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(folder)
+    BertModel(
+        BertConfig(
+            vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(folder)
     vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(115)]))
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(115)])
+    )
     BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
-    cfg = make_cfg(tmp_path / "run", "encoder/text=hf", f"encoder.text.model={folder}", "modalities=[text]",
-                   "data.source.num_samples=90")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "encoder/text=hf",
+        f"encoder.text.model={folder}",
+        "modalities=[text]",
+        "data.source.num_samples=90",
+    )
     run(cfg)
-    BertModel(BertConfig(vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(folder)  # other weights at the same path
-    with pytest.raises(ConfigError, match=r"trained with the model files at .*bert, and those files have changed"):
+    BertModel(
+        BertConfig(
+            vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(folder)  # other weights at the same path
+    with pytest.raises(
+        ConfigError, match=r"trained with the model files at .*bert, and those files have changed"
+    ):
         load_model(tmp_path / "run")

@@ -22,8 +22,13 @@ def test_averaging_identical_checkpoints_gives_the_same_weights():
 
 
 def test_greedy_soup_is_never_worse_on_val_than_the_best_checkpoint(tmp_path):
-    cfg = make_cfg(tmp_path / "run", "trainer.max_epochs=4", "~callbacks.early_stopping", "average.top_k=3",
-                   "average.method=greedy")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "trainer.max_epochs=4",
+        "~callbacks.early_stopping",
+        "average.top_k=3",
+        "average.method=greedy",
+    )
     run(cfg)
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
     averaged = best["averaged"]
@@ -33,8 +38,12 @@ def test_greedy_soup_is_never_worse_on_val_than_the_best_checkpoint(tmp_path):
 
 
 def test_max_time_stops_early_fits_the_schedule_and_still_evaluates(tmp_path):
-    cfg = make_cfg(tmp_path / "run", "trainer.max_epochs=200", "trainer.max_time=00:00:00:08",
-                   "~callbacks.early_stopping")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "trainer.max_epochs=200",
+        "trainer.max_time=00:00:00:08",
+        "~callbacks.early_stopping",
+    )
     metrics = run(cfg)
     assert "test/sentiment/f1_macro" in metrics and (tmp_path / "run" / "report.md").is_file()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -56,7 +65,7 @@ def test_length_buckets_cover_each_row_once_in_similar_lengths_and_replay_per_ep
     first = list(buckets)
     assert sorted(i for b in first for i in b) == list(range(500)) and len(first) == len(buckets)
     spread = np.mean([np.ptp(lengths[b]) for b in first])
-    random_spread = np.mean([np.ptp(lengths[i:i + 16]) for i in range(0, 500, 16)])
+    random_spread = np.mean([np.ptp(lengths[i : i + 16]) for i in range(0, 500, 16)])
     assert spread < random_spread / 3
     assert first == list(buckets)  # the same epoch, the same batches (resume)
     buckets.set_epoch(1)
@@ -64,9 +73,17 @@ def test_length_buckets_cover_each_row_once_in_similar_lengths_and_replay_per_ep
 
 
 def test_fine_tuned_text_trains_in_length_buckets_and_monitor_auto_picks_macro_f1(tmp_path, toy_manifest):
-    cfg = make_cfg(tmp_path / "run", "data=manifest", f"data.path={toy_manifest}", "data.split_column=split",
-                   "++data.modalities.text.column=text", "++data.targets.label.column=label", "monitor=auto",
-                   "encoder/text=minilm", "finetune=[text]")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "data=manifest",
+        f"data.path={toy_manifest}",
+        "data.split_column=split",
+        "++data.modalities.text.column=text",
+        "++data.targets.label.column=label",
+        "monitor=auto",
+        "encoder/text=minilm",
+        "finetune=[text]",
+    )
     module, datamodule = prepare(cfg)
     assert cfg.monitor == "val/label/f1_macro" and cfg.monitor_mode == "max"
     assert module.model.encoders["text"].freeze is False and datamodule.bucket_by == "text"
@@ -74,9 +91,16 @@ def test_fine_tuned_text_trains_in_length_buckets_and_monitor_auto_picks_macro_f
 
 @pytest.mark.parametrize("preset, frozen", [("fast", True), ("balanced", False), ("best", False)])
 def test_presets_freeze_or_fine_tune_the_pretrained_encoders(tmp_path, toy_manifest, preset, frozen):
-    cfg = make_cfg(tmp_path / "run", "data=manifest", f"data.path={toy_manifest}", "data.split_column=split",
-                   "++data.modalities.text.column=text", "++data.targets.label.column=label",
-                   "encoder/text=minilm", f"preset={preset}")
+    cfg = make_cfg(
+        tmp_path / "run",
+        "data=manifest",
+        f"data.path={toy_manifest}",
+        "data.split_column=split",
+        "++data.modalities.text.column=text",
+        "++data.targets.label.column=label",
+        "encoder/text=minilm",
+        f"preset={preset}",
+    )
     module, _ = prepare(cfg)
     assert module.model.encoders["text"].freeze is frozen
     assert cfg.monitor == "val/label/f1_macro"

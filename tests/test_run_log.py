@@ -21,10 +21,17 @@ def test_training_off_a_terminal_logs_epochs_and_their_progress(cfg_factory, cap
     from mmtrain.train import run
 
     caplog.set_level("INFO")
-    run(cfg_factory("trainer.max_epochs=2", "callbacks.log_progress.min_batches=1", "callbacks.log_progress.every=0.5"))
+    run(
+        cfg_factory(
+            "trainer.max_epochs=2", "callbacks.log_progress.min_batches=1", "callbacks.log_progress.every=0.5"
+        )
+    )
     text = caplog.text
     assert text.index("Run dir: ") < text.index("Featurizing")
     assert re.search(r"epoch 1/2: 50% \(step \d+\), loss \d+\.\d{4}, epoch ends in \d+ s", text), text
-    assert re.search(r"epoch 1/2 done \(step \d+, \d+ s\): loss \d+\.\d{4}, val/sentiment/f1_macro \d\.\d{4} "
-                     r"\(best \d\.\d{4}\), about \d+ s left", text), text
+    assert re.search(
+        r"epoch 1/2 done \(step \d+, \d+ s\): loss \d+\.\d{4}, val/sentiment/f1_macro \d\.\d{4} "
+        r"\(best \d\.\d{4}\), about \d+ s left",
+        text,
+    ), text
     assert re.search(r"epoch 2/2 done \(step \d+, \d+ s\): loss \d+\.\d{4}, val/sentiment/f1_macro", text)

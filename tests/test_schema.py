@@ -18,20 +18,31 @@ COUNTRIES = [f"country-{i}" for i in range(41)]
 
 
 def test_every_spelling_and_dtype_of_a_missing_cell_is_missing(tmp_path):
-    table = pa.table({
-        "text": pa.array(["a b", None, "  ", " ? ", "N/A", "ok"], type=pa.large_string()),
-        "dictionary": pa.array(["x", None, "y", "?", "x", "y"]).dictionary_encode(),
-        "integer": pa.array([1, None, 3, 4, None, 6], type=pa.int64()),
-        "when": pa.array([1, None, 3, 4, 5, 6], type=pa.timestamp("s")),
-        "flag": pa.array([True, None, False, True, None, False]),
-    })
+    table = pa.table(
+        {
+            "text": pa.array(["a b", None, "  ", " ? ", "N/A", "ok"], type=pa.large_string()),
+            "dictionary": pa.array(["x", None, "y", "?", "x", "y"]).dictionary_encode(),
+            "integer": pa.array([1, None, 3, 4, None, 6], type=pa.int64()),
+            "when": pa.array([1, None, 3, 4, 5, 6], type=pa.timestamp("s")),
+            "flag": pa.array([True, None, False, True, None, False]),
+        }
+    )
     path = tmp_path / "m.parquet"
     pq.write_table(table, path)
-    frame = pd.read_parquet(path).assign(nullable=pd.array([1, None, 3, pd.NA, 5, 6], dtype="Int64"),
-                                         floats=pd.array([0.5, None, 1.5, 2.0, None, 1.0], dtype="Float64"))
+    frame = pd.read_parquet(path).assign(
+        nullable=pd.array([1, None, 3, pd.NA, 5, 6], dtype="Int64"),
+        floats=pd.array([0.5, None, 1.5, 2.0, None, 1.0], dtype="Float64"),
+    )
     clean, sentinels = read_missing(frame, Missing())
-    assert clean.isna().sum().to_dict() == {"text": 4, "dictionary": 2, "integer": 2, "when": 1, "flag": 2,
-                                            "nullable": 2, "floats": 2}
+    assert clean.isna().sum().to_dict() == {
+        "text": 4,
+        "dictionary": 2,
+        "integer": 2,
+        "when": 1,
+        "flag": 2,
+        "nullable": 2,
+        "floats": 2,
+    }
     assert sentinels == {"text": 2, "dictionary": 1}
     assert clean["nullable"].dtype == np.float64 and clean["floats"].dtype == np.float64
 
@@ -84,17 +95,26 @@ def test_a_person_reads_why_a_column_is_left_out():
 
 def messy_table(rows: int = 60) -> pd.DataFrame:
     y = np.arange(rows) % 3
-    frame = pd.DataFrame({
-        "row": np.arange(rows), "name": [f"Item {i}" for i in range(rows)],
-        "age": np.where(RNG.random(rows) < 0.1, "?", (20 + 10 * y + RNG.integers(0, 5, rows)).astype(str)),
-        "department": [None if i % 7 == 0 else ["Tops", "Dresses", "Bottoms"][v] for i, v in enumerate(y)],
-        "country": [COUNTRIES[(3 * i + v) % 41] for i, v in enumerate(y)],
-        "joined": [f"2023-{1 + v * 4:02d}-{1 + i % 28:02d}" for i, v in enumerate(y)],
-        "review": ["" if i % 9 == 0 else f"this dress is {['awful', 'fine', 'lovely'][v]} and fits well {i}"
-                   for i, v in enumerate(y)],
-        "rating": [None if i == 5 else ["low", "mid", "high"][v] for i, v in enumerate(y)],
-        "split": ["train" if i % 10 < 6 else "validation" if i % 10 < 8 else "test" for i in range(rows)],
-    })
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(rows),
+            "name": [f"Item {i}" for i in range(rows)],
+            "age": np.where(
+                RNG.random(rows) < 0.1, "?", (20 + 10 * y + RNG.integers(0, 5, rows)).astype(str)
+            ),
+            "department": [
+                None if i % 7 == 0 else ["Tops", "Dresses", "Bottoms"][v] for i, v in enumerate(y)
+            ],
+            "country": [COUNTRIES[(3 * i + v) % 41] for i, v in enumerate(y)],
+            "joined": [f"2023-{1 + v * 4:02d}-{1 + i % 28:02d}" for i, v in enumerate(y)],
+            "review": [
+                "" if i % 9 == 0 else f"this dress is {['awful', 'fine', 'lovely'][v]} and fits well {i}"
+                for i, v in enumerate(y)
+            ],
+            "rating": [None if i == 5 else ["low", "mid", "high"][v] for i, v in enumerate(y)],
+            "split": ["train" if i % 10 < 6 else "validation" if i % 10 < 8 else "test" for i in range(rows)],
+        }
+    )
     return frame
 
 
@@ -105,8 +125,12 @@ def test_a_messy_table_is_read_as_a_person_would(tmp_path, caplog):
     table = load_manifest(path, targets={"rating": {}})
     spec = table.spec["modalities"]
     assert set(spec) == {"tabular", "review"} and spec["review"]["type"] == "text"
-    assert spec["tabular"] == {"type": "tabular", "numeric": ["age"], "categorical": ["department", "country"],
-                               "dates": ["joined"]}
+    assert spec["tabular"] == {
+        "type": "tabular",
+        "numeric": ["age"],
+        "categorical": ["department", "country"],
+        "dates": ["joined"],
+    }
     assert table.spec["split_column"] == "split" and sorted(set(table.split)) == ["test", "train", "val"]
     assert len(table) == 59 and table.dropped == {"no rating target": 1}  # row 5 has no rating
     assert sum(v is None for v in table.modalities["review"]) == 7  # empty reviews: text missing, rows kept
@@ -119,7 +143,12 @@ def test_a_messy_table_is_read_as_a_person_would(tmp_path, caplog):
     assert "columns left out: 'row'" in caplog.text
     # a missing category (pandas 3 str dtype) is the unknown index, not a crash on sorting str and float
     assert table.preprocessing["tabular"]["vocab"][0] == ["Bottoms", "Dresses", "Tops"]
-    assert table.preprocessing["tabular"]["numeric"] == ["age", "joined:year", "joined:day_of_year", "joined:weekday"]
+    assert table.preprocessing["tabular"]["numeric"] == [
+        "age",
+        "joined:year",
+        "joined:day_of_year",
+        "joined:weekday",
+    ]
 
 
 def test_a_rare_value_of_a_many_valued_category_shares_the_unknown_index(tmp_path):

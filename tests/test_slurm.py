@@ -26,8 +26,9 @@ def slurm(tmp_path_factory):
         pytest.skip(f"no Slurm scripts at {TOOLS} (set MMTRAIN_SLURM_TOOLS)")
     state = tmp_path_factory.mktemp("slurm-state")
     env = {**os.environ, "SLURM_STATE": str(state)}
-    started = subprocess.run(["bash", str(TOOLS / "start.sh")], env=env, capture_output=True, text=True,
-                             timeout=600)
+    started = subprocess.run(
+        ["bash", str(TOOLS / "start.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
     try:
         if started.returncode != 0 or shutil.which("sbatch") is None:
             pytest.skip(f"could not start Slurm (Debian packages unavailable?): {started.stderr[-500:]}")
@@ -38,8 +39,14 @@ def slurm(tmp_path_factory):
 
 def test_slurm_job_array_of_four_jobs_and_leaderboard(slurm, tmp_path):
     fusions = ["early", "late", "intermediate", "hybrid"]
-    result = run_cli("-m", "hydra/launcher=slurm", f"fusion={','.join(fusions)}", *FAST,
-                     f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        f"fusion={','.join(fusions)}",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1", "2", "3"):
         assert "test/sentiment/f1_macro" in json.loads((tmp_path / job / "metrics.json").read_text())
@@ -48,10 +55,22 @@ def test_slurm_job_array_of_four_jobs_and_leaderboard(slurm, tmp_path):
 
 
 def test_requeued_job_resumes_from_its_own_last_checkpoint(slurm, tmp_path):
-    args = ["-m", "hydra/launcher=slurm", *FAST, "trainer.max_epochs=6", "data.source.num_samples=600",
-            "~callbacks.early_stopping", f"hydra.sweep.dir={tmp_path}"]
-    sweep = subprocess.Popen([sys.executable, "-m", "mmtrain", *args], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "-m",
+        "hydra/launcher=slurm",
+        *FAST,
+        "trainer.max_epochs=6",
+        "data.source.num_samples=600",
+        "~callbacks.early_stopping",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "mmtrain", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     last = tmp_path / "0" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and sweep.poll() is None:
@@ -60,7 +79,9 @@ def test_requeued_job_resumes_from_its_own_last_checkpoint(slurm, tmp_path):
     subprocess.run(["scontrol", "requeue", job_id], check=True)
     # Slurm holds a requeued job back (BeginTime) for a while; let it start again at once.
     for _ in range(120):
-        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True).stdout
+        state = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True
+        ).stdout
         if state.startswith("RUNNING") or not state:
             break
         if state.startswith("PENDING"):
@@ -74,8 +95,16 @@ def test_requeued_job_resumes_from_its_own_last_checkpoint(slurm, tmp_path):
 
 
 def test_ddp_over_two_slurm_tasks(slurm, tmp_path):
-    result = run_cli("-m", "hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                     *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
     assert 0.0 <= metrics["test/sentiment/acc"] <= 1.0

@@ -19,8 +19,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_ddp_inside_a_local_multirun_is_refused(tmp_path):
-    result = run_cli("-m", "trainer=ddp", "trainer.devices=2", "fusion=early,late", *FAST,
-                     f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "fusion=early,late",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "would make every rank re-run the sweep. Use hydra/launcher=slurm" in result.stderr
     assert not list(tmp_path.glob("*/metrics.json"))
@@ -28,11 +35,21 @@ def test_ddp_inside_a_local_multirun_is_refused(tmp_path):
 
 def test_sweep_records_failed_jobs_and_writes_the_leaderboard(tmp_path):
     # fusion.dim=30 is not divisible by 4 heads: those two jobs fail, the other two train.
-    result = run_cli("-m", "fusion=intermediate", "fusion.heads=4", "fusion.dim=32,30", "seed=0,1",
-                     *[f for f in FAST if not f.startswith("fusion.dim")], f"hydra.sweep.dir={tmp_path}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "fusion=intermediate",
+        "fusion.heads=4",
+        "fusion.dim=32,30",
+        "seed=0,1",
+        *[f for f in FAST if not f.startswith("fusion.dim")],
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == ["0", "1"]  # dim=32, seeds 0 and 1
+    assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == [
+        "0",
+        "1",
+    ]  # dim=32, seeds 0 and 1
     failed = json.loads((tmp_path / "2" / "failed.json").read_text())
     assert "fusion.dim=30 must be divisible by fusion.heads=4" in failed["error"]
     board = (tmp_path / "leaderboard.csv").read_text().splitlines()
@@ -48,9 +65,15 @@ def test_sweep_records_failed_jobs_and_writes_the_leaderboard(tmp_path):
 
 
 def test_optuna_sweep_of_three_trials(tmp_path):
-    result = run_cli("-m", "hparams_search=fusion_optuna", "hydra.sweeper.n_trials=3",
-                     "hydra.sweeper.sampler.n_startup_trials=3", *FAST, f"hydra.sweep.dir={tmp_path}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "hparams_search=fusion_optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=3",
+        *FAST,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     values = [json.loads(p.read_text())["val/sentiment/f1_macro"] for p in tmp_path.glob("*/metrics.json")]
     assert len(values) == 3
@@ -66,9 +89,20 @@ def test_ddp_evaluation_counts_every_test_row_once(tmp_path):
     trained = run_cli(*FAST, *rows, f"hydra.run.dir={tmp_path}/train", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     ckpt = tmp_path / "train" / "checkpoints" / "best.ckpt"
-    one = run_cli(*FAST, *rows, "train=false", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/one", cwd=tmp_path)
-    two = run_cli(*FAST, *rows, "train=false", f"ckpt_path={ckpt}", "trainer=ddp", "trainer.accelerator=cpu",
-                  "trainer.devices=2", f"hydra.run.dir={tmp_path}/two", cwd=tmp_path)
+    one = run_cli(
+        *FAST, *rows, "train=false", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/one", cwd=tmp_path
+    )
+    two = run_cli(
+        *FAST,
+        *rows,
+        "train=false",
+        f"ckpt_path={ckpt}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path}/two",
+        cwd=tmp_path,
+    )
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
@@ -82,11 +116,15 @@ def test_ddp_evaluation_counts_every_test_row_once(tmp_path):
         assert m2[key] == pytest.approx(m1[key], abs=tolerance), key
 
 
-def kill_midway_then_resume(run_dir: Path, args: list[str], after_ckpt_s: float) -> subprocess.CompletedProcess:
+def kill_midway_then_resume(
+    run_dir: Path, args: list[str], after_ckpt_s: float
+) -> subprocess.CompletedProcess:
     """Start the run, kill -9 it `after_ckpt_s` after its first last.ckpt appears, then run the same
     command again (it auto-resumes from the run dir's last.ckpt)."""
     command = [sys.executable, "-m", "mmtrain", *args, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and proc.poll() is None and time.time() < deadline:
@@ -100,20 +138,27 @@ def kill_midway_then_resume(run_dir: Path, args: list[str], after_ckpt_s: float)
 
 
 def test_kill_9_then_resume_gives_the_uninterrupted_metrics(tmp_path):
-    args = [*FAST, "trainer.max_epochs=5", "data.source.num_samples=600", "~callbacks.early_stopping",
-            "trainer.enable_progress_bar=false"]
+    args = [
+        *FAST,
+        "trainer.max_epochs=5",
+        "data.source.num_samples=600",
+        "~callbacks.early_stopping",
+        "trainer.enable_progress_bar=false",
+    ]
     full = run_cli(*args, f"hydra.run.dir={tmp_path}/full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]
     resumed = kill_midway_then_resume(tmp_path / "killed", args, after_ckpt_s=random.uniform(0.2, 1.5))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stderr + resumed.stdout
-    assert json.loads((tmp_path / "killed" / "metrics.json").read_text()) == \
-        json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "killed" / "metrics.json").read_text()) == json.loads(
+        (tmp_path / "full" / "metrics.json").read_text()
+    )
 
 
 def test_local_parallel_launcher(tmp_path):
-    result = run_cli("-m", "hydra/launcher=local", "fusion=early,late", *FAST, f"hydra.sweep.dir={tmp_path}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "-m", "hydra/launcher=local", "fusion=early,late", *FAST, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == ["0", "1"]
     assert list(tmp_path.glob(".submitit/*/*_log.out"))  # ran as separate submitit processes

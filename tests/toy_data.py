@@ -27,7 +27,7 @@ def write_png(path: Path, y: int, rng, size: int = 16) -> None:
     from PIL import Image
 
     pixels = rng.integers(0, 60, (size, size)).astype(np.uint8)
-    pixels[:, y * 5: y * 5 + 5] = 230
+    pixels[:, y * 5 : y * 5 + 5] = 230
     Image.fromarray(pixels).save(path)
 
 
@@ -46,15 +46,24 @@ def build(folder: Path, rows: int = 60, fmt: str = "csv", seed: int = 0) -> Path
         write_png(media / f"{i}.png", y, rng)
         steps = 8 + int(rng.integers(0, 8))
         series = np.stack([np.sin(np.arange(steps) * (0.3 + 0.5 * y)), rng.normal(size=steps) * 0.1], 1)
-        records.append({
-            "id": f"s{i:03d}", "audio": f"media/{i}.wav", "image": f"media/{i}.png",
-            "text": f"a {WORDS[y]} {CATEGORIES[category]} report number {i}", "likes": float(y + rng.normal() * 0.3),
-            "shares": float(rng.integers(0, 100)), "country": COUNTRIES[(y + int(rng.random() < 0.2)) % 3],
-            "series": json.dumps(np.round(series, 4).tolist()), "label": ["neg", "neu", "pos"][y],
-            "sentiment": ["neg", "neu", "pos"][y], "category": CATEGORIES[category],
-            "tags": "|".join(TAGS[: y + 1]), "score": float(y + rng.normal() * 0.1),
-            "split": "train" if i % 10 < 6 else "val" if i % 10 < 8 else "test",
-        })
+        records.append(
+            {
+                "id": f"s{i:03d}",
+                "audio": f"media/{i}.wav",
+                "image": f"media/{i}.png",
+                "text": f"a {WORDS[y]} {CATEGORIES[category]} report number {i}",
+                "likes": float(y + rng.normal() * 0.3),
+                "shares": float(rng.integers(0, 100)),
+                "country": COUNTRIES[(y + int(rng.random() < 0.2)) % 3],
+                "series": json.dumps(np.round(series, 4).tolist()),
+                "label": ["neg", "neu", "pos"][y],
+                "sentiment": ["neg", "neu", "pos"][y],
+                "category": CATEGORIES[category],
+                "tags": "|".join(TAGS[: y + 1]),
+                "score": float(y + rng.normal() * 0.1),
+                "split": "train" if i % 10 < 6 else "val" if i % 10 < 8 else "test",
+            }
+        )
     frame = pd.DataFrame(records)
     path = folder / f"manifest.{fmt}"
     if fmt == "parquet":

@@ -16,8 +16,10 @@ def primary_keys(config_name: str) -> frozenset[str]:
     """The top-level keys a primary config (conf/<config_name>.yaml) defines: its own keys and the
     config groups of its defaults list. Any other top-level key was added by a typo (+optim=...)."""
     primary = yaml.safe_load(resources.files("mmtrain.conf").joinpath(f"{config_name}.yaml").read_text())
-    groups = {str(next(iter(d)) if isinstance(d, dict) else d).split("/")[0].split("@")[0].removeprefix("override ")
-              for d in primary.get("defaults", [])}
+    groups = {
+        str(next(iter(d)) if isinstance(d, dict) else d).split("/")[0].split("@")[0].removeprefix("override ")
+        for d in primary.get("defaults", [])
+    }
     return frozenset(set(primary) - {"defaults", "hydra"} | groups - {"_self_"})
 
 
@@ -56,19 +58,36 @@ def require_values(cfg: DictConfig) -> None:
     if missing:
         examples = {"data.path": "data.path=/data/manifest.csv", "run": "run=outputs/<date>/<time>"}
         example = examples.get(missing[0], f"{missing[0]}=<value>")
-        raise ConfigError(f"{', '.join(missing)} not set: give {'it' if len(missing) == 1 else 'them'} on the "
-                          f"command line (e.g. {example}).")
+        raise ConfigError(
+            f"{', '.join(missing)} not set: give {'it' if len(missing) == 1 else 'them'} on the "
+            f"command line (e.g. {example})."
+        )
 
 
 # Settings compared or counted with before anything uses them: a value of the wrong type (max_epochs=two)
 # is a ConfigError naming the key, not a TypeError from deep inside. "number": int or float.
-TYPED = {"trainer.max_epochs": "whole number", "trainer.max_steps": "whole number", "trainer.min_epochs": "whole number",
-         "trainer.accumulate_grad_batches": "whole number", "trainer.log_every_n_steps": "whole number",
-         "trainer.num_nodes": "whole number", "trainer.gradient_clip_val": "number", "trainer.val_check_interval": "number",
-         "data.batch_size": "whole number", "data.max_rows": "whole number", "data.split_seed": "whole number", "seed": "whole number",
-         "optim.optimizer.lr": "number", "optim.optimizer.weight_decay": "number", "optim.encoder_lr": "number",
-         "optim.layer_decay": "number", "callbacks.early_stopping.patience": "whole number",
-         "average.top_k": "whole number", "cv.folds": "whole number", "cv.fold": "whole number"}
+TYPED = {
+    "trainer.max_epochs": "whole number",
+    "trainer.max_steps": "whole number",
+    "trainer.min_epochs": "whole number",
+    "trainer.accumulate_grad_batches": "whole number",
+    "trainer.log_every_n_steps": "whole number",
+    "trainer.num_nodes": "whole number",
+    "trainer.gradient_clip_val": "number",
+    "trainer.val_check_interval": "number",
+    "data.batch_size": "whole number",
+    "data.max_rows": "whole number",
+    "data.split_seed": "whole number",
+    "seed": "whole number",
+    "optim.optimizer.lr": "number",
+    "optim.optimizer.weight_decay": "number",
+    "optim.encoder_lr": "number",
+    "optim.layer_decay": "number",
+    "callbacks.early_stopping.patience": "whole number",
+    "average.top_k": "whole number",
+    "cv.folds": "whole number",
+    "cv.fold": "whole number",
+}
 EXAMPLES = {"whole number": "10", "number": "0.001"}
 
 
@@ -88,27 +107,43 @@ def validate(cfg: DictConfig) -> None:
     require_values(cfg)
     require_types(cfg)
     if "targets" in cfg.data and not cfg.data.targets:
-        raise ConfigError("data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
-                          "(type multiclass|binary|multilabel|regression is inferred, or set with "
-                          "data.targets.label.type=...).")
+        raise ConfigError(
+            "data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
+            "(type multiclass|binary|multilabel|regression is inferred, or set with "
+            "data.targets.label.type=...)."
+        )
     expand_heads(cfg)
     unknown_keys(cfg, primary_keys("train"), "")
     if cfg.get("cv") and cfg.cv.get("fold") is not None and not cfg.cv.folds:
-        raise ConfigError(f"cv.fold={cfg.cv.fold} picks one of cv.folds folds: set cv.folds as well (e.g. cv.folds=5).")
+        raise ConfigError(
+            f"cv.fold={cfg.cv.fold} picks one of cv.folds folds: set cv.folds as well (e.g. cv.folds=5)."
+        )
     if cfg.get("cv") and cfg.cv.folds and "folds" not in cfg.data.source:
-        raise ConfigError(f"cv.folds={cfg.cv.folds} needs data that can be re-split: data=manifest (or a config built on "
-                          f"it, e.g. data=avdigits); data '{cfg.data.name}' has fixed splits.")
+        raise ConfigError(
+            f"cv.folds={cfg.cv.folds} needs data that can be re-split: data=manifest (or a config built on "
+            f"it, e.g. data=avdigits); data '{cfg.data.name}' has fixed splits."
+        )
     if cfg.get("balance") and not cfg.model.get("aux_heads"):
-        raise ConfigError("balance=ogm_ge compares the modalities' unimodal confidences, which come from their own "
-                          "heads: set model.aux_heads=true as well.")
+        raise ConfigError(
+            "balance=ogm_ge compares the modalities' unimodal confidences, which come from their own "
+            "heads: set model.aux_heads=true as well."
+        )
     for key in ("monitor_mode", "optimized_mode"):
         if cfg[key] not in ("max", "min"):
             raise ConfigError(f"{key}={cfg[key]} must be max or min.")
     if not cfg.train and cfg.ckpt_path in (None, ""):
-        raise ConfigError("train=false evaluates a checkpoint, so it needs ckpt_path=<run dir>/checkpoints/best.ckpt.")
-    if cfg.train and not (cfg.trainer.get("max_epochs") or 0) >= 1 and (cfg.trainer.get("max_steps") or -1) < 1:
-        raise ConfigError(f"trainer.max_epochs={cfg.trainer.get('max_epochs')} trains nothing: set it to 1 or more "
-                          f"(or use train=false ckpt_path=... to only evaluate).")
+        raise ConfigError(
+            "train=false evaluates a checkpoint, so it needs ckpt_path=<run dir>/checkpoints/best.ckpt."
+        )
+    if (
+        cfg.train
+        and not (cfg.trainer.get("max_epochs") or 0) >= 1
+        and (cfg.trainer.get("max_steps") or -1) < 1
+    ):
+        raise ConfigError(
+            f"trainer.max_epochs={cfg.trainer.get('max_epochs')} trains nothing: set it to 1 or more "
+            f"(or use train=false ckpt_path=... to only evaluate)."
+        )
     declared = list(cfg.data.modalities)
     if isinstance(cfg.modalities, str):
         raise ConfigError(f"modalities={cfg.modalities} must be a list: modalities=[{cfg.modalities}].")
@@ -116,19 +151,25 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"modalities is empty: list at least one of {declared} (e.g. modalities=[text]).")
     unknown = [m for m in cfg.modalities or [] if m not in declared] if declared else []
     if unknown:
-        raise ConfigError(f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
-                          f"which has {declared}.")
+        raise ConfigError(
+            f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
+            f"which has {declared}."
+        )
     if not cfg.head:
         raise ConfigError("head is empty: choose at least one task head (e.g. head=sentiment).")
     missing = [t for t in cfg.head if t not in cfg.data.tasks]
     if missing:
-        raise ConfigError(f"head.{missing[0]}: the data '{cfg.data.name}' has no task '{missing[0]}' "
-                          f"(its tasks: {list(cfg.data.tasks)}); remove it or pick head=<one of those>.")
+        raise ConfigError(
+            f"head.{missing[0]}: the data '{cfg.data.name}' has no task '{missing[0]}' "
+            f"(its tasks: {list(cfg.data.tasks)}); remove it or pick head=<one of those>."
+        )
     monitor_task = str(cfg.monitor).split("/")[1] if str(cfg.monitor).count("/") >= 2 else None
     if monitor_task not in cfg.head and cfg.monitor not in ("val/loss", "auto"):
-        raise ConfigError(f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
-                          f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
-                          f"(the first task's main metric: macro-F1, or r2).")
+        raise ConfigError(
+            f"monitor={cfg.monitor} is not a metric of this run's tasks {list(cfg.head)}: "
+            f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
+            f"(the first task's main metric: macro-F1, or r2)."
+        )
     from mmtrain.model.optim import OptimSettings
     from mmtrain.tasks.losses import LossSettings
 
@@ -139,11 +180,15 @@ def validate(cfg: DictConfig) -> None:
     OptimSettings.of(OmegaConf.to_container(cfg.optim, resolve=True))
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision.startswith("16") and not _cuda_available():
-        raise ConfigError(f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "
-                          f"trainer.precision=bf16-mixed (runs on CPU) or 32-true.")
+        raise ConfigError(
+            f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "
+            f"trainer.precision=bf16-mixed (runs on CPU) or 32-true."
+        )
     if cfg.data.sampler == "balanced" and cfg.data.balance_task not in cfg.head:
-        raise ConfigError(f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
-                          f"which is not a task of this run {list(cfg.head)}.")
+        raise ConfigError(
+            f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
+            f"which is not a task of this run {list(cfg.head)}."
+        )
 
 
 def _cuda_available() -> bool:
@@ -156,16 +201,24 @@ def validate_launch(cfg: DictConfig, multirun: bool, launcher: str) -> None:
     """Refuse multi-process DDP inside a local multirun: each DDP rank re-runs the whole sweep (and
     with Optuna trains different trials in one job). Under Slurm the ranks come from srun instead."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
-    if not (multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and "SlurmLauncher" not in launcher):
+    if not (
+        multirun
+        and strategy.startswith("ddp")
+        and strategy != "ddp_spawn"
+        and "SlurmLauncher" not in launcher
+    ):
         return
     from mmtrain.runtime.devices import world_size
 
     processes = world_size(cfg.trainer)
     if processes > 1:
         raise ConfigError(
-            f"trainer.strategy={strategy} with {processes} processes inside a local multirun (-m) would make every "
-            f"rank re-run the sweep. Use hydra/launcher=slurm (each job gets tasks_per_node = trainer.devices "
-            f"from srun), or trainer.strategy=ddp_spawn, or trainer.devices=1 per job.")
+            f"trainer.strategy={strategy} with {processes} processes "
+            "inside a local multirun (-m) would make every "
+            "rank re-run the sweep. Use hydra/launcher=slurm "
+            "(each job gets tasks_per_node = trainer.devices "
+            f"from srun), or trainer.strategy=ddp_spawn, or trainer.devices=1 per job."
+        )
 
 
 def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...]) -> None:
@@ -185,14 +238,26 @@ def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...
         return
     plain = [o for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
     texts = [o.input_line for o in plain]
-    added = [o.key_or_group for o in plain if o.is_add() and "/" not in o.key_or_group and "@" not in
-             o.key_or_group and not o.key_or_group.startswith(open_maps)]
+    added = [
+        o.key_or_group
+        for o in plain
+        if o.is_add()
+        and "/" not in o.key_or_group
+        and "@" not in o.key_or_group
+        and not o.key_or_group.startswith(open_maps)
+    ]
     unknown = []  # keys Hydra cannot override (not in the config), found one compose at a time
     with initialize_config_module("mmtrain.conf", version_base="1.3"):
         while True:  # the config without them (and without the added keys), to look for what was meant
             try:
-                base = compose(config_name, overrides=[
-                    t for o, t in zip(plain, texts) if o.key_or_group not in unknown and o.key_or_group not in added])
+                base = compose(
+                    config_name,
+                    overrides=[
+                        t
+                        for o, t in zip(plain, texts)
+                        if o.key_or_group not in unknown and o.key_or_group not in added
+                    ],
+                )
                 break
             except HydraException as err:
                 key = _not_in_config(str(err))
@@ -207,14 +272,21 @@ def check_overrides(config_name: str, args: list[str], open_maps: tuple[str, ...
             continue  # an argument of the target class: checked against its signature before it is built
         siblings = [str(k) for k in parent] if isinstance(parent, DictConfig) else []
         close = closest(name, siblings)
-        hint = (f" For an argument of {parent['_target_']} that the config does not list, add it with "
-                f"+{key}=<value>." if targets else "")
+        hint = (
+            f" For an argument of {parent['_target_']} that the config does not list, add it with "
+            f"+{key}=<value>."
+            if targets
+            else ""
+        )
         where = f"{parent_key}." if parent_key else ""
         if close:
-            raise ConfigError(f"{key} is not a setting of mmtrain: did you mean {where}{close}?{hint} "
-                              f"(mmtrain --cfg job shows them all).")
-        raise ConfigError(f"{key} is not a setting of mmtrain ({where or 'the config'} has: {', '.join(siblings)})."
-                          f"{hint}")
+            raise ConfigError(
+                f"{key} is not a setting of mmtrain: did you mean {where}{close}?{hint} "
+                f"(mmtrain --cfg job shows them all)."
+            )
+        raise ConfigError(
+            f"{key} is not a setting of mmtrain ({where or 'the config'} has: {', '.join(siblings)}).{hint}"
+        )
 
 
 def _not_in_config(message: str) -> str | None:

@@ -46,8 +46,12 @@ def read_sequence(value, root: Path) -> np.ndarray:
     elif isinstance(value, str):
         path = media_path(value, root)
         value = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
-    array = np.asarray([np.asarray(v, dtype=np.float32) for v in value] if len(value) and
-                       isinstance(value[0], (list, np.ndarray)) else value, dtype=np.float32)
+    array = np.asarray(
+        [np.asarray(v, dtype=np.float32) for v in value]
+        if len(value) and isinstance(value[0], (list, np.ndarray))
+        else value,
+        dtype=np.float32,
+    )
     return array.reshape(len(array), -1)
 
 
@@ -55,8 +59,11 @@ def filled(series):
     """The non-empty cells of a column (vectorised: a long column is read in well under a second)."""
     values = series.dropna()
     if values.dtype == object or str(values.dtype) in ("str", "string"):
-        text = values.map(lambda v: v.strip() if isinstance(v, str) else "x") if values.dtype == object \
+        text = (
+            values.map(lambda v: v.strip() if isinstance(v, str) else "x")
+            if values.dtype == object
             else values.str.strip()
+        )
         values = values[text.ne("").to_numpy(dtype=bool)]
     return values
 
@@ -78,7 +85,8 @@ def has_lists(values) -> bool:
 
 
 def word_stats(values, sample: int = 5000) -> tuple[float, float]:
-    """(mean words, mean characters) per cell of these filled string cells (a seeded sample of a long column)."""
+    """(mean words, mean characters) per cell of these filled string cells (of a seeded sample of a
+    long column)."""
     if len(values) > sample:
         values = values.sample(sample, random_state=0)
     text = values.astype(str)
@@ -126,8 +134,11 @@ def id_like(series, values) -> bool:
         return False
     if pd.api.types.is_numeric_dtype(series) or mostly_numbers(values):
         numbers = pd.to_numeric(values, errors="coerce")
-        return bool(numbers.notna().all() and (numbers == numbers.round()).all()
-                    and numbers.max() - numbers.min() + 1 == len(numbers))
+        return bool(
+            numbers.notna().all()
+            and (numbers == numbers.round()).all()
+            and numbers.max() - numbers.min() + 1 == len(numbers)
+        )
     return not looks_like_dates(values) and word_stats(values)[0] < 3
 
 
@@ -142,7 +153,10 @@ def mostly_numbers(values) -> bool:
         return False
     if kind == "mixed" and values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
         return False  # booleans are categories
-    if len(values) > 2000 and pd.to_numeric(values.sample(2000, random_state=0), errors="coerce").notna().mean() < 0.8:
+    if (
+        len(values) > 2000
+        and pd.to_numeric(values.sample(2000, random_state=0), errors="coerce").notna().mean() < 0.8
+    ):
         return False  # clearly not numbers: the sample tells, cheaply
     return pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
 
@@ -154,5 +168,6 @@ def require_column(frame, column: str, key: str) -> None:
     if column not in frame.columns:
         close = closest(column, frame.columns)
         hint = f"did you mean {close}? " if close else ""
-        raise ConfigError(f"{key}={column}: the manifest has no such column. {hint}Its columns: "
-                          f"{list(frame.columns)}.")
+        raise ConfigError(
+            f"{key}={column}: the manifest has no such column. {hint}Its columns: {list(frame.columns)}."
+        )

@@ -21,15 +21,19 @@ def explained(err: BaseException) -> str | None:
     if isinstance(err, (ConfigError, FloatingPointError)):
         return str(err)
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        return (f"out of memory ({summary(err)}): lower data.batch_size, use trainer.precision=bf16-mixed, "
-                f"or freeze the pretrained encoders (preset=fast).")
+        return (
+            f"out of memory ({summary(err)}): lower data.batch_size, use trainer.precision=bf16-mixed, "
+            f"or freeze the pretrained encoders (preset=fast)."
+        )
     return None
 
 
 def internal_error(err: BaseException, log_path) -> str:
     """The one paragraph shown for a bug, with where its full traceback was written."""
-    return (f"mmtrain hit an internal error ({summary(err)}). This is a bug in mmtrain, not a problem with your "
-            f"settings or data. The full traceback is in {log_path}; please report it with that file.")
+    return (
+        f"mmtrain hit an internal error ({summary(err)}). This is a bug in mmtrain, not a problem with your "
+        f"settings or data. The full traceback is in {log_path}; please report it with that file."
+    )
 
 
 def closest(word: str, choices) -> str | None:
@@ -73,8 +77,10 @@ def build(node, key: str, **kwargs):
             root = root.__cause__
         target = node.get("_target_") if hasattr(node, "get") else None
         if cause is None or _names_nothing(root) or _is_call_mismatch(cause):
-            raise ConfigError(f"{key}: could not build {target}: {summary(cause or err)}. Check the keys under "
-                              f"{key} (mmtrain --cfg job shows them).") from err
+            raise ConfigError(
+                f"{key}: could not build {target}: {summary(cause or err)}. Check the keys under "
+                f"{key} (mmtrain --cfg job shows them)."
+            ) from err
         raise root from None
 
 
@@ -104,5 +110,11 @@ def _names_nothing(err: BaseException) -> bool:
 def _is_call_mismatch(err: BaseException) -> bool:
     """A TypeError from calling the target with the config's keys (not one raised inside it)."""
     return isinstance(err, TypeError) and any(
-        words in str(err) for words in ("unexpected keyword argument", "required positional argument",
-                                        "required keyword-only argument", "takes no arguments"))
+        words in str(err)
+        for words in (
+            "unexpected keyword argument",
+            "required positional argument",
+            "required keyword-only argument",
+            "takes no arguments",
+        )
+    )

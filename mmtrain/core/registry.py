@@ -53,5 +53,7 @@ class Registry(Generic[T]):
             return self._items[name]
         close = closest(name, self._items)
         hint = f"did you mean {close}? " if close else ""
-        raise ConfigError(f"{key + '=' if key else ''}{name} is not a known {self.what}: {hint}use one of "
-                          f"{', '.join(self.names())}.")
+        raise ConfigError(
+            f"{key + '=' if key else ''}{name} is not a known {self.what}: {hint}use one of "
+            f"{', '.join(self.names())}."
+        )

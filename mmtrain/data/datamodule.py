@@ -31,8 +31,9 @@ class EpochSampler(Sampler[int]):
     one shared order (wrapped round so all ranks do the same number of steps). Lightning calls
     ``set_epoch`` each epoch."""
 
-    def __init__(self, num_rows: int, seed: int, weights: np.ndarray | None = None, rank: int = 0,
-                 world: int = 1):
+    def __init__(
+        self, num_rows: int, seed: int, weights: np.ndarray | None = None, rank: int = 0, world: int = 1
+    ):
         self.num_rows, self.seed, self.epoch, self.rank, self.world = num_rows, seed, 0, rank, world
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
 
@@ -49,7 +50,7 @@ class EpochSampler(Sampler[int]):
         else:
             order = torch.multinomial(self.weights, self.num_rows, True, generator=g)
         order = order.repeat(2)[: len(self) * self.world] if self.world > 1 else order
-        return iter(order[self.rank::self.world].tolist())
+        return iter(order[self.rank :: self.world].tolist())
 
 
 class LengthBuckets(Sampler[list[int]]):
@@ -58,8 +59,16 @@ class LengthBuckets(Sampler[list[int]]):
     into batches, and the batches shuffled; all seeded by (seed, epoch), so resume sees the same
     batches. ``set_epoch`` reaches the row sampler too."""
 
-    def __init__(self, sampler: EpochSampler, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50):
-        self.sampler, self.lengths, self.batch_size, self.seed, self.pool = sampler, lengths, batch_size, seed, pool
+    def __init__(
+        self, sampler: EpochSampler, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50
+    ):
+        self.sampler, self.lengths, self.batch_size, self.seed, self.pool = (
+            sampler,
+            lengths,
+            batch_size,
+            seed,
+            pool,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -73,8 +82,8 @@ class LengthBuckets(Sampler[list[int]]):
         size = self.batch_size * self.pool
         batches = []
         for start in range(0, len(order), size):
-            chunk = sorted(order[start:start + size], key=lambda i: self.lengths[i])
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(order[start : start + size], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         if len(batches) > 1:  # the last pool's batch of one row (see __len__): batch norm cannot train on it
             batches = [b for b in batches if len(b) > 1]
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.sampler.epoch + 7)
@@ -87,8 +96,10 @@ def worker_count(num_workers, per_batch: list[str]) -> int:
     if num_workers == "auto":
         return min(4, max(1, (os.cpu_count() or 2) - 1)) if per_batch else 0
     if not (isinstance(num_workers, int) and num_workers >= 0):
-        raise ConfigError(f"data.num_workers={num_workers} must be auto or a whole number >= 0 (0: load in the "
-                          f"training process).")
+        raise ConfigError(
+            f"data.num_workers={num_workers} must be auto or a whole number >= 0 (0: load in the "
+            f"training process)."
+        )
     return num_workers
 
 
@@ -109,7 +120,11 @@ class FeatureColumn(Sequence):
         return self.empty if at < 0 else self.values[at]
 
     def lengths(self, rows: np.ndarray) -> np.ndarray:
-        known = self.values.lengths() if hasattr(self.values, "lengths") else np.array([len(v) for v in self.values])
+        known = (
+            self.values.lengths()
+            if hasattr(self.values, "lengths")
+            else np.array([len(v) for v in self.values])
+        )
         at = self.position[rows]
         if not len(known):  # no row has this modality
             return np.zeros(len(rows), dtype=np.int64)
@@ -126,10 +141,22 @@ class MultimodalDataModule(L.LightningDataModule):
     without it (the encoder's ``empty_input``, [0, ...]).
     """
 
-    def __init__(self, table: MultimodalTable, modalities: list[str], tasks: list[str],
-                 featurizers: dict[str, Callable], empty: dict[str, torch.Tensor], batch_size: int = 64, num_workers="auto",
-                 sampler: str = "random", balance_task: str | None = None, seed: int = 0,
-                 test_split: str = "test", bucket_by: str | None = None, per_batch: list[str] = ()):
+    def __init__(
+        self,
+        table: MultimodalTable,
+        modalities: list[str],
+        tasks: list[str],
+        featurizers: dict[str, Callable],
+        empty: dict[str, torch.Tensor],
+        batch_size: int = 64,
+        num_workers="auto",
+        sampler: str = "random",
+        balance_task: str | None = None,
+        seed: int = 0,
+        test_split: str = "test",
+        bucket_by: str | None = None,
+        per_batch: list[str] = (),
+    ):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
@@ -146,7 +173,8 @@ class MultimodalDataModule(L.LightningDataModule):
         self.features: dict[str, FeatureColumn] | None = None
         self.start_epoch = 0  # the epoch a resumed fit starts at (train.fit sets it)
         self.present = torch.tensor(
-            np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1))
+            np.stack([[v is not None for v in table.modalities[m]] for m in modalities], axis=1)
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.features is None:
@@ -186,18 +214,34 @@ class MultimodalDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
-    def _loader(self, rows: np.ndarray, sampler: Sampler | None = None, batch_sampler: Sampler | None = None,
-                persistent: bool = True) -> DataLoader:
+    def _loader(
+        self,
+        rows: np.ndarray,
+        sampler: Sampler | None = None,
+        batch_sampler: Sampler | None = None,
+        persistent: bool = True,
+    ) -> DataLoader:
         # a train epoch's last batch of one row is dropped: batch norm cannot train on a single value
-        single = sampler is not None and len(sampler) % self.batch_size == 1 and len(sampler) > self.batch_size
-        batching = {"batch_sampler": batch_sampler} if batch_sampler else {"batch_size": self.batch_size,
-                                                                          "sampler": sampler, "drop_last": single}
+        single = (
+            sampler is not None and len(sampler) % self.batch_size == 1 and len(sampler) > self.batch_size
+        )
+        batching = (
+            {"batch_sampler": batch_sampler}
+            if batch_sampler
+            else {"batch_size": self.batch_size, "sampler": sampler, "drop_last": single}
+        )
         # Its own generator: with workers, each new iterator draws a base seed, and from the global
         # RNG that draw would shift dropout after a resume (a fresh iterator where persistent workers
         # went on), so resumed runs would not match uninterrupted ones bit for bit.
-        return DataLoader(rows.tolist(), **batching, collate_fn=self.batch, num_workers=self.num_workers,
-                          persistent_workers=persistent and self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(
+            rows.tolist(),
+            **batching,
+            collate_fn=self.batch,
+            num_workers=self.num_workers,
+            persistent_workers=persistent and self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def _lengths(self, rows: np.ndarray) -> np.ndarray | None:
         """Each row's length in the bucket_by modality; None when there is none or it is decoded per batch."""
@@ -206,7 +250,8 @@ class MultimodalDataModule(L.LightningDataModule):
         return self.features[self.bucket_by].lengths(rows)
 
     def loader(self, split: str, shard: bool = True) -> DataLoader:
-        """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates its own rows, with no
+        """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates
+        its own rows, with no
         padding, so metrics (synced by torchmetrics) count every row exactly once (Lightning's
         DistributedSampler would repeat rows); unsharded, one process sees them all."""
         rank, world = self._ranks() if shard else (0, 1)

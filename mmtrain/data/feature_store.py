@@ -90,7 +90,7 @@ class StoredFeatures(Sequence):
         if not 0 <= i < self.count:
             raise IndexError(i)
         shard, local = divmod(int(i), SHARD_ROWS)
-        start, stop = self.offsets[shard][local:local + 2]
+        start, stop = self.offsets[shard][local : local + 2]
         data_start, dtype, dims = self.layout[shard]
         row_items = int(np.prod(dims, dtype=np.int64))
         with open(self.shards[shard], "rb") as handle:
@@ -102,7 +102,9 @@ class StoredFeatures(Sequence):
 def _layout(values_path: Path) -> tuple[int, np.dtype, tuple[int, ...]]:
     with open(values_path, "rb") as handle:
         version = np.lib.format.read_magic(handle)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
         shape, fortran, dtype = read_header(handle)
         if fortran:
             raise ValueError(f"{values_path}: Fortran-ordered")
@@ -128,7 +130,9 @@ def _read_offsets(values: Path, offsets: Path, rows: int, quiet: bool = False) -
         whole = data_start + int(found[-1]) * int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
         if len(found) == rows + 1 and found[0] == 0 and values.stat().st_size == whole:
             return found
-        raise ValueError(f"{len(found) - 1} rows and {values.stat().st_size} bytes, expected {rows} rows, {whole} bytes")
+        raise ValueError(
+            f"{len(found) - 1} rows and {values.stat().st_size} bytes, expected {rows} rows, {whole} bytes"
+        )
     except Exception as err:
         if quiet:
             return None
@@ -140,8 +144,14 @@ class FeatureStore:
     """``featurize`` (list of raw inputs -> list of per-sample tensors) behind the store: calling it
     returns a ``StoredFeatures`` over the given rows, computing only the shards not on disk."""
 
-    def __init__(self, featurize: Callable[[list], list[torch.Tensor]], encoder_key: dict,
-                 cache_dir: str | os.PathLike, share: tuple[int, int] = (0, 1), name: str = "features"):
+    def __init__(
+        self,
+        featurize: Callable[[list], list[torch.Tensor]],
+        encoder_key: dict,
+        cache_dir: str | os.PathLike,
+        share: tuple[int, int] = (0, 1),
+        name: str = "features",
+    ):
         key = hashlib.sha256(json.dumps(encoder_key, sort_keys=True).encode()).hexdigest()[:32]
         self.root = Path(cache_dir).expanduser() / key
         self.featurize, self.encoder_key, self.share, self.name = featurize, encoder_key, share, name
@@ -149,18 +159,26 @@ class FeatureStore:
     def __call__(self, raws: list) -> StoredFeatures:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "encoder.json").write_text(json.dumps(self.encoder_key, indent=1, sort_keys=True))
-        chunks = [raws[s:s + SHARD_ROWS] for s in range(0, len(raws), SHARD_ROWS)]
+        chunks = [raws[s : s + SHARD_ROWS] for s in range(0, len(raws), SHARD_ROWS)]
         paths = [self.root / f"{fingerprint(chunk)[:32]}" for chunk in chunks]
         offsets = [_read_offsets(self._values(p), self._offsets(p), len(c)) for p, c in zip(paths, chunks)]
         rank, world = self.share
         missing = [s for s, o in enumerate(offsets) if o is None]
         mine = [s for s in missing if s % world == rank]
         if missing:
-            log.info("Feature store %s: %d of %d shards to compute%s (%s)", self.name, len(missing), len(chunks),
-                     f", {len(mine)} on rank {rank} of {world}" if world > 1 else "", self.root)
+            log.info(
+                "Feature store %s: %d of %d shards to compute%s (%s)",
+                self.name,
+                len(missing),
+                len(chunks),
+                f", {len(mine)} on rank {rank} of {world}" if world > 1 else "",
+                self.root,
+            )
         else:
             log.info("Feature store %s: all %d shards on disk (%s)", self.name, len(chunks), self.root)
-        progress = Progress(f"Encoding {self.name}", total=sum(len(chunks[s]) for s in mine)) if mine else None
+        progress = (
+            Progress(f"Encoding {self.name}", total=sum(len(chunks[s]) for s in mine)) if mine else None
+        )
         for s in mine:
             offsets[s] = self._compute(paths[s], chunks[s])
             progress.update(len(chunks[s]))
@@ -183,13 +201,18 @@ class FeatureStore:
             pending = [s for s, o in enumerate(offsets) if o is None]
             for s in pending:
                 if self._offsets(paths[s]).is_file():
-                    offsets[s] = _read_offsets(self._values(paths[s]), self._offsets(paths[s]), len(chunks[s]), quiet=True)
+                    offsets[s] = _read_offsets(
+                        self._values(paths[s]), self._offsets(paths[s]), len(chunks[s]), quiet=True
+                    )
             if all(o is not None for o in offsets):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"Feature store {self.name}: waited {WAIT_S} s for {len(pending)} shards that other ranks compute "
-                    f"(in {self.root}); a rank may have failed: see its log, then run again (whole shards are kept).")
+                    f"Feature store {self.name}: waited {WAIT_S} s for "
+                    f"{len(pending)} shards that other ranks compute "
+                    f"(in {self.root}); a rank may have failed: see "
+                    "its log, then run again (whole shards are kept)."
+                )
             time.sleep(1.0)
 
     @staticmethod
@@ -201,21 +224,26 @@ class FeatureStore:
         return path.with_name(path.name + ".offsets.npy")
 
 
-def encoded_in_chunks(featurize: Callable[[list], list[torch.Tensor]], name: str) -> Callable[[list], list[torch.Tensor]]:
+def encoded_in_chunks(
+    featurize: Callable[[list], list[torch.Tensor]], name: str
+) -> Callable[[list], list[torch.Tensor]]:
     """Without a cache_dir: the same chunks and progress as the store, the features kept in memory."""
+
     def run(raws: list) -> list[torch.Tensor]:
         progress, out = Progress(f"Encoding {name}", total=len(raws)), []
         for start in range(0, len(raws), SHARD_ROWS):
-            out += featurize(raws[start:start + SHARD_ROWS])
-            progress.update(len(raws[start:start + SHARD_ROWS]))
+            out += featurize(raws[start : start + SHARD_ROWS])
+            progress.update(len(raws[start : start + SHARD_ROWS]))
         progress.close()
         return out
+
     return run
 
 
 def on_device(encoder, device: torch.device, precision: str) -> Callable[[list], list[torch.Tensor]]:
     """The encoder's featurize run on ``device`` (the trainer's) under ``precision``'s autocast; the
     encoder goes back where it was afterwards (Lightning moves the model when training starts)."""
+
     def featurize(raws: list) -> list[torch.Tensor]:
         home = next(encoder.parameters(), torch.empty(0)).device
         encoder.to(device)
@@ -224,11 +252,17 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
                 return encoder.featurize(raws)
         finally:
             encoder.to(home)
+
     return featurize
 
 
-def featurizers(encoders, cache_dir, device: str | torch.device = "cpu", precision: str = "32-true",
-                share: tuple[int, int] = (0, 1)) -> dict[str, Callable[[list], Sequence[torch.Tensor]]]:
+def featurizers(
+    encoders,
+    cache_dir,
+    device: str | torch.device = "cpu",
+    precision: str = "32-true",
+    share: tuple[int, int] = (0, 1),
+) -> dict[str, Callable[[list], Sequence[torch.Tensor]]]:
     """Each modality's ``featurize``: as the encoder has it when featurizing is cheap (no cache key);
     for a frozen network, run on ``device`` in ``precision``'s autocast, in shards, into the store
     under ``cache_dir`` (in memory without one)."""
@@ -243,7 +277,11 @@ def featurizers(encoders, cache_dir, device: str | torch.device = "cpu", precisi
         frozen = on_device(encoder, device, precision)
         key = {**key, "autocast": str(dtype) if dtype else None}  # bf16 features differ from fp32 ones
         name = f"{m} on {device}" + (f" (autocast {str(dtype).removeprefix('torch.')})" if dtype else "")
-        out[m] = FeatureStore(frozen, key, cache_dir, share, name) if cache_dir else encoded_in_chunks(frozen, name)
+        out[m] = (
+            FeatureStore(frozen, key, cache_dir, share, name)
+            if cache_dir
+            else encoded_in_chunks(frozen, name)
+        )
     return out
 
 
@@ -251,6 +289,7 @@ def decoded_per_batch(encoders, table, modalities: list[str]) -> list[str]:
     """The modalities read from files (image, audio paths) whose featurizing is not fixed (the encoder
     trains, so it has no cache key): decoded per batch in the DataLoader workers rather than held in
     memory for every row. A frozen encoder's features are computed once, into the store."""
+
     def from_files(m: str) -> bool:
         return isinstance(next((v for v in table.modalities[m] if v is not None), None), Path)
 

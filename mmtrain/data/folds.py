@@ -15,14 +15,19 @@ def group_split(groups: np.ndarray, fractions, seed: int) -> np.ndarray:
     shares ``fractions`` are of the groups (at least one group each), so no group is in two splits."""
     names = np.unique(groups)
     if len(names) < 3:
-        raise ConfigError(f"data.group_column: {len(names)} groups cannot fill train, val and test apart; give a "
-                          f"data.split_column, or data with at least 3 groups.")
+        raise ConfigError(
+            f"data.group_column: {len(names)} groups cannot fill train, val and test apart; give a "
+            f"data.split_column, or data with at least 3 groups."
+        )
     order = names[np.random.default_rng(seed).permutation(len(names))]
     _, val, test = list(fractions)
     n_test = int(np.clip(round(test * len(names)), 1, len(names) - 2))
     n_val = int(np.clip(round(val * len(names)), 1, len(names) - 1 - n_test))
-    of_group = dict.fromkeys(order[:n_test], "test") | dict.fromkeys(order[n_test:n_test + n_val], "val") \
-        | dict.fromkeys(order[n_test + n_val:], "train")
+    of_group = (
+        dict.fromkeys(order[:n_test], "test")
+        | dict.fromkeys(order[n_test : n_test + n_val], "val")
+        | dict.fromkeys(order[n_test + n_val :], "train")
+    )
     return np.array([of_group[g] for g in groups])
 
 
@@ -34,17 +39,21 @@ def group_holdout(split: np.ndarray, groups: np.ndarray, fraction: float, seed: 
 
     pool = np.flatnonzero(np.isin(split, ["train", "val"]))
     if len(set(groups[pool])) < 2:
-        raise ConfigError(f"data.val_split=group needs at least 2 groups in data.group_column among the train and val "
-                          f"rows; found {len(set(groups[pool]))}.")
-    train, val = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(
-        pool, groups=groups[pool]))
+        raise ConfigError(
+            f"data.val_split=group needs at least 2 groups in data.group_column among the train and val "
+            f"rows; found {len(set(groups[pool]))}."
+        )
+    train, val = next(
+        GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(pool, groups=groups[pool])
+    )
     out = split.copy()
     out[pool[train]], out[pool[val]] = "train", "val"
     return out
 
 
-def fold_split(split: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None, folds: int, fold: int,
-               seed: int) -> np.ndarray:
+def fold_split(
+    split: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None, folds: int, fold: int, seed: int
+) -> np.ndarray:
     """Fold ``fold`` of ``folds`` over the train + val rows: that fold is val, the others train.
     Stratified by ``labels`` (class per row; None: not stratified) and, with ``groups``, no group in
     two folds (StratifiedGroupKFold / GroupKFold)."""
@@ -56,8 +65,10 @@ def fold_split(split: np.ndarray, labels: np.ndarray | None, groups: np.ndarray 
         raise ConfigError(f"cv.fold={fold} must be in 0..{folds - 1} (or null: every fold in turn).")
     pool = np.flatnonzero(np.isin(split, ["train", "val"]))
     if groups is not None and len(set(groups[pool])) < folds:
-        raise ConfigError(f"cv.folds={folds} with data.group_column needs at least {folds} groups among the train and "
-                          f"val rows; found {len(set(groups[pool]))}: use fewer folds.")
+        raise ConfigError(
+            f"cv.folds={folds} with data.group_column needs at least {folds} groups among the train and "
+            f"val rows; found {len(set(groups[pool]))}: use fewer folds."
+        )
     if labels is not None and groups is not None:
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     elif labels is not None:
@@ -66,7 +77,9 @@ def fold_split(split: np.ndarray, labels: np.ndarray | None, groups: np.ndarray 
         splitter = GroupKFold(folds)
     else:
         splitter = KFold(folds, shuffle=True, random_state=seed)
-    parts = splitter.split(pool, None if labels is None else labels[pool], None if groups is None else groups[pool])
+    parts = splitter.split(
+        pool, None if labels is None else labels[pool], None if groups is None else groups[pool]
+    )
     train, val = list(parts)[fold]
     out = split.copy()
     out[pool[train]], out[pool[val]] = "train", "val"

@@ -38,18 +38,40 @@ from mmtrain.modalities import MODALITIES
 from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
-READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-           ".json": "jsonl"}
+READERS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
 
 
-def load_manifest(path: str, modalities: dict | None = None, targets: dict | None = None,
-                  split_column: str | None = None, split_fractions=(0.7, 0.15, 0.15), split_seed: int = 0,
-                  test_splits=("test",), id_column: str | None = None, ignore_columns=(),
-                  on_bad_row: str = "error", use=None, report_dir: str | None = None, group_column: str | None = None,
-                  val_split: str | None = None, folds: int | None = None, fold: int | None = None,
-                  na_values=("?",), keep_default_na: bool = True, max_rows: int | None = None) -> MultimodalTable:
+def load_manifest(
+    path: str,
+    modalities: dict | None = None,
+    targets: dict | None = None,
+    split_column: str | None = None,
+    split_fractions=(0.7, 0.15, 0.15),
+    split_seed: int = 0,
+    test_splits=("test",),
+    id_column: str | None = None,
+    ignore_columns=(),
+    on_bad_row: str = "error",
+    use=None,
+    report_dir: str | None = None,
+    group_column: str | None = None,
+    val_split: str | None = None,
+    folds: int | None = None,
+    fold: int | None = None,
+    na_values=("?",),
+    keep_default_na: bool = True,
+    max_rows: int | None = None,
+) -> MultimodalTable:
     """Read the manifest at ``path`` and turn it into a MultimodalTable (see the module docstring).
-    group_column / val_split / folds / fold: see ``regroup`` (preprocessing is fitted on the resulting train rows).
+    group_column / val_split / folds / fold: see ``regroup`` (preprocessing is fitted on the resulting
+    train rows).
     na_values / keep_default_na: the cells read as missing (schema.Missing). max_rows: a seeded sample
     of that many rows (a quick check of a big table).
 
@@ -64,41 +86,60 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
     path = Path(str(path)).expanduser()
     _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
-    frame = read_manifest(path, columns=used_columns(path, modalities, targets, split_column, id_column, ignore_columns,
-                                                     group_column))
+    frame = read_manifest(
+        path,
+        columns=used_columns(
+            path, modalities, targets, split_column, id_column, ignore_columns, group_column
+        ),
+    )
     if max_rows is not None and max_rows < 1:
         raise ConfigError(f"data.max_rows={max_rows} must be 1 or more (or null for every row).")
     if max_rows is not None and len(frame) > max_rows:
         frame = frame.sample(int(max_rows), random_state=split_seed).sort_index().reset_index(drop=True)
     frame, sentinels = read_missing(frame, missing)
     if not targets:
-        raise ConfigError(f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
-                          f"(columns of {path.name}: {list(frame.columns)}).")
+        raise ConfigError(
+            f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
+            f"(columns of {path.name}: {list(frame.columns)})."
+        )
     target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
     id_column = id_column or ("id" if "id" in frame.columns else None)
     reserved = {s["column"] for s in target_specs.values()} | {id_column, group_column, *ignore_columns}
     if split_column is None:
         split_column = find_split_column(frame, reserved)
         if split_column:
-            log.info("data: column '%s' holds train/val/test: it is the split (data.split_column=%s; "
-                     "set data.ignore_columns=[%s] to split at random instead).", split_column, split_column, split_column)
+            log.info(
+                "data: column '%s' holds train/val/test: it is the split (data.split_column=%s; "
+                "set data.ignore_columns=[%s] to split at random instead).",
+                split_column,
+                split_column,
+                split_column,
+            )
     reserved.add(split_column)
     specs, left_out = modality_specs(frame, dict(modalities or {}), reserved)
     if use:
         absent = [m for m in use if m not in specs]
         if absent:
             named = ", ".join(f"{m} ({s['type']})" for m, s in specs.items())
-            raise ConfigError(f"modalities={list(use)}: {absent} not in this manifest's modalities: {named}. "
-                              f"Use those names (e.g. modalities=[{next(iter(specs))}]).")
+            raise ConfigError(
+                f"modalities={list(use)}: {absent} not in this manifest's modalities: {named}. "
+                f"Use those names (e.g. modalities=[{next(iter(specs))}])."
+            )
         specs = {m: specs[m] for m in use}
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs, group_column)
-    split = regroup(frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed)
+    split = regroup(
+        frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed
+    )
     used = ["train", "val", *test_splits]
     unused = sorted(set(split) - set(used))
     if unused:
-        log.warning("Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused)
+        log.warning(
+            "Rows of split(s) %s are not used: add them to data.test_splits to evaluate on them.", unused
+        )
     unlabelled = without_targets(frame, target_specs)
-    roles = {c: role for c, role in ((split_column, "split"), (id_column, "id"), (group_column, "group")) if c}
+    roles = {
+        c: role for c, role in ((split_column, "split"), (id_column, "id"), (group_column, "group")) if c
+    }
     roles.update({c: "ignored (data.ignore_columns)" for c in ignore_columns})
     columns = columns_found(frame, specs, target_specs, left_out, roles, sentinels)
     keep = np.isin(split, used) & ~unlabelled
@@ -106,19 +147,37 @@ def load_manifest(path: str, modalities: dict | None = None, targets: dict | Non
         frame, split = frame[keep].reset_index(drop=True), split[keep]
     require_splits(split, used, split_column)
     ids = row_ids(frame, id_column)
-    spec = {"modalities": {m: {k: v for k, v in s.items() if k != "inferred"} for m, s in specs.items()},
-            "targets": {t: {k: s[k] for k in ("column", "type", "separator")} for t, s in target_specs.items()},
-            "id_column": id_column, "split_column": split_column, "missing": missing.spec()}
-    table, _, bad = make_table(frame, spec, split, root, ids, on_bad_row, report_dir, numbers=np.flatnonzero(keep))
+    spec = {
+        "modalities": {m: {k: v for k, v in s.items() if k != "inferred"} for m, s in specs.items()},
+        "targets": {t: {k: s[k] for k in ("column", "type", "separator")} for t, s in target_specs.items()},
+        "id_column": id_column,
+        "split_column": split_column,
+        "missing": missing.spec(),
+    }
+    table, _, bad = make_table(
+        frame, spec, split, root, ids, on_bad_row, report_dir, numbers=np.flatnonzero(keep)
+    )
     require_splits(table.split, used, split_column, after="after dropping bad rows")
     table.columns = [c.row() for c in columns]
     if unlabelled.any():
         what = next(iter(target_specs)) if len(target_specs) == 1 else "any"
         table.dropped = {f"no {what} target": int(unlabelled.sum())}
-    partly = {t: int(TASKS.get(s["type"]).missing(frame[s["column"]]).sum()) for t, s in target_specs.items()} \
-        if len(target_specs) > 1 else {}
-    describe(path, specs, target_specs, table.tasks, table.split, bad, columns, table.dropped,
-             {t: n for t, n in partly.items() if n})
+    partly = (
+        {t: int(TASKS.get(s["type"]).missing(frame[s["column"]]).sum()) for t, s in target_specs.items()}
+        if len(target_specs) > 1
+        else {}
+    )
+    describe(
+        path,
+        specs,
+        target_specs,
+        table.tasks,
+        table.split,
+        bad,
+        columns,
+        table.dropped,
+        {t: n for t, n in partly.items() if n},
+    )
     return table
 
 
@@ -130,8 +189,15 @@ def without_targets(frame: pd.DataFrame, target_specs: dict) -> np.ndarray:
     return rows
 
 
-def used_columns(path, modalities: dict | None, targets: dict, split_column: str | None, id_column: str | None,
-                 ignore_columns, group_column: str | None = None) -> list[str] | None:
+def used_columns(
+    path,
+    modalities: dict | None,
+    targets: dict,
+    split_column: str | None,
+    id_column: str | None,
+    ignore_columns,
+    group_column: str | None = None,
+) -> list[str] | None:
     """The columns to read: with modalities declared, theirs and the targets', split and id columns; else
     all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns,
     or when the format has no header to read them from (JSONL)."""
@@ -141,12 +207,20 @@ def used_columns(path, modalities: dict | None, targets: dict, split_column: str
     if not modalities:
         wanted = [c for c in names if c not in set(ignore_columns)]
     else:
-        wanted = {split_column, group_column, id_column or "id",
-                  *(spec.get("column") or task for task, spec in targets.items())}
+        wanted = {
+            split_column,
+            group_column,
+            id_column or "id",
+            *(spec.get("column") or task for task, spec in targets.items()),
+        }
         for name, spec in modalities.items():
             spec = dict(spec or {})
-            listed = [c for k, v in spec.items() if k != "type"
-                      for c in ([v] if isinstance(v, str) else list(v) if hasattr(v, "__iter__") else [])]
+            listed = [
+                c
+                for k, v in spec.items()
+                if k != "type"
+                for c in ([v] if isinstance(v, str) else list(v) if hasattr(v, "__iter__") else [])
+            ]
             wanted |= set(listed) or {name}
         if not (wanted - {None, "id"}) <= set(names):
             return None
@@ -156,18 +230,34 @@ def used_columns(path, modalities: dict | None, targets: dict, split_column: str
 
 def row_ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
     """Each row's id: the id column's value, else its row number."""
-    return frame[id_column].astype(str).to_numpy() if id_column else np.array([str(i) for i in range(len(frame))])
+    return (
+        frame[id_column].astype(str).to_numpy()
+        if id_column
+        else np.array([str(i) for i in range(len(frame))])
+    )
 
 
-def check_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, tasks: dict | None = None) -> BadRows:
+def check_table(
+    frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, tasks: dict | None = None
+) -> BadRows:
     """The preflight of make_table: every row's modalities and targets (known classes: ``tasks``')."""
     known = None if tasks is None else {t: set(tasks[t].get("classes") or []) for t in spec["targets"]}
     return check_rows(frame, spec["modalities"], spec["targets"], split, root, known)
 
 
-def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, ids: np.ndarray, on_bad_row: str,
-               report_dir: str | None, tasks: dict | None = None, preprocessing: dict | None = None,
-               bad: BadRows | None = None, numbers: np.ndarray | None = None) -> tuple[MultimodalTable, np.ndarray, BadRows]:
+def make_table(
+    frame: pd.DataFrame,
+    spec: dict,
+    split: np.ndarray,
+    root: Path,
+    ids: np.ndarray,
+    on_bad_row: str,
+    report_dir: str | None,
+    tasks: dict | None = None,
+    preprocessing: dict | None = None,
+    bad: BadRows | None = None,
+    numbers: np.ndarray | None = None,
+) -> tuple[MultimodalTable, np.ndarray, BadRows]:
     """Checked rows of ``frame`` -> (table, the kept rows' positions in ``frame``, the bad rows).
 
     spec: the data spec (modalities, targets, id/split columns; see MultimodalTable.spec). Training
@@ -183,11 +273,15 @@ def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, i
         keep, absent = bad.resolve(on_bad_row, ids, report_dir)
     else:
         keep, absent = bad.decide(on_bad_row)
-    if tasks is None and len(keep) < len(frame):  # dropped train rows can leave a val/test class unseen in train
+    if tasks is None and len(keep) < len(
+        frame
+    ):  # dropped train rows can leave a val/test class unseen in train
         again = check_rows(frame.iloc[keep].reset_index(drop=True), {}, targets, split[keep], root)
         if again.rows:
-            log.warning("data: %d more rows dropped: their class no longer appears in the kept train rows.",
-                        len(again.rows))
+            log.warning(
+                "data: %d more rows dropped: their class no longer appears in the kept train rows.",
+                len(again.rows),
+            )
             keep = np.delete(keep, sorted(again.rows))
     frame, split = frame.iloc[keep].reset_index(drop=True), split[keep]
     remap = {old: new for new, old in enumerate(keep)}
@@ -212,30 +306,51 @@ def make_table(frame: pd.DataFrame, spec: dict, split: np.ndarray, root: Path, i
     for task, target in targets.items():
         kind = TASKS.get(target["type"])
         series = frame[target["column"]]
-        classes = kind.fit_classes(series, {"task": task, **target}, train) if tasks is None else tasks[task]["classes"]
-        task_specs[task], target_arrays[task] = TaskSpec(target["type"], classes), kind.encode(series, target, classes)
-    table = MultimodalTable(raws, target_arrays, task_specs, split, None, {m: s["type"] for m, s in specs.items()},
-                            fitted if preprocessing is None else dict(preprocessing), spec)
+        classes = (
+            kind.fit_classes(series, {"task": task, **target}, train)
+            if tasks is None
+            else tasks[task]["classes"]
+        )
+        task_specs[task], target_arrays[task] = (
+            TaskSpec(target["type"], classes),
+            kind.encode(series, target, classes),
+        )
+    table = MultimodalTable(
+        raws,
+        target_arrays,
+        task_specs,
+        split,
+        None,
+        {m: s["type"] for m, s in specs.items()},
+        fitted if preprocessing is None else dict(preprocessing),
+        spec,
+    )
     return table, keep, bad
 
 
 def require_splits(split: np.ndarray, names: list[str], split_column: str | None, after: str = "") -> None:
     for name in names:
         if not (split == name).any():
-            raise ConfigError(f"No '{name}' rows{' ' + after if after else ''}: the split "
-                              f"({'column ' + split_column if split_column else 'generated'}) has {sorted(map(str, set(split)))}. "
-                              f"Name them train/val/test, or set data.test_splits to the test splits present.")
+            raise ConfigError(
+                f"No '{name}' rows{' ' + after if after else ''}: the split "
+                f"({'column ' + split_column if split_column else 'generated'}) "
+                f"has {sorted(map(str, set(split)))}. "
+                f"Name them train/val/test, or set data.test_splits to the test splits present."
+            )
 
 
 def manifest_kind(path: Path, key: str = "data.path") -> str:
     """csv, tsv, parquet or jsonl from the suffix; a ConfigError for another suffix or no file."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
-        raise ConfigError(f"{key}={path}: unknown manifest format '{path.suffix}'. Use .csv, .tsv, "
-                          f".parquet or .jsonl.")
+        raise ConfigError(
+            f"{key}={path}: unknown manifest format '{path.suffix}'. Use .csv, .tsv, .parquet or .jsonl."
+        )
     if not path.is_file():
-        raise ConfigError(f"{key}={path}: no such file. Point {key} at the manifest (CSV, Parquet "
-                          f"or JSONL); relative media paths in it are read from its folder.")
+        raise ConfigError(
+            f"{key}={path}: no such file. Point {key} at the manifest (CSV, Parquet "
+            f"or JSONL); relative media paths in it are read from its folder."
+        )
     return kind
 
 
@@ -248,21 +363,27 @@ def locate(path, key: str = "data.path") -> tuple[list[Path], str, Path]:
     path = Path(str(path)).expanduser()
     if glob.has_magic(str(path)):
         files = sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
-        root = Path(*[part for part in path.parts[: next(i for i, p in enumerate(path.parts) if glob.has_magic(p))]])
+        root = Path(
+            *[part for part in path.parts[: next(i for i, p in enumerate(path.parts) if glob.has_magic(p))]]
+        )
         if not files:
             raise ConfigError(f"{key}={path}: the pattern matches no file.")
     elif path.is_dir():
         own = [f for f in sorted(path.glob("manifest.*")) if f.suffix.lower() in READERS]
         files, root = own if len(own) == 1 else sorted(path.glob("*.parquet")), path
         if not files:
-            raise ConfigError(f"{key}={path}: the folder holds no manifest.* file and no .parquet shards; point "
-                              f"{key} at the manifest file, or at a folder (or glob) of Parquet shards.")
+            raise ConfigError(
+                f"{key}={path}: the folder holds no manifest.* file and no .parquet shards; point "
+                f"{key} at the manifest file, or at a folder (or glob) of Parquet shards."
+            )
     else:
         files, root = [path], path.parent
     kinds = {manifest_kind(f, key) for f in files}
     if len(files) > 1 and kinds != {"parquet"}:
-        raise ConfigError(f"{key}={path}: {len(files)} files of {sorted(kinds)}; several files are read as one "
-                          f"table only when they are Parquet shards. Point {key} at one file.")
+        raise ConfigError(
+            f"{key}={path}: {len(files)} files of {sorted(kinds)}; several files are read as one "
+            f"table only when they are Parquet shards. Point {key} at one file."
+        )
     return files, kinds.pop(), root.absolute()
 
 
@@ -285,7 +406,9 @@ def column_names(path, key: str = "data.path") -> list[str] | None:
         raise unreadable(key, path, kind, err) from err
 
 
-def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", columns: list[str] | None = None):
+def read_chunks(
+    path, chunk_rows: int | None = None, key: str = "data.path", columns: list[str] | None = None
+):
     """The manifest (see locate) as DataFrames of at most ``chunk_rows`` rows (all of it at once with
     None), so a long file is read in bounded memory; only ``columns`` (default: all) are read from
     Parquet and CSV. Column names become strings."""
@@ -296,15 +419,29 @@ def read_chunks(path, chunk_rows: int | None = None, key: str = "data.path", col
             import pyarrow.dataset as ds
 
             dataset = ds.dataset([str(f) for f in files], format="parquet")
-            reader = iter([dataset.to_table(columns=columns).to_pandas()]) if chunk_rows is None else \
-                (batch.to_pandas() for batch in dataset.to_batches(columns=columns, batch_size=chunk_rows))
+            reader = (
+                iter([dataset.to_table(columns=columns).to_pandas()])
+                if chunk_rows is None
+                else (
+                    batch.to_pandas() for batch in dataset.to_batches(columns=columns, batch_size=chunk_rows)
+                )
+            )
         elif kind == "jsonl":
-            reader = iter([pd.read_json(files[0], lines=True)]) if chunk_rows is None else \
-                pd.read_json(files[0], lines=True, chunksize=chunk_rows)
+            reader = (
+                iter([pd.read_json(files[0], lines=True)])
+                if chunk_rows is None
+                else pd.read_json(files[0], lines=True, chunksize=chunk_rows)
+            )
         else:
-            # only an empty field is NaN here: schema.read_missing decides on the other missing-value spellings
-            reader = pd.read_csv(files[0], sep="\t" if kind == "tsv" else ",", usecols=columns, chunksize=chunk_rows,
-                                 keep_default_na=False, na_values=[""])
+            # only an empty field is NaN here: schema.read_missing decides on the other spellings
+            reader = pd.read_csv(
+                files[0],
+                sep="\t" if kind == "tsv" else ",",
+                usecols=columns,
+                chunksize=chunk_rows,
+                keep_default_na=False,
+                na_values=[""],
+            )
             reader = iter([reader]) if chunk_rows is None else reader
         while True:
             try:
@@ -344,20 +481,30 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, write)
 
 
-def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed: int,
-                 target_specs: dict, group_column: str | None = None) -> np.ndarray:
+def assign_split(
+    frame: pd.DataFrame,
+    split_column: str | None,
+    fractions,
+    seed: int,
+    target_specs: dict,
+    group_column: str | None = None,
+) -> np.ndarray:
     """The split column's values, or a seeded split: of whole groups with ``group_column``,
     otherwise stratified by the first class target."""
     if split_column:
-        names = labels_of(frame, split_column, "data.split_column", "split", "fill in train/val/test for them")
+        names = labels_of(
+            frame, split_column, "data.split_column", "split", "fill in train/val/test for them"
+        )
         lower = np.char.lower(names.astype(str))
         canonical = np.array([VAL_ALIASES.get(n, n) for n in lower])
         known = np.isin(canonical, ["train", "val", "test"])
         return np.where(known, canonical, names).astype(str).astype(object)
     fractions = list(fractions)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ConfigError(f"data.split_fractions={fractions} must be three positive shares of train, val "
-                          f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15]).")
+        raise ConfigError(
+            f"data.split_fractions={fractions} must be three positive shares of train, val "
+            f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15])."
+        )
     if group_column:
         return group_split(group_labels(frame, group_column), fractions, seed)
     strata = stratum_of(frame, target_specs)
@@ -368,7 +515,7 @@ def assign_split(frame: pd.DataFrame, split_column: str | None, fractions, seed:
     for stratum in pd.unique(strata):
         rows = rng.permutation(np.flatnonzero(strata == stratum))
         cut = np.round(np.cumsum(fractions) * len(rows)).astype(int)
-        split[rows[: cut[0]]], split[rows[cut[0]: cut[1]]], split[rows[cut[1]:]] = "train", "val", "test"
+        split[rows[: cut[0]]], split[rows[cut[0] : cut[1]]], split[rows[cut[1] :]] = "train", "val", "test"
     return split.astype(str)
 
 
@@ -378,15 +525,22 @@ def labels_of(frame: pd.DataFrame, column: str, key: str, what: str, fix: str) -
     require_column(frame, column, key)
     empty = np.flatnonzero(frame[column].map(is_empty).to_numpy())
     if len(empty):
-        raise ConfigError(f"{key}={column}: {len(empty)} rows have no {what} (rows {empty[:5].tolist()}, "
-                          f"counting data rows from 0): {fix}.")
+        raise ConfigError(
+            f"{key}={column}: {len(empty)} rows have no {what} (rows {empty[:5].tolist()}, "
+            f"counting data rows from 0): {fix}."
+        )
     return frame[column].astype(str).str.strip().to_numpy()
 
 
 def group_labels(frame: pd.DataFrame, group_column: str) -> np.ndarray:
     """Each row's group; rows without one would otherwise all become one group named "nan"."""
-    return labels_of(frame, group_column, "data.group_column", "group",
-                     f"fill in their {group_column} (e.g. a speaker, patient or user id) or drop those rows")
+    return labels_of(
+        frame,
+        group_column,
+        "data.group_column",
+        "group",
+        f"fill in their {group_column} (e.g. a speaker, patient or user id) or drop those rows",
+    )
 
 
 def stratum_of(frame: pd.DataFrame, target_specs: dict) -> np.ndarray | None:
@@ -397,8 +551,17 @@ def stratum_of(frame: pd.DataFrame, target_specs: dict) -> np.ndarray | None:
     return None
 
 
-def regroup(frame: pd.DataFrame, split: np.ndarray, target_specs: dict, group_column: str | None,
-            val_split: str | None, fractions, folds: int | None, fold: int | None, seed: int) -> np.ndarray:
+def regroup(
+    frame: pd.DataFrame,
+    split: np.ndarray,
+    target_specs: dict,
+    group_column: str | None,
+    val_split: str | None,
+    fractions,
+    folds: int | None,
+    fold: int | None,
+    seed: int,
+) -> np.ndarray:
     """The split after data.val_split=group (whole groups of data.group_column held out as val) and
     cv.folds / cv.fold (that fold of the train + val rows as val; stratified, groups kept whole)."""
     if val_split not in (None, "group"):
@@ -406,10 +569,14 @@ def regroup(frame: pd.DataFrame, split: np.ndarray, target_specs: dict, group_co
     groups = group_labels(frame, group_column) if group_column else None
     if val_split == "group":
         if groups is None:
-            raise ConfigError("data.val_split=group holds out whole groups: set data.group_column=<column> too "
-                              "(e.g. data.group_column=speaker).")
+            raise ConfigError(
+                "data.val_split=group holds out whole groups: set data.group_column=<column> too "
+                "(e.g. data.group_column=speaker)."
+            )
         train, val = list(fractions)[:2]
         split = group_holdout(split, groups, val / (train + val), seed)
     if folds:
-        split = fold_split(split, stratum_of(frame, target_specs), groups, folds, 0 if fold is None else fold, seed)
+        split = fold_split(
+            split, stratum_of(frame, target_specs), groups, folds, 0 if fold is None else fold, seed
+        )
     return split

@@ -31,24 +31,97 @@ CLASSES = ("negative", "neutral", "positive")
 TAGS = ("earnings", "merger", "guidance", "layoffs", "lawsuit")
 SAMPLE_RATE = 16_000
 
-_NAME_HEADS = ["Acme", "Borea", "Cobalt", "Delta", "Evergreen", "Falcon", "Granite", "Harbor",
-               "Ionic", "Juniper", "Keystone", "Lumen", "Meridian", "Northwind", "Orion", "Pinnacle",
-               "Quantum", "Redwood", "Summit", "Titan", "Umbra", "Vertex", "Westfield", "Zenith"]
-_NAME_TAILS = ["Corp", "Inc", "Holdings", "Group", "Energy", "Bank", "Motors", "Foods", "Pharma",
-               "Systems", "Retail", "Airlines", "Mining", "Telecom", "Capital", "Labs"]
+_NAME_HEADS = [
+    "Acme",
+    "Borea",
+    "Cobalt",
+    "Delta",
+    "Evergreen",
+    "Falcon",
+    "Granite",
+    "Harbor",
+    "Ionic",
+    "Juniper",
+    "Keystone",
+    "Lumen",
+    "Meridian",
+    "Northwind",
+    "Orion",
+    "Pinnacle",
+    "Quantum",
+    "Redwood",
+    "Summit",
+    "Titan",
+    "Umbra",
+    "Vertex",
+    "Westfield",
+    "Zenith",
+]
+_NAME_TAILS = [
+    "Corp",
+    "Inc",
+    "Holdings",
+    "Group",
+    "Energy",
+    "Bank",
+    "Motors",
+    "Foods",
+    "Pharma",
+    "Systems",
+    "Retail",
+    "Airlines",
+    "Mining",
+    "Telecom",
+    "Capital",
+    "Labs",
+]
 _WORDING = {
-    "negative": ["shares plunge", "stock slumps", "misses forecasts", "cuts its outlook",
-                 "shares tumble", "posts a surprise loss", "falls sharply", "warns of weak demand",
-                 "stock sinks", "disappoints investors"],
-    "neutral": ["holds steady", "reports results in line with estimates", "shares flat",
-                "maintains its dividend", "trades unchanged", "keeps guidance unchanged",
-                "stock little changed", "meets expectations"],
-    "positive": ["shares soar", "beats forecasts", "raises its outlook", "stock jumps",
-                 "posts record profit", "rallies strongly", "surges to a record high",
-                 "tops estimates", "shares climb", "delights investors"],
+    "negative": [
+        "shares plunge",
+        "stock slumps",
+        "misses forecasts",
+        "cuts its outlook",
+        "shares tumble",
+        "posts a surprise loss",
+        "falls sharply",
+        "warns of weak demand",
+        "stock sinks",
+        "disappoints investors",
+    ],
+    "neutral": [
+        "holds steady",
+        "reports results in line with estimates",
+        "shares flat",
+        "maintains its dividend",
+        "trades unchanged",
+        "keeps guidance unchanged",
+        "stock little changed",
+        "meets expectations",
+    ],
+    "positive": [
+        "shares soar",
+        "beats forecasts",
+        "raises its outlook",
+        "stock jumps",
+        "posts record profit",
+        "rallies strongly",
+        "surges to a record high",
+        "tops estimates",
+        "shares climb",
+        "delights investors",
+    ],
 }
-_AMBIGUOUS = ["shares move", "in focus", "investors react", "draws attention", "makes headlines",
-              "under the spotlight", "stock active", "comments", "updates the market"]
+_AMBIGUOUS = [
+    "shares move",
+    "in focus",
+    "investors react",
+    "draws attention",
+    "makes headlines",
+    "under the spotlight",
+    "stock active",
+    "comments",
+    "updates the market",
+]
 _TOPICS = {
     "earnings": ["quarterly earnings", "its annual results", "the earnings call"],
     "merger": ["merger talks", "a takeover bid", "the acquisition deal"],
@@ -59,32 +132,63 @@ _TOPICS = {
 _CONNECTORS = ["after", "amid", "following", "on"]
 _MOVE_MEAN = np.array([-1.5, 0.0, 1.0])
 # The columns a manifest of this data has (write_manifest), so a model trained on it reads such files.
-SPEC = {"modalities": {"text": {"type": "text", "column": "text"}, "audio": {"type": "audio", "column": "audio"}},
-        "targets": {"sentiment": {"column": "sentiment", "type": "multiclass", "separator": "|"},
-                    "tags": {"column": "tags", "type": "multilabel", "separator": "|"},
-                    "move": {"column": "move", "type": "regression", "separator": "|"}},
-        "id_column": "id", "split_column": "split"}
+SPEC = {
+    "modalities": {"text": {"type": "text", "column": "text"}, "audio": {"type": "audio", "column": "audio"}},
+    "targets": {
+        "sentiment": {"column": "sentiment", "type": "multiclass", "separator": "|"},
+        "tags": {"column": "tags", "type": "multilabel", "separator": "|"},
+        "move": {"column": "move", "type": "regression", "separator": "|"},
+    },
+    "id_column": "id",
+    "split_column": "split",
+}
 
 
-def generate(num_samples: int = 3000, seed: int = 0, class_priors=(0.15, 0.60, 0.25),
-             text_informative: float = 0.5, audio_informative: float = 0.5,
-             missing_audio: float = 0.03, split_fractions=(0.7, 0.15, 0.15)) -> MultimodalTable:
+def generate(
+    num_samples: int = 3000,
+    seed: int = 0,
+    class_priors=(0.15, 0.60, 0.25),
+    text_informative: float = 0.5,
+    audio_informative: float = 0.5,
+    missing_audio: float = 0.03,
+    split_fractions=(0.7, 0.15, 0.15),
+) -> MultimodalTable:
     """Build the whole dataset in memory. Same arguments, same data, on any machine.
 
     The last dataset built is kept for the next call with the same arguments (a few seconds of
     synthesis per job of a local sweep, which runs its jobs in one process); each call gets its own
     containers, sharing only the waveforms, which nothing changes in place."""
-    table = _generate(int(num_samples), int(seed), tuple(map(float, class_priors)), float(text_informative),
-                      float(audio_informative), float(missing_audio), tuple(map(float, split_fractions)))
-    return replace(table, modalities={m: list(v) for m, v in table.modalities.items()},
-                   targets={t: v.copy() for t, v in table.targets.items()}, tasks=copy.deepcopy(table.tasks),
-                   split=table.split.copy(), modality_types=dict(table.modality_types),
-                   preprocessing={}, spec=copy.deepcopy(table.spec))
+    table = _generate(
+        int(num_samples),
+        int(seed),
+        tuple(map(float, class_priors)),
+        float(text_informative),
+        float(audio_informative),
+        float(missing_audio),
+        tuple(map(float, split_fractions)),
+    )
+    return replace(
+        table,
+        modalities={m: list(v) for m, v in table.modalities.items()},
+        targets={t: v.copy() for t, v in table.targets.items()},
+        tasks=copy.deepcopy(table.tasks),
+        split=table.split.copy(),
+        modality_types=dict(table.modality_types),
+        preprocessing={},
+        spec=copy.deepcopy(table.spec),
+    )
 
 
 @functools.lru_cache(maxsize=1)
-def _generate(num_samples: int, seed: int, class_priors: tuple, text_informative: float, audio_informative: float,
-              missing_audio: float, split_fractions: tuple) -> MultimodalTable:
+def _generate(
+    num_samples: int,
+    seed: int,
+    class_priors: tuple,
+    text_informative: float,
+    audio_informative: float,
+    missing_audio: float,
+    split_fractions: tuple,
+) -> MultimodalTable:
     rng = np.random.default_rng(seed)
     n = int(num_samples)
     sentiment = rng.choice(3, size=n, p=np.asarray(class_priors) / np.sum(class_priors))
@@ -102,9 +206,11 @@ def _generate(num_samples: int, seed: int, class_priors: tuple, text_informative
     return MultimodalTable(
         modalities={"text": texts, "audio": clips},
         targets={"sentiment": sentiment.astype(np.int64), "tags": tags, "move": move},
-        tasks={"sentiment": TaskSpec("multiclass", list(CLASSES)),
-               "tags": TaskSpec("multilabel", list(TAGS)),
-               "move": TaskSpec("regression")},
+        tasks={
+            "sentiment": TaskSpec("multiclass", list(CLASSES)),
+            "tags": TaskSpec("multilabel", list(TAGS)),
+            "move": TaskSpec("regression"),
+        },
         split=_stratified_split(rng, sentiment, split_fractions),
         sample_rate=SAMPLE_RATE,
         modality_types={"text": "text", "audio": "audio"},
@@ -127,15 +233,19 @@ def _anchor_clip(rng, tone: str | None) -> np.ndarray:
     """A 1-3 s voiced 'reading' whose pitch contour, tempo and loudness carry the tone."""
     duration = rng.uniform(1.0, 3.0)
     t = np.arange(int(duration * SAMPLE_RATE), dtype=np.float32) / SAMPLE_RATE
-    u = t / duration                                   # 0..1 position in the clip
-    base_f0 = rng.uniform(100.0, 220.0)                # speaker pitch: carries no label
+    u = t / duration  # 0..1 position in the clip
+    base_f0 = rng.uniform(100.0, 220.0)  # speaker pitch: carries no label
     # (pitch excursion over the clip, syllables per second, loudness) per tone, with jitter.
     if tone == "negative":
         contour, rate, gain = -rng.uniform(0.25, 0.45) * u, rng.uniform(2.0, 3.2), rng.uniform(0.2, 0.45)
     elif tone == "positive":
         contour, rate, gain = rng.uniform(0.25, 0.45) * u, rng.uniform(4.6, 6.0), rng.uniform(0.6, 0.9)
     elif tone == "neutral":
-        contour, rate, gain = rng.uniform(0.2, 0.35) * np.sin(np.pi * u), rng.uniform(3.2, 4.6), rng.uniform(0.4, 0.7)
+        contour, rate, gain = (
+            rng.uniform(0.2, 0.35) * np.sin(np.pi * u),
+            rng.uniform(3.2, 4.6),
+            rng.uniform(0.4, 0.7),
+        )
     else:  # uninformative: a flat monotone, otherwise like the neutral reading
         contour, rate, gain = 0.0 * u, rng.uniform(3.2, 4.6), rng.uniform(0.4, 0.7)
     f0 = base_f0 * (1.0 + contour)
@@ -153,8 +263,8 @@ def _stratified_split(rng, labels: np.ndarray, fractions) -> np.ndarray:
         n_train = int(round(fractions[0] * len(idx)))
         n_val = int(round(fractions[1] * len(idx)))
         split[idx[:n_train]] = "train"
-        split[idx[n_train:n_train + n_val]] = "val"
-        split[idx[n_train + n_val:]] = "test"
+        split[idx[n_train : n_train + n_val]] = "val"
+        split[idx[n_train + n_val :]] = "test"
     return split.astype(str)
 
 
@@ -174,10 +284,17 @@ def write_manifest(folder, **settings) -> Path:
         if clip is not None:
             audio = f"audio/{i:05d}.wav"
             soundfile.write(folder / audio, clip, SAMPLE_RATE, subtype="FLOAT")  # the same samples back
-        rows.append({"id": f"n{i:05d}", "text": text, "audio": audio,
-                     "sentiment": CLASSES[table.targets["sentiment"][i]],
-                     "tags": "|".join(t for t, on in zip(TAGS, table.targets["tags"][i]) if on),
-                     "move": float(table.targets["move"][i]), "split": table.split[i]})
+        rows.append(
+            {
+                "id": f"n{i:05d}",
+                "text": text,
+                "audio": audio,
+                "sentiment": CLASSES[table.targets["sentiment"][i]],
+                "tags": "|".join(t for t, on in zip(TAGS, table.targets["tags"][i]) if on),
+                "move": float(table.targets["move"][i]),
+                "split": table.split[i],
+            }
+        )
     path = folder / "manifest.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path

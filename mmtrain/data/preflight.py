@@ -34,7 +34,9 @@ class BadRows:
     def __init__(self, num_rows: int):
         self.num_rows = num_rows
         self.rows: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
-        self.numbers: np.ndarray | None = None  # each row's number in the file, where rows were left out before
+        self.numbers: np.ndarray | None = (
+            None  # each row's number in the file, where rows were left out before
+        )
 
     def add(self, row: int, field: str, column: str, reason: str) -> None:
         self.rows[row].append((field, column, reason))
@@ -54,19 +56,27 @@ class BadRows:
             return everything, {}
         report = self.write(ids, report_dir)
         first = "; ".join(
-            f"row {self.number(row)} (id {ids[row]}): " + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
-            for row, problems in sorted(self.rows.items())[:SHOWN])
+            f"row {self.number(row)} (id {ids[row]}): "
+            + ", ".join(f"{column}: {reason}" for _, column, reason in problems)
+            for row, problems in sorted(self.rows.items())[:SHOWN]
+        )
         where = f" All of them: {report}." if report else ""
         where += " (Rows count data rows from 0: row 0 is the CSV's second line.)"
         if on_bad_row == "error":
             raise DataError(
                 f"data: {self.summary()} (first: {first}).{where} Fix or remove those rows, or set "
                 f"data.on_bad_row=skip (leave those rows out) or data.on_bad_row=missing (treat the bad "
-                f"modality as absent in those rows).")
+                f"modality as absent in those rows)."
+            )
         keep, absent = self.decide(on_bad_row)
-        log.warning("data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",
-                    self.summary(), on_bad_row, self.num_rows - len(keep),
-                    len({r for rows in absent.values() for r in rows} & set(keep.tolist())), where)
+        log.warning(
+            "data: %s; data.on_bad_row=%s: %d rows dropped, %d made a missing modality.%s",
+            self.summary(),
+            on_bad_row,
+            self.num_rows - len(keep),
+            len({r for rows in absent.values() for r in rows} & set(keep.tolist())),
+            where,
+        )
         return keep, absent
 
     def decide(self, on_bad_row: str):
@@ -97,8 +107,14 @@ class BadRows:
         return path
 
 
-def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.ndarray,
-               root: Path, known: dict[str, set] | None = None) -> BadRows:
+def check_rows(
+    frame: pd.DataFrame,
+    specs: dict,
+    target_specs: dict,
+    split: np.ndarray,
+    root: Path,
+    known: dict[str, set] | None = None,
+) -> BadRows:
     """Check every row of every used modality and target (specs as made by manifest.py). known:
     task -> its classes (a trained model's); without it, the classes are those of the train rows."""
     start = time.perf_counter()
@@ -107,8 +123,13 @@ def check_rows(frame: pd.DataFrame, specs: dict, target_specs: dict, split: np.n
     for name, spec in specs.items():
         MODALITIES.get(spec["type"]).check(frame, name, spec, root, bad)
     for task, spec in target_specs.items():
-        TASKS.get(spec["type"]).check(frame[spec["column"]], f"target {task}", spec, (known or {}).get(task),
-                                      split == "train", bad)
-    log.info("Checked %d rows in %.1f s: %s", len(frame), time.perf_counter() - start,
-             bad.summary() if bad.rows else "all good")
+        TASKS.get(spec["type"]).check(
+            frame[spec["column"]], f"target {task}", spec, (known or {}).get(task), split == "train", bad
+        )
+    log.info(
+        "Checked %d rows in %.1f s: %s",
+        len(frame),
+        time.perf_counter() - start,
+        bad.summary() if bad.rows else "all good",
+    )
     return bad

@@ -26,8 +26,27 @@ from mmtrain.tasks import TASKS
 
 log = logging.getLogger(__name__)
 # pandas' default missing-value strings (pandas.read_csv's na_values), which data.keep_default_na keeps
-PANDAS_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
-             "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+PANDAS_NA = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 SPLIT_NAMES = ("split", "fold", "set", "subset", "partition")
 SPLIT_VALUES = {"train", "val", "valid", "validation", "test"}
 VAL_ALIASES = {"valid": "val", "validation": "val"}
@@ -46,8 +65,10 @@ class Missing:
         spec = spec or {}
         values = spec.get("na_values", ("?",))
         if isinstance(values, str) or not all(isinstance(v, (str, int, float)) for v in values or []):
-            raise ConfigError(f"data.na_values={values} must be a list of cell texts read as missing, e.g. "
-                              f"data.na_values='[?, -, unknown]' (pandas' own list is kept with data.keep_default_na=true).")
+            raise ConfigError(
+                f"data.na_values={values} must be a list of cell texts read as missing, e.g. "
+                f"data.na_values='[?, -, unknown]' (pandas' own list is kept with data.keep_default_na=true)."
+            )
         keep = spec.get("keep_default_na", True)
         if not isinstance(keep, bool):
             raise ConfigError(f"data.keep_default_na={keep} must be true or false.")
@@ -58,7 +79,9 @@ class Missing:
 
     @property
     def sentinels(self) -> frozenset[str]:
-        return frozenset(v.strip() for v in self.na_values + (PANDAS_NA if self.keep_default_na else ())) - {""}
+        return frozenset(v.strip() for v in self.na_values + (PANDAS_NA if self.keep_default_na else ())) - {
+            ""
+        }
 
 
 def read_missing(frame: pd.DataFrame, missing: Missing) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -69,16 +92,26 @@ def read_missing(frame: pd.DataFrame, missing: Missing) -> tuple[pd.DataFrame, d
     sentinels, counts, columns = missing.sentinels, {}, {}
     for name in frame.columns:
         column = frame[name]
-        if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(column) and column.hasnans:
+        if (
+            isinstance(column.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(column)
+            and column.hasnans
+        ):
             column = column.astype(object)
-        elif pd.api.types.is_extension_array_dtype(column) and pd.api.types.is_numeric_dtype(column) \
-                and not pd.api.types.is_bool_dtype(column):
+        elif (
+            pd.api.types.is_extension_array_dtype(column)
+            and pd.api.types.is_numeric_dtype(column)
+            and not pd.api.types.is_bool_dtype(column)
+        ):
             column = column.astype("float64")  # Int64/Float64 with <NA>
         elif isinstance(column.dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(column):
             column = column.astype(object)
         if column.dtype == object or pd.api.types.is_string_dtype(column):
-            text = column.str.strip() if pd.api.types.is_string_dtype(column) else \
-                column.map(lambda v: v.strip() if isinstance(v, str) else None)
+            text = (
+                column.str.strip()
+                if pd.api.types.is_string_dtype(column)
+                else column.map(lambda v: v.strip() if isinstance(v, str) else None)
+            )
             sentinel = text.isin(sentinels).fillna(False).astype(bool)
             gone = sentinel | text.eq("").fillna(False).astype(bool)
             if sentinel.any():
@@ -86,8 +119,12 @@ def read_missing(frame: pd.DataFrame, missing: Missing) -> tuple[pd.DataFrame, d
             if gone.any():
                 column = column.mask(gone)
                 rest = column.dropna()
-                if sentinel.any() and len(rest) and not has_lists(rest) and \
-                        pd.to_numeric(rest, errors="coerce").notna().all():
+                if (
+                    sentinel.any()
+                    and len(rest)
+                    and not has_lists(rest)
+                    and pd.to_numeric(rest, errors="coerce").notna().all()
+                ):
                     column = pd.to_numeric(column)  # numbers with "?" cells, which kept the column text
         columns[name] = column
     return pd.DataFrame(columns, index=frame.index), counts
@@ -98,12 +135,17 @@ class ColumnInfo:
     """What was found in one column, for the log and report.md."""
 
     column: str
-    use: str  # "modality <name> (<type>)", "target <task> (<type>)", "split", "id", "group" or "left out: <why>"
+    use: str  # "modality <name> (<kind>)", "target <task> (<type>)", "split", "id", "group", "left out: .."
     missing: float  # share of rows with a missing cell
     sentinels: int  # cells of data.na_values read as missing
 
     def row(self) -> dict:
-        return {"column": self.column, "use": self.use, "missing": round(self.missing, 4), "sentinels": self.sentinels}
+        return {
+            "column": self.column,
+            "use": self.use,
+            "missing": round(self.missing, 4),
+            "sentinels": self.sentinels,
+        }
 
 
 def infer_type(series: pd.Series) -> str | None:
@@ -112,7 +154,9 @@ def infer_type(series: pd.Series) -> str | None:
     values = filled(series)
     if values.empty:
         return None
-    return next((t.name for t in sorted(MODALITIES, key=lambda t: t.infer_order) if t.claims(series, values)), None)
+    return next(
+        (t.name for t in sorted(MODALITIES, key=lambda t: t.infer_order) if t.claims(series, values)), None
+    )
 
 
 def why_left_out(series: pd.Series) -> str:
@@ -134,7 +178,9 @@ def find_split_column(frame: pd.DataFrame, reserved: set) -> str | None:
     return None
 
 
-def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> tuple[dict[str, dict], dict[str, str]]:
+def modality_specs(
+    frame: pd.DataFrame, declared: dict, reserved: set
+) -> tuple[dict[str, dict], dict[str, str]]:
     """(name -> the resolved spec of its modality type ({"type", "column"}, or {"type": "tabular",
     "numeric", "categorical", "dates"}), with ``inferred`` telling whether the type was guessed;
     the columns left out, each with why)."""
@@ -164,20 +210,26 @@ def modality_specs(frame: pd.DataFrame, declared: dict, reserved: set) -> tuple[
             require_column(frame, spec["column"], f"{key}.column")
             kind = infer_type(frame[spec["column"]])
             if kind is None:
-                raise ConfigError(f"{key}: cannot tell what column '{spec['column']}' holds "
-                                  f"({why_left_out(frame[spec['column']])}): set {key}.type to one of "
-                                  f"{MODALITIES.names()}.")
+                raise ConfigError(
+                    f"{key}: cannot tell what column '{spec['column']}' holds "
+                    f"({why_left_out(frame[spec['column']])}): set {key}.type to one of "
+                    f"{MODALITIES.names()}."
+                )
         modality = MODALITIES.get(kind, f"{key}.type")
         unknown = set(spec) - set(modality.settings)
         if unknown:
-            raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a {kind} modality takes type and "
-                              f"{', '.join(modality.settings)}.")
+            raise ConfigError(
+                f"{key}: unknown setting(s) {sorted(unknown)}; a {kind} modality takes type and "
+                f"{', '.join(modality.settings)}."
+            )
         specs[name] = {**modality.resolve(name, spec, frame, reserved), "inferred": inferred}
     if not specs:
         shown = ", ".join(f"'{c}' ({why})" for c, why in left_out.items()) or "none"
-        raise ConfigError(f"No input column is left once the targets, split and id are set aside (left out: {shown}). "
-                          f"Declare the inputs: data.modalities.<name>.column=<column> with "
-                          f"data.modalities.<name>.type=text|tabular|image|audio|sequence.")
+        raise ConfigError(
+            f"No input column is left once the targets, split and id are set aside (left out: {shown}). "
+            f"Declare the inputs: data.modalities.<name>.column=<column> with "
+            f"data.modalities.<name>.type=text|tabular|image|audio|sequence."
+        )
     return specs, left_out
 
 
@@ -185,8 +237,10 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
     key = f"data.targets.{task}"
     unknown = set(spec) - {"column", "type", "separator"}
     if unknown:
-        raise ConfigError(f"{key}: unknown setting(s) {sorted(unknown)}; a target takes column, type and "
-                          f"separator (multilabel).")
+        raise ConfigError(
+            f"{key}: unknown setting(s) {sorted(unknown)}; a target takes column, type and "
+            f"separator (multilabel)."
+        )
     column = spec.get("column") or task
     require_column(frame, column, f"{key}.column")
     kind, separator = spec.get("type"), spec.get("separator") or "|"
@@ -195,15 +249,27 @@ def target_spec(frame: pd.DataFrame, task: str, spec: dict) -> dict:
     else:
         values = filled(frame[column])
         if values.empty:
-            raise ConfigError(f"{key}.column={column}: no row has a value in that column: choose the column to predict.")
+            raise ConfigError(
+                f"{key}.column={column}: no row has a value in that column: choose the column to predict."
+            )
         numbers = pd.to_numeric(values, errors="coerce").dropna() if mostly_numbers(values) else None
-        kind = next(t.name for t in sorted(TASKS, key=lambda t: t.infer_order)
-                    if t.claims(values, numbers, separator, key, column))
-    return {"task": task, "column": column, "type": kind, "separator": separator, "inferred": spec.get("type") is None}
+        kind = next(
+            t.name
+            for t in sorted(TASKS, key=lambda t: t.infer_order)
+            if t.claims(values, numbers, separator, key, column)
+        )
+    return {
+        "task": task,
+        "column": column,
+        "type": kind,
+        "separator": separator,
+        "inferred": spec.get("type") is None,
+    }
 
 
-def columns_found(frame: pd.DataFrame, specs: dict, target_specs: dict, left_out: dict, roles: dict,
-                  sentinels: dict) -> list[ColumnInfo]:
+def columns_found(
+    frame: pd.DataFrame, specs: dict, target_specs: dict, left_out: dict, roles: dict, sentinels: dict
+) -> list[ColumnInfo]:
     """One ColumnInfo per column of the manifest (in its order)."""
     uses = dict(roles)
     for name, spec in specs.items():
@@ -213,18 +279,34 @@ def columns_found(frame: pd.DataFrame, specs: dict, target_specs: dict, left_out
         uses[spec["column"]] = f"target {task} ({spec['type']})"
     uses.update({c: f"left out: {why}" for c, why in left_out.items()})
     missing = frame.isna().mean()
-    return [ColumnInfo(c, uses.get(c, "not used"), float(missing[c]), sentinels.get(c, 0)) for c in frame.columns]
+    return [
+        ColumnInfo(c, uses.get(c, "not used"), float(missing[c]), sentinels.get(c, 0)) for c in frame.columns
+    ]
 
 
-def describe(path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarray, bad, columns: list[ColumnInfo],
-             dropped: dict[str, int], unlabelled: dict[str, int]) -> None:
-    """The mapping from columns to modalities and targets, and what each column held, printed before training."""
+def describe(
+    path,
+    specs: dict,
+    target_specs: dict,
+    tasks: dict,
+    split: np.ndarray,
+    bad,
+    columns: list[ColumnInfo],
+    dropped: dict[str, int],
+    unlabelled: dict[str, int],
+) -> None:
+    """The mapping from columns to modalities and targets, and what each column held, printed
+    before training."""
     names, counts = np.unique(split, return_counts=True)
-    lines = [f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"]
+    lines = [
+        f"Data: {path} ({len(split)} rows: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)) + ")"
+    ]
     for name, spec in specs.items():
         how = "inferred" if spec["inferred"] else "given"
-        lines.append(f"  modality {name:<12} {spec['type']:<9} <- {MODALITIES.get(spec['type']).describe(spec)} "
-                     f"(type {how})")
+        lines.append(
+            f"  modality {name:<12} {spec['type']:<9} <- {MODALITIES.get(spec['type']).describe(spec)} "
+            f"(type {how})"
+        )
     for task, spec in target_specs.items():
         classes = tasks[task].classes
         detail = f"{len(classes)} {TASKS.get(spec['type']).class_word}" if classes else "values"
@@ -242,7 +324,13 @@ def describe(path, specs: dict, target_specs: dict, tasks: dict, split: np.ndarr
     if bad.rows:
         lines.append(f"  {bad.summary()}")
     log.info("\n".join(lines))
-    left_out = [f"'{c.column}' ({c.use.removeprefix('left out: ')})" for c in columns if c.use.startswith("left out")]
+    left_out = [
+        f"'{c.column}' ({c.use.removeprefix('left out: ')})" for c in columns if c.use.startswith("left out")
+    ]
     if left_out:
-        log.warning("data: columns left out: %s. To use one anyway, declare it: data.modalities.<name>.column=<column> "
-                    "and data.modalities.<name>.type=<type>.", ", ".join(left_out))
+        log.warning(
+            "data: columns left out: %s. To use one anyway, "
+            "declare it: data.modalities.<name>.column=<column> "
+            "and data.modalities.<name>.type=<type>.",
+            ", ".join(left_out),
+        )

@@ -43,7 +43,9 @@ class MultimodalTable:
     modality_types: dict[str, str] = field(default_factory=dict)
     preprocessing: dict[str, dict] = field(default_factory=dict)
     spec: dict = field(default_factory=dict)
-    columns: list[dict] = field(default_factory=list)  # per manifest column: its use, missing share, sentinels
+    columns: list[dict] = field(
+        default_factory=list
+    )  # per manifest column: its use, missing share, sentinels
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out before training, by reason
 
     def __len__(self) -> int:

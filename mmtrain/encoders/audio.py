@@ -25,15 +25,16 @@ from mmtrain.encoders.text import resolve_model_path
 
 def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:
     """Raw clips (arrays already at ``sample_rate``, or file paths) -> float32 waveforms."""
-    return [torch.as_tensor(load_audio(r, sample_rate) if isinstance(r, Path) else r, dtype=torch.float32)
-            for r in raws]
+    return [
+        torch.as_tensor(load_audio(r, sample_rate) if isinstance(r, Path) else r, dtype=torch.float32)
+        for r in raws
+    ]
 
 
 class LogMel(nn.Module):
     """waveform [N] at ``sample_rate`` -> log-mel frames [T, n_mels]."""
 
-    def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, n_fft: int = 400,
-                 hop_length: int = 320):
+    def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, n_fft: int = 400, hop_length: int = 320):
         super().__init__()
         import librosa
 
@@ -46,8 +47,11 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if len(wave) <= self.n_fft:  # a clip shorter than one window: pad it with silence
             wave = nn.functional.pad(wave, (0, self.n_fft + 1 - len(wave)))
-        spec = torch.stft(wave, self.n_fft, self.hop_length, window=self.window,
-                          return_complex=True).abs().pow(2)
+        spec = (
+            torch.stft(wave, self.n_fft, self.hop_length, window=self.window, return_complex=True)
+            .abs()
+            .pow(2)
+        )
         return torch.log(self.mel @ spec + 1e-6).T.contiguous()
 
 
@@ -56,8 +60,9 @@ class _LogMelEncoder(Encoder):
     mean and variance normalisation): loudness, microphone and part of the voice drop out, which
     helps on speakers never heard in training."""
 
-    def __init__(self, sample_rate: int, n_mels: int, hop_length: int, augment: dict | None,
-                 normalize: str = "none"):
+    def __init__(
+        self, sample_rate: int, n_mels: int, hop_length: int, augment: dict | None, normalize: str = "none"
+    ):
         super().__init__()
         if normalize not in ("none", "utterance"):
             raise ConfigError(f"encoder.audio.normalize={normalize} is not known: use none or utterance.")
@@ -69,9 +74,13 @@ class _LogMelEncoder(Encoder):
         return [self.frontend(w) for w in waveforms(raws, self.sample_rate)]
 
     def input_spec(self) -> dict:
-        return {"shape": ["batch", "length", self.frontend.mel.shape[0]], "dtype": "float32",
-                "what": f"log-mel frames: mono waveform at {self.sample_rate} Hz, |STFT|^2 (n_fft {self.frontend.n_fft}, "
-                        f"hop {self.frontend.hop_length}, Hann) through librosa's mel filters, log(x + 1e-6)"}
+        return {
+            "shape": ["batch", "length", self.frontend.mel.shape[0]],
+            "dtype": "float32",
+            "what": f"log-mel frames: mono waveform at {self.sample_rate} Hz, |STFT|^2 "
+            f"(n_fft {self.frontend.n_fft}, "
+            f"hop {self.frontend.hop_length}, Hann) through librosa's mel filters, log(x + 1e-6)",
+        }
 
     def prepare(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Log-mel frames [B, T, n_mels] -> augmented (training), then normalised per clip over its
@@ -93,9 +102,18 @@ class AudioCNNEncoder(_LogMelEncoder):
     zeroed after every block, so a clip's tokens do not depend on how long the others in its batch are.
     """
 
-    def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, hop_length: int = 320,
-                 channels: int = 128, layers: int = 3, kernel_size: int = 5, dropout: float = 0.1,
-                 augment: dict | None = None, normalize: str = "none"):
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_mels: int = 64,
+        hop_length: int = 320,
+        channels: int = 128,
+        layers: int = 3,
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        augment: dict | None = None,
+        normalize: str = "none",
+    ):
         super().__init__(sample_rate, n_mels, hop_length, augment, normalize)
         if layers < 1:
             raise ConfigError(f"encoder.audio.layers={layers} must be at least 1.")
@@ -103,8 +121,14 @@ class AudioCNNEncoder(_LogMelEncoder):
         self.norm = nn.BatchNorm1d(n_mels)
         blocks, width = [], n_mels
         for _ in range(layers):
-            blocks.append(nn.Sequential(nn.Conv1d(width, channels, kernel_size, stride=2, padding=kernel_size // 2),
-                                        nn.BatchNorm1d(channels), nn.GELU(), nn.Dropout(dropout)))
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv1d(width, channels, kernel_size, stride=2, padding=kernel_size // 2),
+                    nn.BatchNorm1d(channels),
+                    nn.GELU(),
+                    nn.Dropout(dropout),
+                )
+            )
             width = channels
         self.body = nn.ModuleList(blocks)
 
@@ -126,10 +150,20 @@ class AudioTransformerEncoder(_LogMelEncoder):
     x [B, T, n_mels], mask [B, T] -> tokens [B, ceil(T / stride), dim].
     """
 
-    def __init__(self, sample_rate: int = 16_000, n_mels: int = 64, hop_length: int = 320,
-                 dim: int = 128, layers: int = 2, heads: int = 4, stride: int = 4,
-                 dropout: float = 0.1, max_tokens: int = 512, augment: dict | None = None,
-                 normalize: str = "none"):
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_mels: int = 64,
+        hop_length: int = 320,
+        dim: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        stride: int = 4,
+        dropout: float = 0.1,
+        max_tokens: int = 512,
+        augment: dict | None = None,
+        normalize: str = "none",
+    ):
         super().__init__(sample_rate, n_mels, hop_length, augment, normalize)
         if dim % heads:
             raise ConfigError(f"encoder.audio.dim={dim} must be divisible by encoder.audio.heads={heads}.")
@@ -137,8 +171,7 @@ class AudioTransformerEncoder(_LogMelEncoder):
         self.norm = nn.LayerNorm(n_mels * stride)
         self.proj = nn.Linear(n_mels * stride, dim)
         self.position = nn.Parameter(torch.zeros(max_tokens, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
@@ -171,8 +204,10 @@ class HFAudioEncoder(Encoder):
             self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
-            raise ConfigError(f"encoder.audio.model={model}: could not load it ({summary(err)}). Give a local folder "
-                              f"with the model and its preprocessor_config.json (mmtrain runs offline).") from err
+            raise ConfigError(
+                f"encoder.audio.model={model}: could not load it ({summary(err)}). Give a local folder "
+                f"with the model and its preprocessor_config.json (mmtrain runs offline)."
+            ) from err
         self.sample_rate = self.extractor.sampling_rate
         self.freeze, self.featurize_batch_size = freeze, featurize_batch_size
         self.out_dim = self.model.config.hidden_size
@@ -184,14 +219,18 @@ class HFAudioEncoder(Encoder):
     def cache_key(self) -> dict | None:
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(),
-                "format": 2}
+        return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(), "format": 2}
 
     def _inputs(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
         """The extractor's per-clip input: a normalised waveform [N] or filterbank frames [T, F]."""
-        return [torch.as_tensor(self.extractor(w.numpy(), sampling_rate=self.sample_rate,
-                                               return_tensors="np")[self.extractor.model_input_names[0]][0])
-                for w in waves]
+        return [
+            torch.as_tensor(
+                self.extractor(w.numpy(), sampling_rate=self.sample_rate, return_tensors="np")[
+                    self.extractor.model_input_names[0]
+                ][0]
+            )
+            for w in waves
+        ]
 
     def _hidden(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Model on padded inputs -> hidden [B, T', D] and its mask [B, T'] (from the input lengths
@@ -205,22 +244,31 @@ class HFAudioEncoder(Encoder):
             lengths = self.model._get_feat_extract_output_lengths(lengths)
         else:  # fixed-size inputs (AST): every output token is real
             lengths = torch.full_like(lengths, hidden.shape[1])
-        out_mask = torch.arange(hidden.shape[1], device=x.device) < lengths.clamp(max=hidden.shape[1]).unsqueeze(1)
+        out_mask = torch.arange(hidden.shape[1], device=x.device) < lengths.clamp(
+            max=hidden.shape[1]
+        ).unsqueeze(1)
         return hidden, out_mask
 
     def input_spec(self) -> dict:
         if self.freeze:
-            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
-                    "what": f"last hidden states of the frozen {self.path} over its feature extractor's input"}
+            return {
+                "shape": ["batch", "length", self.out_dim],
+                "dtype": "float32",
+                "what": f"last hidden states of the frozen {self.path} over its feature extractor's input",
+            }
         one = self._inputs([torch.zeros(self.sample_rate)])[0]
         shape = ["batch", "length"] + list(one.shape[1:])
-        return {"shape": shape, "dtype": "float32",
-                "what": f"the feature extractor of {self.path} at {self.sample_rate} Hz"}
+        return {
+            "shape": shape,
+            "dtype": "float32",
+            "what": f"the feature extractor of {self.path} at {self.sample_rate} Hz",
+        }
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         inputs = self._inputs(waveforms(raws, self.sample_rate))
         if not self.freeze:
             return inputs
+
         def encode(x, mask):
             hidden, hidden_mask = self._hidden(x, mask)
             return [h[m] for h, m in zip(hidden, hidden_mask)]

@@ -16,8 +16,15 @@ class SpecAugment(nn.Module):
     ``noise_db`` below each clip's mean power (log-add), and a shift of up to ±``freq_shift`` mel bins
     (a cheap stand-in for vocal tract length perturbation), each clip drawn independently."""
 
-    def __init__(self, time_mask: int = 0, freq_mask: int = 0, masks: int = 2, gain_db: float = 0.0,
-                 noise_db: float | None = None, freq_shift: int = 0):
+    def __init__(
+        self,
+        time_mask: int = 0,
+        freq_mask: int = 0,
+        masks: int = 2,
+        gain_db: float = 0.0,
+        noise_db: float | None = None,
+        freq_shift: int = 0,
+    ):
         super().__init__()
         self.time_mask, self.freq_mask, self.masks = time_mask, freq_mask, masks
         self.gain_db, self.noise_db, self.freq_shift = gain_db, noise_db, freq_shift
@@ -31,7 +38,9 @@ class SpecAugment(nn.Module):
             x = x + gain * math.log(10) / 10
         if self.noise_db is not None:
             weights = mask.unsqueeze(-1).to(x.dtype)
-            level = (x * weights).sum((1, 2), keepdim=True) / (weights.sum((1, 2), keepdim=True) * bins).clamp(min=1)
+            level = (x * weights).sum((1, 2), keepdim=True) / (
+                weights.sum((1, 2), keepdim=True) * bins
+            ).clamp(min=1)
             x = torch.logaddexp(x, level - self.noise_db * math.log(10) / 10)
         if self.freq_shift:
             shift = torch.randint(-self.freq_shift, self.freq_shift + 1, (batch, 1, 1), device=x.device)
@@ -54,14 +63,22 @@ class ImageAugment(nn.Module):
     shift ``translate`` as a share of the size, ``scale`` range), horizontal flip with probability
     ``hflip`` and random erasing with probability ``erase``."""
 
-    def __init__(self, degrees: float = 0.0, translate: float = 0.0, scale=(1.0, 1.0), hflip: float = 0.0,
-                 erase: float = 0.0):
+    def __init__(
+        self,
+        degrees: float = 0.0,
+        translate: float = 0.0,
+        scale=(1.0, 1.0),
+        hflip: float = 0.0,
+        erase: float = 0.0,
+    ):
         super().__init__()
         from torchvision.transforms import v2
 
         steps = []
         if degrees or translate or tuple(scale) != (1.0, 1.0):
-            steps.append(v2.RandomAffine(degrees, (translate, translate) if translate else None, tuple(scale)))
+            steps.append(
+                v2.RandomAffine(degrees, (translate, translate) if translate else None, tuple(scale))
+            )
         if hflip:
             steps.append(v2.RandomHorizontalFlip(hflip))
         if erase:

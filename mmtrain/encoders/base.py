@@ -80,7 +80,7 @@ def run_frozen(model: nn.Module, inputs: list[torch.Tensor], batch_size: int, en
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             x, mask = pad([inputs[i] for i in chunk])
             for i, result in zip(chunk, encode(x.to(device), mask.to(device))):
                 out[i] = result.to("cpu", torch.float32 if result.is_floating_point() else None).clone()
@@ -125,8 +125,11 @@ def files_fingerprint(path: str | None) -> str | None:
     target = Path(path).expanduser()
     if not target.exists():
         return None
-    files = sorted(p for p in target.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES) \
-        if target.is_dir() else [target]
+    files = (
+        sorted(p for p in target.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES)
+        if target.is_dir()
+        else [target]
+    )
     return _digest(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 

@@ -33,29 +33,49 @@ class ImageCNNEncoder(Encoder):
     """Conv-BN-GELU-maxpool blocks, doubling the width each block: a [C, S, S] image gives
     (S / 2**layers)² tokens of width ``width * 2**(layers-1)``."""
 
-    def __init__(self, image_size: int = 32, channels: int = 1, width: int = 32, layers: int = 3,
-                 dropout: float = 0.1, mean: float = 0.5, std: float = 0.5, augment: dict | None = None):
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 1,
+        width: int = 32,
+        layers: int = 3,
+        dropout: float = 0.1,
+        mean: float = 0.5,
+        std: float = 0.5,
+        augment: dict | None = None,
+    ):
         super().__init__()
         if channels not in (1, 3):
             raise ConfigError(f"encoder (image CNN) channels={channels}: use 1 (grayscale) or 3 (RGB).")
-        if image_size < 2 ** layers:
-            raise ConfigError(f"encoder (image CNN) image_size={image_size} is too small for layers={layers} "
-                              f"(each block halves it): use image_size >= {2 ** layers}.")
+        if image_size < 2**layers:
+            raise ConfigError(
+                f"encoder (image CNN) image_size={image_size} is too small for layers={layers} "
+                f"(each block halves it): use image_size >= {2**layers}."
+            )
         self.image_size, self.channels, self.mean, self.std = image_size, channels, mean, std
         self.augment = ImageAugment(**(augment or {}))
         blocks, in_width = [], channels
         for i in range(layers):
-            out_width = width * 2 ** i
-            blocks += [nn.Conv2d(in_width, out_width, 3, padding=1), nn.BatchNorm2d(out_width), nn.GELU(),
-                       nn.MaxPool2d(2), nn.Dropout(dropout)]
+            out_width = width * 2**i
+            blocks += [
+                nn.Conv2d(in_width, out_width, 3, padding=1),
+                nn.BatchNorm2d(out_width),
+                nn.GELU(),
+                nn.MaxPool2d(2),
+                nn.Dropout(dropout),
+            ]
             in_width = out_width
         self.body = nn.Sequential(*blocks)
         self.out_dim = in_width
 
     def input_spec(self) -> dict:
-        return {"shape": ["batch", 1, self.channels, self.image_size, self.image_size], "dtype": "float32",
-                "what": f"pixels: the image as {'grayscale' if self.channels == 1 else 'RGB'}, bilinear resize to "
-                        f"{self.image_size}x{self.image_size}, /255, (x - {self.mean}) / {self.std}"}
+        return {
+            "shape": ["batch", 1, self.channels, self.image_size, self.image_size],
+            "dtype": "float32",
+            "what": "pixels: the image as "
+            f"{'grayscale' if self.channels == 1 else 'RGB'}, bilinear resize to "
+            f"{self.image_size}x{self.image_size}, /255, (x - {self.mean}) / {self.std}",
+        }
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         from PIL import Image
@@ -81,25 +101,42 @@ class TimmImageEncoder(Encoder):
     resized and normalised per the model's pretrained config (``image_size`` overrides the size).
     freeze=true: the network runs once in featurize and its tokens are cached (on disk too)."""
 
-    def __init__(self, name: str = "resnet18", pretrained: bool = False, checkpoint_path: str | None = None,
-                 pretrained_cfg_overlay: dict | None = None, freeze: bool = False, image_size: int | None = None,
-                 featurize_batch_size: int = 64, augment: dict | None = None):
+    def __init__(
+        self,
+        name: str = "resnet18",
+        pretrained: bool = False,
+        checkpoint_path: str | None = None,
+        pretrained_cfg_overlay: dict | None = None,
+        freeze: bool = False,
+        image_size: int | None = None,
+        featurize_batch_size: int = 64,
+        augment: dict | None = None,
+    ):
         super().__init__()
         import timm
 
         if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
-            raise ConfigError(f"encoder (timm) name={name} is not a timm model{' (close: ' + ', '.join(close) + ')' if close else ''}; "
-                              f"timm.list_models() lists them.")
+            raise ConfigError(
+                f"encoder (timm) name={name} is not a timm "
+                f"model{' (close: ' + ', '.join(close) + ')' if close else ''}; "
+                f"timm.list_models() lists them."
+            )
         try:
-            self.model = timm.create_model(name, pretrained=pretrained, num_classes=0,
-                                           checkpoint_path=checkpoint_path or "",
-                                           pretrained_cfg_overlay=dict(pretrained_cfg_overlay or {}))
+            self.model = timm.create_model(
+                name,
+                pretrained=pretrained,
+                num_classes=0,
+                checkpoint_path=checkpoint_path or "",
+                pretrained_cfg_overlay=dict(pretrained_cfg_overlay or {}),
+            )
         except Exception as err:  # most often: pretrained weights that are not on this machine
             raise ConfigError(
                 f"encoder (timm {name}) could not be built ({summary(err)}). "
-                f"mmtrain runs offline: give local weights with pretrained_cfg_overlay={{file: /path/to/weights}} "
-                f"or checkpoint_path=/path/to/checkpoint, or pretrained=false.") from err
+                "mmtrain runs offline: give local weights with "
+                f"pretrained_cfg_overlay={{file: /path/to/weights}} "
+                f"or checkpoint_path=/path/to/checkpoint, or pretrained=false."
+            ) from err
         config = timm.data.resolve_model_data_config(self.model)
         if image_size:
             config.update(input_size=(3, image_size, image_size), crop_pct=1.0)
@@ -109,8 +146,10 @@ class TimmImageEncoder(Encoder):
         self.pretrained = bool(pretrained or checkpoint_path)
         self.image_size = config["input_size"][-1]
         if freeze and augment:
-            raise ConfigError("encoder (timm) augment needs freeze=false: a frozen model's features are computed "
-                              "once, before any augmentation could apply.")
+            raise ConfigError(
+                "encoder (timm) augment needs freeze=false: a frozen model's features are computed "
+                "once, before any augmentation could apply."
+            )
         self.augment = ImageAugment(**(augment or {}))
         self.out_dim = self.model.num_features
         set_trainable(self.model, not freeze)
@@ -125,22 +164,37 @@ class TimmImageEncoder(Encoder):
     def cache_key(self) -> dict | None:
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "name": self.name, "weights": self.fingerprint(),
-                "image_size": self.image_size, "format": 2}
+        return {
+            "encoder": type(self).__name__,
+            "name": self.name,
+            "weights": self.fingerprint(),
+            "image_size": self.image_size,
+            "format": 2,
+        }
 
     def input_spec(self) -> dict:
         if self.freeze:
-            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
-                    "what": f"feature-map tokens of the frozen timm {self.name} over its eval transform"}
-        return {"shape": ["batch", 1, 3, self.image_size, self.image_size], "dtype": "float32",
-                "what": f"pixels: RGB through timm's eval transform for {self.name} ({self.transform})"}
+            return {
+                "shape": ["batch", "length", self.out_dim],
+                "dtype": "float32",
+                "what": f"feature-map tokens of the frozen timm {self.name} over its eval transform",
+            }
+        return {
+            "shape": ["batch", 1, 3, self.image_size, self.image_size],
+            "dtype": "float32",
+            "what": f"pixels: RGB through timm's eval transform for {self.name} ({self.transform})",
+        }
 
     def featurize(self, raws: list) -> list[torch.Tensor]:
         pixels = [self.transform(load_image(path, "RGB")).unsqueeze(0) for path in raws]
         if not self.freeze:
             return pixels
-        return run_frozen(self.model, pixels, self.featurize_batch_size,
-                          lambda x, mask: list(feature_tokens(self.model.forward_features(x[:, 0]))))
+        return run_frozen(
+            self.model,
+            pixels,
+            self.featurize_batch_size,
+            lambda x, mask: list(feature_tokens(self.model.forward_features(x[:, 0]))),
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         tokens = x if self.freeze else feature_tokens(self.model.forward_features(self.augment(x[:, 0])))

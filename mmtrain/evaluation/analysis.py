@@ -29,7 +29,9 @@ MAX_SHAPLEY_MODALITIES = 5  # 2^M masked evaluations
 def score(task: dict, outputs: torch.Tensor, targets: torch.Tensor, metric: str | None = None) -> float:
     """One metric (default: the task type's main metric) of outputs [N, K] against targets."""
     kind = TASKS.get(task["type"])
-    collection = kind.metrics(task["classes"], sync_on_compute=False)  # one process (rank 0) has every row here
+    collection = kind.metrics(
+        task["classes"], sync_on_compute=False
+    )  # one process (rank 0) has every row here
     collection.update(*kind.metric_inputs(*labelled(task["type"], outputs.float(), targets)))
     return float(collection.compute()[metric or kind.main_metric])
 
@@ -49,7 +51,9 @@ def run(model, loader, device="cpu", fuse=None, precision: str | None = None):
         batch = move_data_to_device(batch, device)
         with autocast(precision, device):
             outs = model.encode(batch["inputs"])
-            results.append(fuse(outs, batch, model) if fuse else {None: model.fuse(outs, batch["present"]).outputs})
+            results.append(
+                fuse(outs, batch, model) if fuse else {None: model.fuse(outs, batch["present"]).outputs}
+            )
         targets.append({t: v.cpu() for t, v in batch["targets"].items()})
         present.append(batch["present"].cpu())
     keys = results[0].keys() if results else []
@@ -66,14 +70,18 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
     modalities = model.modalities
     m_count = len(modalities)
     if m_count > MAX_SHAPLEY_MODALITIES:
-        subsets = [tuple(True for _ in modalities)] + [tuple(j != i for j in range(m_count)) for i in range(m_count)]
+        subsets = [tuple(True for _ in modalities)] + [
+            tuple(j != i for j in range(m_count)) for i in range(m_count)
+        ]
         subsets.append(tuple(False for _ in modalities))
     else:
         subsets = list(itertools.product([False, True], repeat=m_count))
 
     def fuse(outs, batch, model):
-        variants = {s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
-                    for s in subsets}
+        variants = {
+            s: model.fuse(outs, batch["present"] & torch.tensor(s, device=batch["present"].device)).outputs
+            for s in subsets
+        }
         weights = model.fusion.modality_weights(outs, batch["present"])
         return variants | ({"weights": weights} if weights is not None else {})
 
@@ -92,11 +100,26 @@ def contributions(model, loader, tasks: dict, device="cpu", precision: str | Non
                     if s[i]:
                         continue
                     size = sum(s)
-                    weight = math.factorial(size) * math.factorial(m_count - size - 1) / math.factorial(m_count)
-                    shapley += weight * (value[s[:i] + (True,) + s[i + 1:]] - value[s])
-            rows.append({"modality": m, "metric": f"{task}/{metric}", "full": full, "none": none,
-                         "drop_one": full - value[without], "shapley": shapley})
-    return rows, outputs[tuple(True for _ in modalities)], targets, weight_rows(outputs.get("weights"), present)
+                    weight = (
+                        math.factorial(size) * math.factorial(m_count - size - 1) / math.factorial(m_count)
+                    )
+                    shapley += weight * (value[s[:i] + (True,) + s[i + 1 :]] - value[s])
+            rows.append(
+                {
+                    "modality": m,
+                    "metric": f"{task}/{metric}",
+                    "full": full,
+                    "none": none,
+                    "drop_one": full - value[without],
+                    "shapley": shapley,
+                }
+            )
+    return (
+        rows,
+        outputs[tuple(True for _ in modalities)],
+        targets,
+        weight_rows(outputs.get("weights"), present),
+    )
 
 
 def weight_rows(weights: dict[str, torch.Tensor] | None, present: torch.Tensor) -> list[dict]:
@@ -106,13 +129,28 @@ def weight_rows(weights: dict[str, torch.Tensor] | None, present: torch.Tensor) 
         return []
     complete = present.all(1)
     chosen = complete if complete.any() else present.any(1)  # a row with none has weight 0 everywhere
-    return [{"name": name, "mean": float(w[chosen].mean()), "std": float(w[chosen].std()) if chosen.sum() > 1 else 0.0,
-             "rows": int(chosen.sum()), "over": "rows with every modality" if complete.any() else "rows with any modality"}
-            for name, w in weights.items()]
+    return [
+        {
+            "name": name,
+            "mean": float(w[chosen].mean()),
+            "std": float(w[chosen].std()) if chosen.sum() > 1 else 0.0,
+            "rows": int(chosen.sum()),
+            "over": "rows with every modality" if complete.any() else "rows with any modality",
+        }
+        for name, w in weights.items()
+    ]
 
 
-def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: dict, device="cpu",
-               seed: int = 0, precision: str | None = None) -> list[dict]:
+def robustness(
+    model,
+    loader,
+    tasks: dict,
+    modality_types: dict,
+    preprocessing: dict,
+    device="cpu",
+    seed: int = 0,
+    precision: str | None = None,
+) -> list[dict]:
     """Rows {modality, kind (noise|missing), level, metric, value}: each modality in turn corrupted
     at NOISE_LEVELS (its type's ``corrupt``: Gaussian noise on audio/image/tabular/sequence values,
     token dropping for text) or missing in a share MISSING_RATES of the rows, the others clean.
@@ -126,7 +164,9 @@ def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: 
             for level in NOISE_LEVELS:
                 x, mask = batch["inputs"][m]
                 if level:
-                    x, mask = MODALITIES.get(modality_types[m]).corrupt(x, mask, level, generator, preprocessing.get(m))
+                    x, mask = MODALITIES.get(modality_types[m]).corrupt(
+                        x, mask, level, generator, preprocessing.get(m)
+                    )
                     corrupted = {**outs, m: model.encoders[m](x, mask)}
                 else:
                     corrupted = outs
@@ -143,21 +183,34 @@ def robustness(model, loader, tasks: dict, modality_types: dict, preprocessing: 
     for (m, kind, level), out in outputs.items():
         for task, spec in tasks.items():
             metric = TASKS.get(spec["type"]).main_metric
-            rows.append({"modality": m, "kind": kind, "level": level, "metric": f"{task}/{metric}",
-                         "value": score(spec, out[task], targets[task])})
+            rows.append(
+                {
+                    "modality": m,
+                    "kind": kind,
+                    "level": level,
+                    "metric": f"{task}/{metric}",
+                    "value": score(spec, out[task], targets[task]),
+                }
+            )
     return rows
 
 
 def per_class(tasks: dict, outputs: dict, targets: dict, calibration: dict) -> list[dict]:
     rows = []
     for task, spec in tasks.items():
-        for row in TASKS.get(spec["type"]).per_class(*labelled(spec["type"], outputs[task], targets[task]),
-                                                     spec["classes"], calibration.get(task)) or []:
+        for row in (
+            TASKS.get(spec["type"]).per_class(
+                *labelled(spec["type"], outputs[task], targets[task]), spec["classes"], calibration.get(task)
+            )
+            or []
+        ):
             rows.append({"task": task, **row})
     return rows
 
 
-def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, max_bins: int = 15) -> list[dict]:
+def reliability(
+    tasks: dict, outputs: dict, targets: dict, calibration: dict, max_bins: int = 15
+) -> list[dict]:
     """Rows {task, variant (raw|calibrated), bin, lower, upper, count, confidence, accuracy}: the
     reliability diagram over equal-count confidence bins (so every point rests on enough rows: at
     most ``max_bins``, at least ROWS_PER_BIN rows each where the split has them)."""
@@ -173,14 +226,30 @@ def reliability(tasks: dict, outputs: dict, targets: dict, calibration: dict, ma
             bins = max(1, min(max_bins, len(order) // ROWS_PER_BIN))
             for b, chosen in enumerate(order.tensor_split(bins)):
                 c = confidence[chosen]
-                rows.append({"task": task, "variant": variant, "bin": b, "lower": float(c.min()),
-                             "upper": float(c.max()), "count": len(chosen), "confidence": float(c.mean()),
-                             "accuracy": float(correct[chosen].mean())})
+                rows.append(
+                    {
+                        "task": task,
+                        "variant": variant,
+                        "bin": b,
+                        "lower": float(c.min()),
+                        "upper": float(c.max()),
+                        "count": len(chosen),
+                        "confidence": float(c.mean()),
+                        "accuracy": float(correct[chosen].mean()),
+                    }
+                )
     return rows
 
 
-def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = False, device="cpu",
-            precision: str | None = None) -> None:
+def analyse(
+    out_dir: Path,
+    module,
+    datamodule,
+    split: str,
+    robustness: bool = False,
+    device="cpu",
+    precision: str | None = None,
+) -> None:
     """The run report's tables for ``split``, as CSV and PNG in ``out_dir``: per_class, reliability,
     contribution, fusion_weights (for a fusion with modality weights) and (with ``robustness``) the
     robustness sweep."""
@@ -193,7 +262,9 @@ def analyse(out_dir: Path, module, datamodule, split: str, robustness: bool = Fa
     results.plot_contributions(rows, out_dir / f"{artefacts.CONTRIBUTION}.png")
     if weights:
         results.write_rows(out_dir / f"{artefacts.FUSION_WEIGHTS}.csv", weights)
-        results.plot_fusion_weights(weights, out_dir / f"{artefacts.FUSION_WEIGHTS}.png", type(model.fusion).__name__)
+        results.plot_fusion_weights(
+            weights, out_dir / f"{artefacts.FUSION_WEIGHTS}.png", type(model.fusion).__name__
+        )
     results.write_rows(out_dir / artefacts.PER_CLASS, per_class(tasks, outputs, targets, calibration))
     bins = reliability(tasks, outputs, targets, calibration)
     if bins:

@@ -4,8 +4,9 @@ each row is counted once)."""
 from __future__ import annotations
 
 
-def evaluate_splits(trainer, module, datamodule, ckpt_path: str | None, splits: list[str],
-                    val: bool = True) -> tuple[dict, dict]:
+def evaluate_splits(
+    trainer, module, datamodule, ckpt_path: str | None, splits: list[str], val: bool = True
+) -> tuple[dict, dict]:
     """Metrics (``<split>/<task>/<metric>``) and confusion matrices of each split, through
     Lightning's test loop (under DDP each row is counted once)."""
     trainer.loggers = []  # the final evaluation is metrics.json, not one more epoch in metrics.csv

@@ -18,7 +18,9 @@ class AttentionPoolFusion(Fusion):
     def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1):
         super().__init__(in_dims)
         self.out_dim = dim
-        self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, dim), nn.GELU()) for m, d in in_dims.items()})
+        self.proj = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(d, dim), nn.GELU()) for m, d in in_dims.items()}
+        )
         self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout))
 

@@ -13,9 +13,15 @@ from mmtrain.tasks import TASKS
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(),
-                         nn.Dropout(dropout), nn.Linear(hidden, out_dim), nn.GELU(),
-                         nn.Dropout(dropout))
+    return nn.Sequential(
+        nn.LayerNorm(in_dim),
+        nn.Linear(in_dim, hidden),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, out_dim),
+        nn.GELU(),
+        nn.Dropout(dropout),
+    )
 
 
 def check_modalities(in_dims: dict[str, int]) -> list[str]:
@@ -59,9 +65,11 @@ class Fusion(nn.Module):
         self.modalities = check_modalities(in_dims)
         most = self.max_modalities if self.max_modalities is not None else len(in_dims)
         if not self.min_modalities <= len(in_dims) <= most:
-            raise ConfigError(f"fusion ({type(self).__name__}) takes {self.min_modalities} to {most} modalities; "
-                              f"this run has {len(in_dims)} ({self.modalities}): pick another fusion= or set "
-                              f"modalities=[...].")
+            raise ConfigError(
+                f"fusion ({type(self).__name__}) takes {self.min_modalities} to {most} modalities; "
+                f"this run has {len(in_dims)} ({self.modalities}): pick another fusion= or set "
+                f"modalities=[...]."
+            )
 
     def heads(self, make_head: Callable[[str], nn.Module], tasks: list[str]) -> nn.ModuleDict:
         """{task: its head}, each made by ``make_head(task)`` with in_dim = out_dim."""
@@ -87,8 +95,7 @@ def pooled_inputs(outs: dict, present: torch.Tensor, names: list[str], order: li
     outs: modality -> EncoderOutput; present [B, M] in the order of ``order``.
     Returns a list of [B, d_m] tensors.
     """
-    return [outs[n].pooled * present[:, order.index(n)].unsqueeze(-1).to(outs[n].pooled.dtype)
-            for n in names]
+    return [outs[n].pooled * present[:, order.index(n)].unsqueeze(-1).to(outs[n].pooled.dtype) for n in names]
 
 
 class DecisionFusion(Fusion):
@@ -103,20 +110,28 @@ class DecisionFusion(Fusion):
 
     COMBINES = ("mean", "weighted", "learned", "vote")
 
-    def __init__(self, in_dims: dict[str, int], members: list[str], combine: str, weights, member_loss_weight: float):
+    def __init__(
+        self, in_dims: dict[str, int], members: list[str], combine: str, weights, member_loss_weight: float
+    ):
         super().__init__(in_dims)
         if combine not in self.COMBINES:
-            raise ConfigError(f"fusion.combine={combine} is not known: use one of {', '.join(self.COMBINES)}.")
+            raise ConfigError(
+                f"fusion.combine={combine} is not known: use one of {', '.join(self.COMBINES)}."
+            )
         if combine == "weighted":
             if weights is None or len(weights) != len(members):
                 raise ConfigError(
-                    f"fusion.weights={None if weights is None else list(weights)} needs one weight per member "
-                    f"{members} for fusion.combine=weighted (e.g. fusion.weights=[0.6,0.4]).")
+                    f"fusion.weights={None if weights is None else list(weights)} "
+                    "needs one weight per member "
+                    f"{members} for fusion.combine=weighted (e.g. fusion.weights=[0.6,0.4])."
+                )
             if min(weights) < 0 or sum(weights) <= 0:
                 raise ConfigError(f"fusion.weights={list(weights)} must be non-negative with a positive sum.")
         if combine == "vote" and member_loss_weight <= 0:
-            raise ConfigError("fusion.combine=vote is not differentiable, so the members learn from their own "
-                              "losses: set fusion.member_loss_weight above 0 (e.g. 1.0).")
+            raise ConfigError(
+                "fusion.combine=vote is not differentiable, so the members learn from their own "
+                "losses: set fusion.member_loss_weight above 0 (e.g. 1.0)."
+            )
         self.members, self.combine_mode = members, combine
         self.member_loss_weight = member_loss_weight
         fixed = torch.tensor(list(weights) if combine == "weighted" else [1.0] * len(members))
@@ -158,8 +173,11 @@ class DecisionFusion(Fusion):
         result = {}
         for task, fn in losses.items():
             loss = fn(out.outputs[task], targets[task]) if self.combine_mode != "vote" else 0.0
-            member_losses = [fn(out.members[task][has, g], targets[task][has])
-                             for g, has in enumerate(out.member_present.T) if has.any()]
+            member_losses = [
+                fn(out.members[task][has, g], targets[task][has])
+                for g, has in enumerate(out.member_present.T)
+                if has.any()
+            ]
             if member_losses:
                 loss = loss + self.member_loss_weight * torch.stack(member_losses).mean()
             result[task] = loss

@@ -19,17 +19,27 @@ class FiLMFusion(Fusion):
 
     min_modalities = 2
 
-    def __init__(self, in_dims: dict[str, int], conditioner: str | None = None, dim: int = 128,
-                 dropout: float = 0.1, out_dim: int = 256):
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        conditioner: str | None = None,
+        dim: int = 128,
+        dropout: float = 0.1,
+        out_dim: int = 256,
+    ):
         super().__init__(in_dims)
         self.conditioner = conditioner or self.modalities[0]
         if self.conditioner not in in_dims:
-            raise ConfigError(f"fusion.conditioner={conditioner} is not one of this run's modalities "
-                              f"{self.modalities}: name the modality whose vector modulates the others.")
+            raise ConfigError(
+                f"fusion.conditioner={conditioner} is not one of this run's modalities "
+                f"{self.modalities}: name the modality whose vector modulates the others."
+            )
         self.conditioned = [m for m in self.modalities if m != self.conditioner]
         self.out_dim = out_dim
         self.proj = nn.ModuleDict({m: nn.Linear(in_dims[m], dim) for m in self.conditioned})
-        self.film = nn.ModuleDict({m: nn.Linear(in_dims[self.conditioner], 2 * dim) for m in self.conditioned})
+        self.film = nn.ModuleDict(
+            {m: nn.Linear(in_dims[self.conditioner], 2 * dim) for m in self.conditioned}
+        )
         for layer in self.film.values():
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)

@@ -25,7 +25,9 @@ class GatedFusion(Fusion):
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout))
 
     def gates(self, parts: list[torch.Tensor], present: torch.Tensor) -> torch.Tensor:
-        logits = self.gate(torch.cat(parts + [present.to(parts[0].dtype)], -1)).view(len(present), len(parts), -1)
+        logits = self.gate(torch.cat(parts + [present.to(parts[0].dtype)], -1)).view(
+            len(present), len(parts), -1
+        )
         return masked_softmax(logits, present.unsqueeze(-1), dim=1)
 
     def modality_weights(self, outs: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,9 +15,16 @@ class HybridFusion(DecisionFusion):
     """pooled [B, d_m] per modality -> member (group) features [B, G, dim]; a group is present
     when any of its modalities is."""
 
-    def __init__(self, in_dims: dict[str, int], groups: dict | None = None, dim: int = 256,
-                 dropout: float = 0.1, combine: str = "mean", weights=None,
-                 member_loss_weight: float = 0.5):
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        groups: dict | None = None,
+        dim: int = 256,
+        dropout: float = 0.1,
+        combine: str = "mean",
+        weights=None,
+        member_loss_weight: float = 0.5,
+    ):
         modalities = check_modalities(in_dims)
         if groups is None:
             groups = {m: [m] for m in modalities}
@@ -29,12 +36,16 @@ class HybridFusion(DecisionFusion):
             if not members or unknown:
                 raise ConfigError(
                     f"fusion.groups.{name}={members} must list modalities of this run {modalities} "
-                    f"(unknown: {unknown or 'empty group'}).")
+                    f"(unknown: {unknown or 'empty group'})."
+                )
         super().__init__(in_dims, list(groups), combine, weights, member_loss_weight)
         self.groups, self.out_dim = groups, dim
-        self.nets = nn.ModuleDict({
-            name: mlp(sum(in_dims[m] for m in members) + len(members), dim, dim, dropout)
-            for name, members in groups.items()})
+        self.nets = nn.ModuleDict(
+            {
+                name: mlp(sum(in_dims[m] for m in members) + len(members), dim, dim, dropout)
+                for name, members in groups.items()
+            }
+        )
 
     def forward(self, outs: dict, present: torch.Tensor):
         feats, member_present = [], []

@@ -20,13 +20,19 @@ class CrossModalBlock(nn.Module):
         super().__init__()
         self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout),
-                                nn.Linear(4 * dim, dim), nn.Dropout(dropout))
+        self.ff = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * dim, dim),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x, source, source_mask, source_present):
         kv = self.norm_kv(source)
-        update, _ = self.attn(self.norm_q(x), kv, kv, key_padding_mask=~attendable(source_mask),
-                              need_weights=False)
+        update, _ = self.attn(
+            self.norm_q(x), kv, kv, key_padding_mask=~attendable(source_mask), need_weights=False
+        )
         # A sample without the source modality gets no update from it.
         x = x + update * source_present.view(-1, 1, 1).to(update.dtype)
         return x + self.ff(self.norm_ff(x))
@@ -39,19 +45,32 @@ class IntermediateFusion(Fusion):
     Output before the MLP: M targets x (M-1) sources x ``dim`` (or ``dim`` for one modality).
     """
 
-    def __init__(self, in_dims: dict[str, int], dim: int = 128, heads: int = 4, layers: int = 2,
-                 dropout: float = 0.1, out_dim: int = 256):
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        dim: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.1,
+        out_dim: int = 256,
+    ):
         super().__init__(in_dims)
         if dim % heads:
-            raise ConfigError(f"fusion.dim={dim} must be divisible by fusion.heads={heads} "
-                              f"(e.g. fusion.dim={heads * max(1, dim // heads)}).")
+            raise ConfigError(
+                f"fusion.dim={dim} must be divisible by fusion.heads={heads} "
+                f"(e.g. fusion.dim={heads * max(1, dim // heads)})."
+            )
         self.out_dim = out_dim
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in in_dims.items()})
-        self.pairs = [(t, s) for t in self.modalities for s in self.modalities
-                      if s != t or len(self.modalities) == 1]
-        self.blocks = nn.ModuleDict({
-            f"{t}->{s}": nn.ModuleList(CrossModalBlock(dim, heads, dropout) for _ in range(layers))
-            for t, s in self.pairs})
+        self.pairs = [
+            (t, s) for t in self.modalities for s in self.modalities if s != t or len(self.modalities) == 1
+        ]
+        self.blocks = nn.ModuleDict(
+            {
+                f"{t}->{s}": nn.ModuleList(CrossModalBlock(dim, heads, dropout) for _ in range(layers))
+                for t, s in self.pairs
+            }
+        )
         self.net = mlp(len(self.pairs) * dim, out_dim, out_dim, dropout)
 
     def forward(self, outs: dict, present: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,15 @@ from mmtrain.fusion.base import DecisionFusion, mlp
 class LateFusion(DecisionFusion):
     """pooled [B, d_m] per modality -> member features [B, M, dim], member_present = present."""
 
-    def __init__(self, in_dims: dict[str, int], dim: int = 256, dropout: float = 0.1,
-                 combine: str = "mean", weights=None, member_loss_weight: float = 0.5):
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        dim: int = 256,
+        dropout: float = 0.1,
+        combine: str = "mean",
+        weights=None,
+        member_loss_weight: float = 0.5,
+    ):
         super().__init__(in_dims, list(in_dims), combine, weights, member_loss_weight)
         self.out_dim = dim
         self.nets = nn.ModuleDict({m: mlp(d, dim, dim, dropout) for m, d in in_dims.items()})

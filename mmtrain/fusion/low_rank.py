@@ -18,7 +18,9 @@ class LowRankFusion(Fusion):
         super().__init__(in_dims)
         self.out_dim = dim
         # registered parameters (MultiBench's LMF kept them in a plain list, so they never trained)
-        self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(rank, d + 1, dim)) for m, d in in_dims.items()})
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(torch.empty(rank, d + 1, dim)) for m, d in in_dims.items()}
+        )
         for factor in self.factors.values():
             nn.init.xavier_normal_(factor)
         self.rank_weights = nn.Parameter(torch.full((1, rank), 1.0 / rank))

@@ -17,19 +17,30 @@ from mmtrain.fusion.base import Fusion, mlp
 
 
 class TensorFusion(Fusion):
-    """pooled [B, d_m] per modality + present [B, M] -> outer product [B, (dim+1)^M] -> MLP -> [B, out_dim]."""
+    """pooled [B, d_m] per modality + present [B, M] -> outer product [B, (dim+1)^M] -> MLP ->
+    [B, out_dim]."""
 
-    def __init__(self, in_dims: dict[str, int], dim: int = 16, out_dim: int = 256, dropout: float = 0.1,
-                 max_features: int = 200_000):
+    def __init__(
+        self,
+        in_dims: dict[str, int],
+        dim: int = 16,
+        out_dim: int = 256,
+        dropout: float = 0.1,
+        max_features: int = 200_000,
+    ):
         super().__init__(in_dims)
         size = (dim + 1) ** len(in_dims)
         if size > max_features:
             fits = math.floor(max_features ** (1 / len(in_dims))) - 1
-            raise ConfigError(f"fusion (tensor) dim={dim} with {len(in_dims)} modalities makes an outer product of "
-                              f"(dim + 1) ** {len(in_dims)} = {size:,} features, over max_features={max_features:,}: "
-                              f"set fusion.dim={fits} or less (or fusion=low_rank, its low-rank approximation).")
+            raise ConfigError(
+                f"fusion (tensor) dim={dim} with {len(in_dims)} modalities makes an outer product of "
+                f"(dim + 1) ** {len(in_dims)} = {size:,} features, over max_features={max_features:,}: "
+                f"set fusion.dim={fits} or less (or fusion=low_rank, its low-rank approximation)."
+            )
         self.out_dim = out_dim
-        self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, dim), nn.GELU()) for m, d in in_dims.items()})
+        self.proj = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(d, dim), nn.GELU()) for m, d in in_dims.items()}
+        )
         self.net = mlp(size, out_dim, out_dim, dropout)
 
     def forward(self, outs: dict, present: torch.Tensor) -> torch.Tensor:

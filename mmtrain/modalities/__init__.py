@@ -81,7 +81,9 @@ class ColumnModality(ModalityType):
         column = spec.get("column") or name
         require_column(frame, column, f"{key}.column")
         if column in reserved:
-            raise ConfigError(f"{key}.column={column} is a target, the split or the id: it cannot also be an input.")
+            raise ConfigError(
+                f"{key}.column={column} is a target, the split or the id: it cannot also be an input."
+            )
         return {"type": self.name, "column": column}
 
     def columns(self, spec):

@@ -39,4 +39,6 @@ class FileModality(ColumnModality):
         with ThreadPoolExecutor(max_workers=4) as pool:
             for row, reason in zip(todo, pool.map(self.check_file, todo.values())):
                 if reason:
-                    bad.add(row, name, column, reason if str(todo[row]) in reason else f"{reason}: {todo[row]}")
+                    bad.add(
+                        row, name, column, reason if str(todo[row]) in reason else f"{reason}: {todo[row]}"
+                    )

@@ -44,7 +44,9 @@ class Sequence(ColumnModality):
             elif not np.isfinite(array).all():
                 bad.add(row, name, series.name, "time series holds NaN/inf")
             elif channels is not None and array.shape[1] != channels:
-                bad.add(row, name, series.name, f"{array.shape[1]} channels where earlier rows have {channels}")
+                bad.add(
+                    row, name, series.name, f"{array.shape[1]} channels where earlier rows have {channels}"
+                )
             else:
                 channels = array.shape[1]
 

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 KINDS = ("numeric", "categorical", "dates")
 DATE_PARTS = ("year", "day_of_year", "weekday")
 MAX_CATEGORIES = 1000  # per column, the most frequent train values; the rest share index 0
-RARE_FROM = 50
-FEW_VALUES = 20  # a mostly numeric column with a word in it and at most this many distinct values is categorical  # a column with more distinct train values than this keeps only values seen twice or more
+RARE_FROM = 50  # a column with more distinct train values than this keeps only values seen twice or more
+FEW_VALUES = 20  # a mostly numeric column with a word in it and at most this many values is a category
 
 
 def column_kind(series: pd.Series, values: pd.Series | None = None) -> str:
@@ -55,7 +55,9 @@ def column_kind(series: pd.Series, values: pd.Series | None = None) -> str:
         numbers = pd.to_numeric(values, errors="coerce")
         if numbers.isna().any() and values.nunique() <= FEW_VALUES:
             return "categorical"  # a few numbers and a word (cylinders 4, 6, 8, "rotary") are categories
-        return "categorical" if numbers.notna().any() and set(numbers.dropna().unique()) <= {0, 1} else "numeric"
+        return (
+            "categorical" if numbers.notna().any() and set(numbers.dropna().unique()) <= {0, 1} else "numeric"
+        )
     return "dates" if looks_like_dates(values) else "categorical"
 
 
@@ -66,8 +68,12 @@ def read_dates(series: pd.Series) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(series):
             stamps = series
         else:
-            stamps = pd.to_datetime(series.map(lambda v: None if is_empty(v) else str(v).strip()), errors="coerce",
-                                    format="mixed", utc=True)
+            stamps = pd.to_datetime(
+                series.map(lambda v: None if is_empty(v) else str(v).strip()),
+                errors="coerce",
+                format="mixed",
+                utc=True,
+            )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return stamps
@@ -76,7 +82,10 @@ def read_dates(series: pd.Series) -> pd.Series:
 def date_numbers(series: pd.Series) -> list[np.ndarray]:
     """A date column -> its year, day of year and weekday as floats (NaN where missing)."""
     stamps = read_dates(series)
-    return [getattr(stamps.dt, part).to_numpy(np.float64, na_value=np.nan) for part in ("year", "dayofyear", "weekday")]
+    return [
+        getattr(stamps.dt, part).to_numpy(np.float64, na_value=np.nan)
+        for part in ("year", "dayofyear", "weekday")
+    ]
 
 
 def numbers_of(series: pd.Series) -> np.ndarray:
@@ -107,11 +116,15 @@ class Tabular(ModalityType):
         listed = [c for columns in kinds.values() for c in columns]
         used_as_target = sorted(set(listed) & reserved)
         if used_as_target:
-            raise ConfigError(f"{key}: column(s) {used_as_target} are a target, the split or the id: they "
-                              f"cannot also be inputs.")
+            raise ConfigError(
+                f"{key}: column(s) {used_as_target} are a target, the split or the id: they "
+                f"cannot also be inputs."
+            )
         if not listed:
-            raise ConfigError(f"{key}: a tabular modality needs columns: {key}.numeric=[...], "
-                              f"{key}.categorical=[...] and/or {key}.dates=[...].")
+            raise ConfigError(
+                f"{key}: a tabular modality needs columns: {key}.numeric=[...], "
+                f"{key}.categorical=[...] and/or {key}.dates=[...]."
+            )
         return {"type": self.name, **kinds}
 
     def columns(self, spec):
@@ -130,8 +143,10 @@ class Tabular(ModalityType):
         for column in spec.get("dates") or []:
             numbers += date_numbers(frame[column])
         categories = [[None if is_empty(v) else label_name(v) for v in frame[c]] for c in spec["categorical"]]
-        return [tuple(float(col[i]) for col in numbers) + tuple(col[i] for col in categories)
-                for i in range(len(frame))]
+        return [
+            tuple(float(col[i]) for col in numbers) + tuple(col[i] for col in categories)
+            for i in range(len(frame))
+        ]
 
     def check(self, frame, name, spec, root, bad):
         """Text in a numeric column, an infinite number or a date that does not parse is bad; an empty
@@ -150,17 +165,27 @@ class Tabular(ModalityType):
 
     def fit(self, spec, values):
         """values: train rows as made by ``read``."""
-        names = list(spec["numeric"]) + [f"{c}:{part}" for c in spec.get("dates") or [] for part in DATE_PARTS]
+        names = list(spec["numeric"]) + [
+            f"{c}:{part}" for c in spec.get("dates") or [] for part in DATE_PARTS
+        ]
         n, categorical = len(names), spec["categorical"]
         table = np.array([r[:n] for r in values], dtype=np.float64).reshape(len(values), n)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a column with no train value: mean 0, std 1
             mean = np.nan_to_num(np.nanmean(table, axis=0)) if len(values) else np.zeros(n)
             std = np.nan_to_num(np.nanstd(table, axis=0)) if len(values) else np.ones(n)
-        vocab = [vocabulary(column, Counter(r[n + j] for r in values if r[n + j] is not None))
-                 for j, column in enumerate(categorical)]
-        return {"numeric": names, "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist(),
-                "categorical": list(categorical), "vocab": vocab, "dates": list(spec.get("dates") or [])}
+        vocab = [
+            vocabulary(column, Counter(r[n + j] for r in values if r[n + j] is not None))
+            for j, column in enumerate(categorical)
+        ]
+        return {
+            "numeric": names,
+            "mean": mean.tolist(),
+            "std": np.where(std > 0, std, 1.0).tolist(),
+            "categorical": list(categorical),
+            "vocab": vocab,
+            "dates": list(spec.get("dates") or []),
+        }
 
     def corrupt(self, x, mask, level, generator, preprocessing):
         """Gaussian noise on the standardised numeric values only (not on missing flags or
@@ -180,8 +205,9 @@ def apply(pre: dict, rows: list[tuple]) -> list[torch.Tensor]:
     values = np.array([r[:n] for r in rows], dtype=np.float64).reshape(len(rows), n)
     missing = np.isnan(values)
     scaled = np.where(missing, 0.0, (values - np.array(pre["mean"])) / np.array(pre["std"]))
-    codes = np.array([[index[j].get(r[n + j], 0) for j in range(len(index))] for r in rows],
-                     dtype=np.float64).reshape(len(rows), len(index))
+    codes = np.array(
+        [[index[j].get(r[n + j], 0) for j in range(len(index))] for r in rows], dtype=np.float64
+    ).reshape(len(rows), len(index))
     features = torch.from_numpy(np.concatenate([scaled, missing, codes], axis=1).astype(np.float32))
     return list(features.unsqueeze(1))
 
@@ -193,7 +219,13 @@ def vocabulary(column: str, counts: Counter) -> list[str]:
     if len(counts) <= RARE_FROM:
         return sorted(counts)
     kept = sorted(v for v, c in counts.most_common(MAX_CATEGORIES) if c >= 2)
-    log.info("tabular column %s: %d distinct train values; the %d seen twice or more (at most %d) keep their "
-             "own embedding, the other %d share the 'unknown' one.", column, len(counts), len(kept),
-             MAX_CATEGORIES, len(counts) - len(kept))
+    log.info(
+        "tabular column %s: %d distinct train values; the %d seen twice or more (at most %d) keep their "
+        "own embedding, the other %d share the 'unknown' one.",
+        column,
+        len(counts),
+        len(kept),
+        MAX_CATEGORIES,
+        len(counts) - len(kept),
+    )
     return kept

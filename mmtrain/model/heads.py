@@ -13,8 +13,9 @@ class Head(nn.Module):
     in the multi-task sum.
     """
 
-    def __init__(self, in_dim: int, num_outputs: int, hidden: int = 0, dropout: float = 0.1,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self, in_dim: int, num_outputs: int, hidden: int = 0, dropout: float = 0.1, loss_weight: float = 1.0
+    ):
         super().__init__()
         self.loss_weight = loss_weight
         layers: list[nn.Module] = [nn.Dropout(dropout)]

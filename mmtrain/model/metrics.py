@@ -31,7 +31,8 @@ class StageMetrics(nn.Module):
         super().__init__()
         self.tasks = tasks
         self.collections = nn.ModuleDict(
-            {name: TASKS.get(t["type"]).metrics(t["classes"]) for name, t in tasks.items()})
+            {name: TASKS.get(t["type"]).metrics(t["classes"]) for name, t in tasks.items()}
+        )
         self.calibration = nn.ModuleDict()
         for name, t in tasks.items():
             for variant in ("raw", "calibrated"):
@@ -41,10 +42,17 @@ class StageMetrics(nn.Module):
         self.calibrated = False
         self.rows = SumMetric()  # rows seen since the last compute, over every rank
 
-    def update(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
-               calibration: dict | None = None) -> None:
+    def update(
+        self,
+        outputs: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        calibration: dict | None = None,
+    ) -> None:
         self.rows.update(len(next(iter(targets.values()))))
-        rows = {name: labelled(self.tasks[name]["type"], outputs[name], targets[name]) for name in self.collections}
+        rows = {
+            name: labelled(self.tasks[name]["type"], outputs[name], targets[name])
+            for name in self.collections
+        }
         for name, collection in self.collections.items():
             collection.update(*TASKS.get(self.tasks[name]["type"]).metric_inputs(*rows[name]))
         if not calibration:
@@ -53,7 +61,8 @@ class StageMetrics(nn.Module):
         for key, metrics in self.calibration.items():
             name, variant = key.split(":")
             TASKS.get(self.tasks[name]["type"]).update_calibration(
-                metrics, *rows[name], calibration.get(name) if variant == "calibrated" else None)
+                metrics, *rows[name], calibration.get(name) if variant == "calibrated" else None
+            )
 
     def compute(self, stage: str) -> dict[str, float]:
         flat = {}

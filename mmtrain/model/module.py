@@ -24,8 +24,17 @@ MOVED = {"mmtrain.heads.": "mmtrain.model.heads."}
 def moved(node):
     """``node`` (a checkpoint's model config) with every ``_target_`` under a moved path rewritten."""
     if isinstance(node, dict):
-        return {k: next((new + v[len(old):] for old, new in MOVED.items() if k == "_target_" and isinstance(v, str)
-                         and v.startswith(old)), moved(v)) for k, v in node.items()}
+        return {
+            k: next(
+                (
+                    new + v[len(old) :]
+                    for old, new in MOVED.items()
+                    if k == "_target_" and isinstance(v, str) and v.startswith(old)
+                ),
+                moved(v),
+            )
+            for k, v in node.items()
+        }
     return [moved(v) for v in node] if isinstance(node, list) else node
 
 
@@ -47,22 +56,30 @@ class MultimodalModule(L.LightningModule):
     checkpoint alone can read a new file. ``calibration`` ({task: {...}}, fitted on val after
     training) travels in the checkpoint beside the weights."""
 
-    def __init__(self, model_cfg: dict, modalities: list[str], tasks: dict[str, dict], data_spec: dict | None = None):
+    def __init__(
+        self, model_cfg: dict, modalities: list[str], tasks: dict[str, dict], data_spec: dict | None = None
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model_cfg, modalities, tasks)
         self.tasks = tasks
         self.calibration: dict[str, dict] = {}
         loss = LossSettings.of(model_cfg["loss"])
-        self.losses = torch.nn.ModuleDict({
-            t: TASKS.get(spec["type"]).loss(spec, loss) for t, spec in tasks.items()})
+        self.losses = torch.nn.ModuleDict(
+            {t: TASKS.get(spec["type"]).loss(spec, loss) for t, spec in tasks.items()}
+        )
         self.val_metrics = StageMetrics(tasks)
         # with model.aux_heads: each modality's unimodal head, on the rows that have the modality
-        self.val_aux_metrics = torch.nn.ModuleDict({m: StageMetrics(tasks) for m in modalities}) \
-            if self.model.aux_heads is not None else None
+        self.val_aux_metrics = (
+            torch.nn.ModuleDict({m: StageMetrics(tasks) for m in modalities})
+            if self.model.aux_heads is not None
+            else None
+        )
         self.test_metrics = StageMetrics(tasks)
         confusion = {t: TASKS.get(spec["type"]).confusion(spec["classes"]) for t, spec in tasks.items()}
-        self.test_confusion_metrics = torch.nn.ModuleDict({t: m for t, m in confusion.items() if m is not None})
+        self.test_confusion_metrics = torch.nn.ModuleDict(
+            {t: m for t, m in confusion.items() if m is not None}
+        )
         self.val_results: dict[str, float] = {}
         self.last_train_step = None  # (ModelOutput, targets) of the latest training step, with aux heads
         self.test_split = "test"  # which test split trainer.test is evaluating: its metrics' prefix
@@ -84,18 +101,26 @@ class MultimodalModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: lower optim.optimizer.lr or set trainer.gradient_clip_val.")
+                f"{self.global_step}: lower optim.optimizer.lr or set trainer.gradient_clip_val."
+            )
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["present"]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self.model(batch)
-        self.log("val/loss", self._loss(out, batch["targets"]), on_epoch=True,
-                 batch_size=len(batch["present"]), sync_dist=True)
+        self.log(
+            "val/loss",
+            self._loss(out, batch["targets"]),
+            on_epoch=True,
+            batch_size=len(batch["present"]),
+            sync_dist=True,
+        )
         self.val_metrics.update(out.outputs, batch["targets"], self.calibration)
         for k, (m, metrics) in enumerate((self.val_aux_metrics or {}).items()):
             has = batch["present"][:, k]
-            metrics.update({t: out.aux[t][m][has] for t in self.tasks}, {t: y[has] for t, y in batch["targets"].items()})
+            metrics.update(
+                {t: out.aux[t][m][has] for t in self.tasks}, {t: y[has] for t, y in batch["targets"].items()}
+            )
 
     def on_validation_epoch_end(self) -> None:
         self.val_results = self.val_metrics.compute("val")
@@ -135,14 +160,19 @@ class MultimodalModule(L.LightningModule):
         for prefix in self.files_backed_prefixes():
             for key in [k for k in checkpoint["state_dict"] if k.startswith(prefix)]:
                 del checkpoint["state_dict"][key]
-        checkpoint["mmtrain"] = {"format": artefacts.CHECKPOINT_FORMAT, "model_files": {
-            m: e.fingerprint() for m, e in self.model.encoders.items()},
-            "precision": str(getattr(self._trainer, "precision", None) or "32-true")}  # predict runs in it too
+        checkpoint["mmtrain"] = {
+            "format": artefacts.CHECKPOINT_FORMAT,
+            "model_files": {m: e.fingerprint() for m, e in self.model.encoders.items()},
+            "precision": str(getattr(self._trainer, "precision", None) or "32-true"),
+        }  # predict runs in it too
         checkpoint["calibration"] = self.calibration
 
     def files_backed_prefixes(self) -> list[str]:
-        return [f"model.encoders.{m}." for m, e in self.model.encoders.items()
-                if e.pretrained and getattr(e, "freeze", False)]
+        return [
+            f"model.encoders.{m}."
+            for m, e in self.model.encoders.items()
+            if e.pretrained and getattr(e, "freeze", False)
+        ]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = self.restore(checkpoint)  # Lightning's strict load follows
@@ -168,7 +198,9 @@ class MultimodalModule(L.LightningModule):
             before, now = saved.get(m), encoder.fingerprint()
             if before is not None and now != before:
                 raise ConfigError(
-                    f"The checkpoint's encoder for '{m}' was trained with the model files at {encoder.model_path}, "
+                    f"The checkpoint's encoder for '{m}' was trained "
+                    f"with the model files at {encoder.model_path}, "
                     f"and those files have changed since (content fingerprint {before[:12]} then, "
                     f"{(now or 'missing')[:12]} now). Put the original files back at that path, or point "
-                    f"the encoder's model setting at a copy of them.")
+                    f"the encoder's model setting at a copy of them."
+                )

@@ -21,9 +21,17 @@ class MultimodalModel(nn.Module):
     order); batch["present"] = bool [B, M]. forward returns a :class:`ModelOutput`.
     """
 
-    def __init__(self, encoders: dict[str, nn.Module], fusion: Fusion, heads: nn.ModuleDict,
-                 tasks: dict[str, dict], loss_weights: dict[str, float], modality_dropout: float = 0.0,
-                 aux_heads: nn.ModuleDict | None = None, aux_weight: float = 0.0):
+    def __init__(
+        self,
+        encoders: dict[str, nn.Module],
+        fusion: Fusion,
+        heads: nn.ModuleDict,
+        tasks: dict[str, dict],
+        loss_weights: dict[str, float],
+        modality_dropout: float = 0.0,
+        aux_heads: nn.ModuleDict | None = None,
+        aux_weight: float = 0.0,
+    ):
         super().__init__()
         self.modality_dropout = modality_dropout
         self.aux_heads, self.aux_weight = aux_heads, aux_weight  # {modality: {task: head}} on pooled vectors
@@ -43,10 +51,13 @@ class MultimodalModel(nn.Module):
         return {m: self.encoders[m](*inputs[m]) for m in self.modalities}
 
     def fuse(self, outs: dict, present: torch.Tensor) -> ModelOutput:
-        """Encoder outputs and present [B, M] -> per-task outputs (and each modality's own, with aux heads)."""
+        """Encoder outputs and present [B, M] -> per-task outputs (and each modality's own, with aux
+        heads)."""
         out = self.fusion.predict(self.fusion(outs, present), self.heads, self.tasks)
         if self.aux_heads is not None:
-            out.aux = {t: {m: self.aux_heads[m][t](outs[m].pooled) for m in self.modalities} for t in self.tasks}
+            out.aux = {
+                t: {m: self.aux_heads[m][t](outs[m].pooled) for m in self.modalities} for t in self.tasks
+            }
             out.present = present
         return out
 
@@ -64,9 +75,12 @@ class MultimodalModel(nn.Module):
         total = 0.0
         for task, loss in self.fusion.loss(out, targets, losses).items():
             if out.aux:
-                own = [losses[task](out.aux[task][m][has], targets[task][has])
-                       for m, has in zip(self.modalities, out.present.T) if has.any()]
-                # every aux head in the graph, also one whose modality no row has (DDP needs each parameter used)
+                own = [
+                    losses[task](out.aux[task][m][has], targets[task][has])
+                    for m, has in zip(self.modalities, out.present.T)
+                    if has.any()
+                ]
+                # every aux head in the graph, also one whose modality no row has (DDP uses every parameter)
                 unused = sum(0.0 * out.aux[task][m].sum() for m in self.modalities)
                 loss = loss + unused + (self.aux_weight * torch.stack(own).mean() if own else 0.0)
             total = total + self.loss_weights[task] * loss
@@ -93,29 +107,52 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     modality_dropout = settings.pop("modality_dropout", 0.0)
     aux, aux_weight = settings.pop("aux_heads", False), settings.pop("aux_weight", 0.3)
     if settings:
-        raise ConfigError(f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout, aux_heads, "
-                          f"aux_weight.")
+        raise ConfigError(
+            f"model: unknown setting(s) {sorted(settings)}; it takes modality_dropout, aux_heads, aux_weight."
+        )
     if not 0 <= modality_dropout < 1:
         raise ConfigError(f"model.modality_dropout={modality_dropout} must be in [0, 1).")
     if not isinstance(aux, bool) or aux_weight < 0:
-        raise ConfigError(f"model.aux_heads={aux} must be true or false and model.aux_weight={aux_weight} >= 0.")
+        raise ConfigError(
+            f"model.aux_heads={aux} must be true or false and model.aux_weight={aux_weight} >= 0."
+        )
     fusion = build(fusion_cfg, "fusion", in_dims={m: e.out_dim for m, e in encoders.items()})
     if not isinstance(fusion, Fusion):
-        raise ConfigError(f"fusion: {type(fusion).__name__} is not a mmtrain.fusion.base.Fusion; a fusion subclasses "
-                          f"it (see mmtrain/fusion/early.py).")
+        raise ConfigError(
+            f"fusion: {type(fusion).__name__} is not a mmtrain.fusion.base.Fusion; a fusion subclasses "
+            f"it (see mmtrain/fusion/early.py)."
+        )
 
     loss_weights = {}
 
     def make_head(task: str) -> nn.Module:
-        head = build(cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim, num_outputs=num_outputs(tasks[task]))
+        head = build(
+            cfg["head"][task], f"head.{task}", in_dim=fusion.out_dim, num_outputs=num_outputs(tasks[task])
+        )
         loss_weights[task] = head.loss_weight
         return head
 
     heads = fusion.heads(make_head, list(tasks))
-    aux_heads = nn.ModuleDict({m: nn.ModuleDict({t: build(cfg["head"][t], f"head.{t}", in_dim=e.out_dim,
-                                                           num_outputs=num_outputs(tasks[t])) for t in tasks})
-                               for m, e in encoders.items()}) if aux else None
-    return MultimodalModel(encoders, fusion, heads, tasks, loss_weights, modality_dropout, aux_heads, aux_weight)
+    aux_heads = (
+        nn.ModuleDict(
+            {
+                m: nn.ModuleDict(
+                    {
+                        t: build(
+                            cfg["head"][t], f"head.{t}", in_dim=e.out_dim, num_outputs=num_outputs(tasks[t])
+                        )
+                        for t in tasks
+                    }
+                )
+                for m, e in encoders.items()
+            }
+        )
+        if aux
+        else None
+    )
+    return MultimodalModel(
+        encoders, fusion, heads, tasks, loss_weights, modality_dropout, aux_heads, aux_weight
+    )
 
 
 def check_shapes(model: MultimodalModel, batch: dict) -> None:
@@ -126,20 +163,28 @@ def check_shapes(model: MultimodalModel, batch: dict) -> None:
         model.eval()
         for m in model.modalities:
             out = model.encoders[m](*batch["inputs"][m])
-            if out.tokens.shape[-1] != model.encoders[m].out_dim or out.pooled.shape[-1] != model.encoders[m].out_dim:
+            if (
+                out.tokens.shape[-1] != model.encoders[m].out_dim
+                or out.pooled.shape[-1] != model.encoders[m].out_dim
+            ):
                 raise ConfigError(
                     f"encoder.{m} ({type(model.encoders[m]).__name__}) declares out_dim="
                     f"{model.encoders[m].out_dim} but produced tokens {tuple(out.tokens.shape)} and pooled "
-                    f"{tuple(out.pooled.shape)}: fix the encoder's size settings.")
+                    f"{tuple(out.pooled.shape)}: fix the encoder's size settings."
+                )
         try:
             outputs = model(batch).outputs
         except RuntimeError as err:
-            raise ConfigError(f"fusion ({type(model.fusion).__name__}) does not fit the encoders' outputs "
-                              f"{ {m: e.out_dim for m, e in model.encoders.items()} }: {err}") from err
+            raise ConfigError(
+                f"fusion ({type(model.fusion).__name__}) does not fit the encoders' outputs "
+                f"{ {m: e.out_dim for m, e in model.encoders.items()} }: {err}"
+            ) from err
         finally:
             model.train(was_training)
         for task, out in outputs.items():
             expected = num_outputs(model.tasks[task])
             if out.shape[-1] != expected or not torch.isfinite(out).all():
-                raise ConfigError(f"head.{task} gave outputs of shape {tuple(out.shape)} "
-                                  f"(expected [B, {expected}], finite).")
+                raise ConfigError(
+                    f"head.{task} gave outputs of shape {tuple(out.shape)} "
+                    f"(expected [B, {expected}], finite)."
+                )

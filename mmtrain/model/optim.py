@@ -29,22 +29,32 @@ def cosine(optimizer, trainer, warmup_ratio: float = 0.0):
     import torch
 
     total = max(1, int(trainer.estimated_stepping_batches))
-    return {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(int(warmup_ratio * total), total)),
-            "interval": "step"}
+    return {
+        "scheduler": torch.optim.lr_scheduler.LambdaLR(
+            optimizer, WarmupCosine(int(warmup_ratio * total), total)
+        ),
+        "interval": "step",
+    }
 
 
 def plateau(optimizer, trainer, monitor: str, mode: str = "max", factor: float = 0.5, patience: int = 2):
     """ReduceLROnPlateau on a validation metric, per epoch."""
     import torch
 
-    return {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor,
-                                                                     patience=patience),
-            "monitor": monitor, "interval": "epoch"}
+    return {
+        "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=factor, patience=patience
+        ),
+        "monitor": monitor,
+        "interval": "epoch",
+    }
 
 
 SCHEDULERS = {"cosine": cosine, "plateau": plateau, "none": None}
 # Keys people put at optim.<key> that belong to the optimizer (or were renamed).
-OPTIMIZER_KEYS = {k: f"optimizer.{k}" for k in ("lr", "weight_decay", "betas", "eps")} | {"encoder_lr_mult": "encoder_lr"}
+OPTIMIZER_KEYS = {k: f"optimizer.{k}" for k in ("lr", "weight_decay", "betas", "eps")} | {
+    "encoder_lr_mult": "encoder_lr"
+}
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,24 @@ class OptimSettings:
         lr = self.optimizer.get("lr")
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ConfigError(f"optim.optimizer.lr={lr} must be positive (e.g. optim.optimizer.lr=1e-3).")
-        if self.encoder_lr is not None and not (isinstance(self.encoder_lr, (int, float)) and self.encoder_lr > 0):
-            raise ConfigError(f"optim.encoder_lr={self.encoder_lr} must be positive (e.g. 1e-4 for a BERT-style "
-                              f"encoder) or null (the head's lr); encoder.<type>.freeze=true keeps an encoder fixed.")
+        if self.encoder_lr is not None and not (
+            isinstance(self.encoder_lr, (int, float)) and self.encoder_lr > 0
+        ):
+            raise ConfigError(
+                f"optim.encoder_lr={self.encoder_lr} must be positive (e.g. 1e-4 for a BERT-style "
+                f"encoder) or null (the head's lr); encoder.<type>.freeze=true keeps an encoder fixed."
+            )
         if not (isinstance(self.layer_decay, (int, float)) and 0 < self.layer_decay <= 1):
-            raise ConfigError(f"optim.layer_decay={self.layer_decay} must be in (0, 1] (e.g. 0.9; 1 = the same lr "
-                              f"for every layer).")
+            raise ConfigError(
+                f"optim.layer_decay={self.layer_decay} must be in (0, 1] (e.g. 0.9; 1 = the same lr "
+                f"for every layer)."
+            )
         name = self.scheduler_name
         if name not in SCHEDULERS:
-            raise ConfigError(f"optim.scheduler.name={name} is not known: use {', '.join(SCHEDULERS)} "
-                              f"(or optim=adamw_plateau).")
+            raise ConfigError(
+                f"optim.scheduler.name={name} is not known: use {', '.join(SCHEDULERS)} "
+                f"(or optim=adamw_plateau)."
+            )
         if SCHEDULERS[name] is not None:
             allowed = list(inspect.signature(SCHEDULERS[name]).parameters)[2:]
             unknown_keys({k: v for k, v in self.scheduler.items() if k != "name"}, allowed, "optim.scheduler")
@@ -95,11 +113,13 @@ def param_groups(settings: OptimSettings, module, encoders: dict) -> list[dict]:
     decay = settings.optimizer.get("weight_decay", 0.0)
     encoder_lr = settings.encoder_lr if settings.encoder_lr is not None else lr
     chosen: dict[int, float] = {}
-    for name, encoder in encoders.items():
+    for encoder in encoders.values():
         layer_of, layers = encoder.layer_ids()
         for pname, p in encoder.named_parameters():
             if p.requires_grad:
-                chosen[id(p)] = encoder_lr * settings.layer_decay ** (layers - 1 - layer_of.get(pname, layers - 1))
+                chosen[id(p)] = encoder_lr * settings.layer_decay ** (
+                    layers - 1 - layer_of.get(pname, layers - 1)
+                )
     groups: dict[tuple, list] = {}
     for p in module.parameters():
         if p.requires_grad:

@@ -1,7 +1,8 @@
 """Leaderboard across the jobs of a sweep: ``mmtrain-report <sweep dir>``.
 
 Reads each job's overrides (``.hydra/overrides.yaml``) and its ``metrics.json`` (or ``failed.json``),
-groups jobs that differ only in ``seed`` (or ``cv.fold``), and writes ``leaderboard.csv``, ``leaderboard.md`` and
+groups jobs that differ only in ``seed`` (or ``cv.fold``), and writes ``leaderboard.csv``,
+``leaderboard.md`` and
 ``leaderboard.png`` (mean ± std of the optimized metric per configuration, a dot per run) into the
 sweep dir, with each configuration's trainable / total parameters, training seconds and peak memory
 (from the jobs' run.json).
@@ -32,15 +33,22 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
     """
     found = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
-        overrides = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith("hydra.")]
+        overrides = [
+            o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith("hydra.")
+        ]
         found.append((overrides_file.parent.parent, overrides))
     common = [o for o in (found[0][1] if found else []) if all(o in other for _, other in found)]
     jobs = []
     for job_dir, overrides in found:
         config = [o for o in overrides if o not in common and not o.startswith(("seed=", "cv.fold="))]
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
-        job = {"dir": str(job_dir.relative_to(sweep_dir)), "config": " ".join(config) or "(defaults)",
-               "seed": seed, "metrics": None, "error": None}
+        job = {
+            "dir": str(job_dir.relative_to(sweep_dir)),
+            "config": " ".join(config) or "(defaults)",
+            "seed": seed,
+            "metrics": None,
+            "error": None,
+        }
         job["cost"] = cost(job_dir / artefacts.RUN_INFO)
         metrics, failed = job_dir / artefacts.METRICS, job_dir / artefacts.FAILED
         if metrics.is_file() and not (failed.is_file() and failed.stat().st_mtime > metrics.stat().st_mtime):
@@ -62,14 +70,25 @@ def cost(run_json: Path) -> dict[str, float]:
         return {}
     info = json.loads(run_json.read_text())
     params = info.get("parameters", {})
-    return dict(zip(COSTS, (params.get("trainable", 0), params.get("trainable", 0) + params.get("frozen", 0),
-                            info.get("wall_s", {}).get("train", 0.0), info.get("peak_rss_mb", 0.0))))
+    return dict(
+        zip(
+            COSTS,
+            (
+                params.get("trainable", 0),
+                params.get("trainable", 0) + params.get("frozen", 0),
+                info.get("wall_s", {}).get("train", 0.0),
+                info.get("peak_rss_mb", 0.0),
+            ),
+        )
+    )
 
 
 def optimized_metric(sweep_dir: Path) -> tuple[str, str]:
     """The jobs' ``optimized_metric`` and ``optimized_mode`` (max or min), from the resolved
     config.yaml a finished job writes (Hydra's copy keeps interpolations such as ${data.monitor})."""
-    for config_file in sorted(sweep_dir.glob("*/config.yaml")) + sorted(sweep_dir.glob("**/.hydra/config.yaml")):
+    for config_file in sorted(sweep_dir.glob("*/config.yaml")) + sorted(
+        sweep_dir.glob("**/.hydra/config.yaml")
+    ):
         config = yaml.safe_load(config_file.read_text()) or {}
         metric, mode = config.get("optimized_metric", DEFAULT_METRIC), config.get("optimized_mode", "max")
         if "${" not in f"{metric}{mode}":
@@ -107,24 +126,36 @@ def write(sweep_dir: Path) -> Path:
 
     jobs, common = collect(sweep_dir)
     if not jobs:
-        raise SystemExit(f"mmtrain-report: no job found under {sweep_dir} (looked for */.hydra/overrides.yaml).")
+        raise SystemExit(
+            f"mmtrain-report: no job found under {sweep_dir} (looked for */.hydra/overrides.yaml)."
+        )
     metric, mode = optimized_metric(sweep_dir)
     table = leaderboard(jobs, metric, mode)
     pd.DataFrame(table).to_csv(sweep_dir / "leaderboard.csv", index=False)
-    lines = [f"# Leaderboard: {sweep_dir}", "", f"Sorted by `{metric}` (mean ± std over seeds). "
-             f"Every job also had: `{' '.join(common) or '(nothing)'}`.", "",
-             f"| rank | config | runs | failed | {metric} | trainable / total params | train s | peak MB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Leaderboard: {sweep_dir}",
+        "",
+        f"Sorted by `{metric}` (mean ± std over seeds). "
+        f"Every job also had: `{' '.join(common) or '(nothing)'}`.",
+        "",
+        f"| rank | config | runs | failed | {metric} | trainable / total params | train s | peak MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for rank, row in enumerate(table, 1):
         mean = row.get(f"{metric} mean")
         score = "—" if mean is None else f"{mean:.4f} ± {row[f'{metric} std']:.4f}"
-        size = f"{row['trainable params']:,.0f} / {row['total params']:,.0f}" if "total params" in row else "—"
+        size = (
+            f"{row['trainable params']:,.0f} / {row['total params']:,.0f}" if "total params" in row else "—"
+        )
         spent = f"{row['train s']:.1f} | {row['peak MB']:.0f}" if "train s" in row else "— | —"
-        lines.append(f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} | {size} | {spent} |")
+        lines.append(
+            f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} | {size} | {spent} |"
+        )
     failed = [job for job in jobs if job["metrics"] is None]
     if failed:
-        lines += ["", "## Failed jobs", ""] + [f"- `{j['dir']}` (`{j['config']}` seed {j['seed'] or '-'}): {j['error']}"
-                                                for j in failed]
+        lines += ["", "## Failed jobs", ""] + [
+            f"- `{j['dir']}` (`{j['config']}` seed {j['seed'] or '-'}): {j['error']}" for j in failed
+        ]
     (sweep_dir / "leaderboard.md").write_text("\n".join(lines) + "\n")
     plot(table, metric, sweep_dir / "leaderboard.png", jobs)
     return sweep_dir / "leaderboard.md"
@@ -139,10 +170,21 @@ def plot(table: list[dict], metric: str, png: Path, jobs: list[dict] = ()) -> No
 
     scored = [r for r in table if f"{metric} mean" in r][::-1]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(scored) + 1.5))
-    ax.barh([r["config"] for r in scored], [r[f"{metric} mean"] for r in scored],
-            xerr=[r[f"{metric} std"] for r in scored], color="tab:blue", alpha=0.6, capsize=3)
+    ax.barh(
+        [r["config"] for r in scored],
+        [r[f"{metric} mean"] for r in scored],
+        xerr=[r[f"{metric} std"] for r in scored],
+        color="tab:blue",
+        alpha=0.6,
+        capsize=3,
+    )
     for y, row in enumerate(scored):
-        values = [v for j in jobs if j["config"] == row["config"] and j["metrics"] for v in runs_of(j["metrics"], metric)]
+        values = [
+            v
+            for j in jobs
+            if j["config"] == row["config"] and j["metrics"]
+            for v in runs_of(j["metrics"], metric)
+        ]
         ax.scatter(values, [y] * len(values), color="black", s=12, zorder=3)
     ax.set_xlabel(f"{metric} (mean ± std over seeds; dots: each run)")
     ax.grid(axis="x", alpha=0.3)

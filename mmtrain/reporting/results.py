@@ -22,7 +22,7 @@ def print_summary(metrics: dict[str, float], out_dir: Path, best_epoch: int | No
     table.add_column("metric")
     for split in splits:
         table.add_column(split, justify="right")
-    for name in sorted(k[len(splits[0]) + 1:] for k in metrics if k.startswith(splits[0] + "/")):
+    for name in sorted(k[len(splits[0]) + 1 :] for k in metrics if k.startswith(splits[0] + "/")):
         cells = [metrics.get(f"{split}/{name}") for split in splits]
         table.add_row(name, *("" if v is None else f"{v:.4f}" for v in cells))
     console = Console()
@@ -44,12 +44,19 @@ def plot_curves(metrics_csv: Path, png: Path, tasks: list[str], best_epoch: int 
         return
     per_epoch = frame.groupby("epoch").first()
     panels = [("loss", [c for c in per_epoch.columns if c.endswith("loss")])]
-    panels += [(f"val {task}", [c for c in per_epoch.columns if c.startswith(f"val/{task}/") and "/recall/" not in c])
-               for task in tasks]
+    panels += [
+        (
+            f"val {task}",
+            [c for c in per_epoch.columns if c.startswith(f"val/{task}/") and "/recall/" not in c],
+        )
+        for task in tasks
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
     for ax, (title, columns) in zip(axes[0], panels):
         for column in columns:
-            label = column if title == "loss" else column.split("/", 2)[-1]  # f1_macro, or text/f1_macro (aux heads)
+            label = (
+                column if title == "loss" else column.split("/", 2)[-1]
+            )  # f1_macro, or text/f1_macro (aux heads)
             ax.plot(per_epoch.index, per_epoch[column], marker="o", label=label)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="best checkpoint")
@@ -79,8 +86,9 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], stem: Path, split: st
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, int(count), ha="center", va="center",
-                color="white" if count > matrix.max() / 2 else "black")
+        ax.text(
+            j, i, int(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black"
+        )
     ax.set_title(f"{stem.name} ({split})")
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=110)
@@ -107,7 +115,9 @@ def write_confusions(out_dir: Path, confusion: dict, tasks: dict) -> None:
     for i, (split, matrices) in enumerate(confusion.items()):
         suffix = "" if split == "test" or (i == 0 and "test" not in confusion) else f"_{split}"
         for task, matrix in matrices.items():
-            plot_confusion(np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}{suffix}", split)
+            plot_confusion(
+                np.asarray(matrix), tasks[task]["classes"], out_dir / f"confusion_{task}{suffix}", split
+            )
 
 
 def plot_reliability(rows: list[dict], png: Path) -> None:
@@ -120,12 +130,23 @@ def plot_reliability(rows: list[dict], png: Path) -> None:
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
         for variant, colour in (("raw", "tab:red"), ("calibrated", "tab:blue")):
             chosen = [r for r in rows if r["task"] == task and r["variant"] == variant and r["count"]]
-            ax.plot([r["confidence"] for r in chosen], [r["accuracy"] for r in chosen], marker="o", color=colour,
-                    label=variant)
+            ax.plot(
+                [r["confidence"] for r in chosen],
+                [r["accuracy"] for r in chosen],
+                marker="o",
+                color=colour,
+                label=variant,
+            )
             if variant == "calibrated":
                 for r in chosen:
-                    ax.annotate(str(r["count"]), (r["confidence"], r["accuracy"]), textcoords="offset points",
-                                xytext=(4, -10), fontsize=7, color=colour)
+                    ax.annotate(
+                        str(r["count"]),
+                        (r["confidence"], r["accuracy"]),
+                        textcoords="offset points",
+                        xytext=(4, -10),
+                        fontsize=7,
+                        color=colour,
+                    )
         ax.set_title(f"{task}: reliability (equal-count bins, rows per bin shown)", fontsize=9)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
@@ -162,8 +183,13 @@ def plot_fusion_weights(rows: list[dict], png: Path, fusion: str) -> None:
     """Bars of the fusion's mean weight per modality (or member), ± one std over the rows."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(rows) + 1.5), 3.4))
-    ax.bar([r["name"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=4,
-           color="tab:green")
+    ax.bar(
+        [r["name"] for r in rows],
+        [r["mean"] for r in rows],
+        yerr=[r["std"] for r in rows],
+        capsize=4,
+        color="tab:green",
+    )
     ax.set_ylim(0, 1)
     ax.set_ylabel("weight")
     ax.set_title(f"{fusion}\nmean weight over {rows[0]['rows']} {rows[0]['over']}", fontsize=9)
@@ -181,10 +207,14 @@ def plot_robustness(rows: list[dict], png: Path) -> None:
     for row_axes, metric in zip(axes, metrics):
         for ax, kind in zip(row_axes, ("noise", "missing")):
             for m in dict.fromkeys(r["modality"] for r in rows):
-                chosen = sorted((r for r in rows if r["metric"] == metric and r["kind"] == kind and r["modality"] == m),
-                                key=lambda r: r["level"])
+                chosen = sorted(
+                    (r for r in rows if r["metric"] == metric and r["kind"] == kind and r["modality"] == m),
+                    key=lambda r: r["level"],
+                )
                 ax.plot([r["level"] for r in chosen], [r["value"] for r in chosen], marker="o", label=m)
-            ax.set_title(f"{metric}: {'noise level' if kind == 'noise' else 'share of rows missing it'}", fontsize=9)
+            ax.set_title(
+                f"{metric}: {'noise level' if kind == 'noise' else 'share of rows missing it'}", fontsize=9
+            )
             ax.set_xlabel("level" if kind == "noise" else "missing rate")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
@@ -227,7 +257,9 @@ def data_summary(table) -> dict:
     """Per split: rows, the class (or label) counts of each task, and rows without each modality."""
     out = {}
     present = dict.fromkeys(table.split.tolist())
-    for split in [s for s in ("train", "val") if s in present] + [s for s in present if s not in ("train", "val")]:
+    for split in [s for s in ("train", "val") if s in present] + [
+        s for s in present if s not in ("train", "val")
+    ]:
         rows = table.indices(split)
         classes = {}
         unlabelled = {}
@@ -248,8 +280,16 @@ def data_summary(table) -> dict:
     return out
 
 
-def write_run_info(out_dir: Path, kind: str, module, table, checkpoint, data_path: str | None = None,
-                   wall: dict | None = None, epochs: dict | None = None) -> None:
+def write_run_info(
+    out_dir: Path,
+    kind: str,
+    module,
+    table,
+    checkpoint,
+    data_path: str | None = None,
+    wall: dict | None = None,
+    epochs: dict | None = None,
+) -> None:
     """run.json: what was trained and on what, its size, time and memory (the report's facts)."""
     import json
 
@@ -257,18 +297,35 @@ def write_run_info(out_dir: Path, kind: str, module, table, checkpoint, data_pat
     encoders = module.hparams.model_cfg["encoder"]
     params = list(module.parameters())
     info = {
-        "kind": kind, "checkpoint": str(checkpoint) if checkpoint else None, "data": data_path,
-        "modalities": [{"name": m, "type": table.modality_types.get(m), "columns":
-                        module.hparams.data_spec["modalities"].get(m, {}) if module.hparams.data_spec else {},
-                        "encoder": type(model.encoders[m]).__name__, "target": encoders[m].get("_target_"),
-                        "pretrained": bool(model.encoders[m].pretrained),
-                        "frozen": bool(getattr(model.encoders[m], "freeze", False))} for m in model.modalities],
+        "kind": kind,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "data": data_path,
+        "modalities": [
+            {
+                "name": m,
+                "type": table.modality_types.get(m),
+                "columns": module.hparams.data_spec["modalities"].get(m, {})
+                if module.hparams.data_spec
+                else {},
+                "encoder": type(model.encoders[m]).__name__,
+                "target": encoders[m].get("_target_"),
+                "pretrained": bool(model.encoders[m].pretrained),
+                "frozen": bool(getattr(model.encoders[m], "freeze", False)),
+            }
+            for m in model.modalities
+        ],
         "fusion": type(model.fusion).__name__,
         "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in module.tasks.items()},
-        "parameters": {"trainable": sum(p.numel() for p in params if p.requires_grad),
-                       "frozen": sum(p.numel() for p in params if not p.requires_grad)},
-        "epochs": epochs or {}, "wall_s": wall or {}, **peak_memory(),
-        "splits": data_summary(table), "calibration": module.calibration,
-        "columns": table.columns, "dropped": table.dropped,
+        "parameters": {
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+            "frozen": sum(p.numel() for p in params if not p.requires_grad),
+        },
+        "epochs": epochs or {},
+        "wall_s": wall or {},
+        **peak_memory(),
+        "splits": data_summary(table),
+        "calibration": module.calibration,
+        "columns": table.columns,
+        "dropped": table.dropped,
     }
     (out_dir / artefacts.RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -78,4 +78,6 @@ def autocast(precision, device):
         return contextlib.nullcontext()
     from lightning.pytorch.plugins.precision import MixedPrecision
 
-    return MixedPrecision("bf16-mixed" if dtype == torch.bfloat16 else "16-mixed", device.type).forward_context()
+    return MixedPrecision(
+        "bf16-mixed" if dtype == torch.bfloat16 else "16-mixed", device.type
+    ).forward_context()

@@ -51,5 +51,12 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
         elapsed = time.perf_counter() - self.start
-        log.info("%s: %d %s in %.1f s (%.0f %s/s)", self.desc, self.done, self.unit, elapsed,
-                 self.done / max(elapsed, 1e-9), self.unit)
+        log.info(
+            "%s: %d %s in %.1f s (%.0f %s/s)",
+            self.desc,
+            self.done,
+            self.unit,
+            elapsed,
+            self.done / max(elapsed, 1e-9),
+            self.unit,
+        )

@@ -17,7 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmtrain.core import artefacts
 
-ARTEFACTS = (artefacts.REPORT, artefacts.METRICS, artefacts.CONFIG, artefacts.RUN_INFO, "*.png", "checkpoints/best.ckpt")
+ARTEFACTS = (
+    artefacts.REPORT,
+    artefacts.METRICS,
+    artefacts.CONFIG,
+    artefacts.RUN_INFO,
+    "*.png",
+    "checkpoints/best.ckpt",
+)
 
 
 def sweep_or_run_dir(run_dir: str | Path) -> tuple[Path, str | None]:
@@ -44,13 +51,25 @@ class MLFlowLogger(LightningMLFlowLogger):
     experiment_name null: the sweep dir's name, or ``mmtrain`` for a single run. run_name: the job's
     overrides (which configuration this run is)."""
 
-    def __init__(self, run_dir: str, experiment_name: str | None = None, tracking_uri: str | None = None,
-                 run_name: str | None = None, **kwargs):
+    def __init__(
+        self,
+        run_dir: str,
+        experiment_name: str | None = None,
+        tracking_uri: str | None = None,
+        run_name: str | None = None,
+        **kwargs,
+    ):
         store, sweep = sweep_or_run_dir(run_dir)
-        if not tracking_uri:  # MLflow 3 keeps the file store behind this switch (maintenance mode, still read by mlflow ui)
+        if (
+            not tracking_uri
+        ):  # MLflow 3 keeps the file store behind this switch (maintenance mode, still read by mlflow ui)
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        super().__init__(experiment_name=experiment_name or sweep or "mmtrain", run_name=run_name or job_overrides(),
-                         tracking_uri=tracking_uri or (store / "mlruns").as_uri(), **kwargs)
+        super().__init__(
+            experiment_name=experiment_name or sweep or "mmtrain",
+            run_name=run_name or job_overrides(),
+            tracking_uri=tracking_uri or (store / "mlruns").as_uri(),
+            **kwargs,
+        )
 
     def log_run_config(self, cfg: DictConfig) -> None:
         # under config/: Lightning logs the module's hyperparameters too, and MLflow refuses a changed value
@@ -61,5 +80,7 @@ class MLFlowLogger(LightningMLFlowLogger):
         for pattern in ARTEFACTS:
             for path in sorted(out_dir.glob(pattern)):
                 folder = path.parent.relative_to(out_dir)
-                self.experiment.log_artifact(self.run_id, str(path), None if folder == Path(".") else str(folder))
+                self.experiment.log_artifact(
+                    self.run_id, str(path), None if folder == Path(".") else str(folder)
+                )
         self.experiment.set_terminated(self.run_id, "FINISHED")

@@ -59,8 +59,11 @@ class TaskType:
         """bool per row of encoded ``targets`` (numpy or torch): the row has a target (see ``encode``)."""
         import torch
 
-        return torch.ones(len(targets), dtype=torch.bool, device=targets.device) \
-            if isinstance(targets, torch.Tensor) else np.ones(len(targets), dtype=bool)
+        return (
+            torch.ones(len(targets), dtype=torch.bool, device=targets.device)
+            if isinstance(targets, torch.Tensor)
+            else np.ones(len(targets), dtype=bool)
+        )
 
     # -- training (mmtrain/module.py, losses.py)
     def num_outputs(self, classes: list[str] | None) -> int:

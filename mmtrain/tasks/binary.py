@@ -19,8 +19,10 @@ class Binary(Multiclass):
     def fit_classes(self, series, spec, train):
         classes = super().fit_classes(series, spec, train)
         if len(classes) != 2:
-            raise ConfigError(f"data.targets.{spec['task']}.type=binary, but the train split has {len(classes)} "
-                              f"classes {classes[:6]} in column '{spec['column']}': use type=multiclass.")
+            raise ConfigError(
+                f"data.targets.{spec['task']}.type=binary, but the train split has {len(classes)} "
+                f"classes {classes[:6]} in column '{spec['column']}': use type=multiclass."
+            )
         return classes
 
     def fit_calibration(self, outputs, targets, settings):
@@ -28,8 +30,10 @@ class Binary(Multiclass):
         which it is predicted (None: the more probable class)."""
         threshold = (settings or {}).get("threshold")
         if threshold is not None and not 0 < threshold < 1:
-            raise ConfigError(f"decision.threshold={threshold} must be in (0, 1) (e.g. 0.3 to favour the second "
-                              f"class), or null for the more probable class.")
+            raise ConfigError(
+                f"decision.threshold={threshold} must be in (0, 1) (e.g. 0.3 to favour the second "
+                f"class), or null for the more probable class."
+            )
         return {**super().fit_calibration(outputs, targets, settings), "threshold": threshold}
 
     def decide(self, probs, calibration):

@@ -34,8 +34,10 @@ class LossSettings:
     def __post_init__(self):
         weights = self.class_weights
         if isinstance(weights, str) and weights not in CLASS_WEIGHTS:
-            raise ConfigError(f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
-                              f"or a list with one weight per class (e.g. loss.class_weights=[2.0,0.5,1.0]).")
+            raise ConfigError(
+                f"loss.class_weights={weights} is not known: use one of {', '.join(CLASS_WEIGHTS)}, "
+                f"or a list with one weight per class (e.g. loss.class_weights=[2.0,0.5,1.0])."
+            )
         if not 0.0 <= self.beta < 1.0:
             raise ConfigError(f"loss.beta={self.beta} must be in [0, 1) (typical: 0.9-0.9999).")
         if self.pos_weight not in POS_WEIGHTS:
@@ -45,9 +47,13 @@ class LossSettings:
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"loss.label_smoothing={self.label_smoothing} must be in [0, 1) (e.g. 0.1).")
         if not 0 <= self.focal_gamma <= 10:
-            raise ConfigError(f"loss.focal_gamma={self.focal_gamma} must be in [0, 10] (2 is usual; 0 is plain CE).")
+            raise ConfigError(
+                f"loss.focal_gamma={self.focal_gamma} must be in [0, 10] (2 is usual; 0 is plain CE)."
+            )
         if not 0 <= self.logit_adjust_tau <= 5:
-            raise ConfigError(f"loss.logit_adjust_tau={self.logit_adjust_tau} must be in [0, 5] (1 is usual; 0: off).")
+            raise ConfigError(
+                f"loss.logit_adjust_tau={self.logit_adjust_tau} must be in [0, 5] (1 is usual; 0: off)."
+            )
 
     @classmethod
     def of(cls, node: dict) -> LossSettings:
@@ -67,14 +73,17 @@ def class_weights(counts: Sequence[int], mode, beta: float = 0.999) -> list[floa
     if mode is not None and not isinstance(mode, str):  # a list (or ListConfig) of weights
         weights = [float(w) for w in mode]
         if len(weights) != num_classes or min(weights) < 0:
-            raise ConfigError(f"loss.class_weights={weights} needs {num_classes} non-negative weights, "
-                              f"one per class.")
+            raise ConfigError(
+                f"loss.class_weights={weights} needs {num_classes} non-negative weights, one per class."
+            )
         return weights
     if mode in (None, "none"):
         return None
     if (counts == 0).any():
-        raise ConfigError(f"loss.class_weights={mode}: a class has no train sample (train counts "
-                          f"{counts.astype(int).tolist()}); use an explicit list or none.")
+        raise ConfigError(
+            f"loss.class_weights={mode}: a class has no train sample (train counts "
+            f"{counts.astype(int).tolist()}); use an explicit list or none."
+        )
     if mode == "balanced":
         return (counts.sum() / (num_classes * counts)).tolist()
     weights = (1.0 - beta) / (1.0 - np.power(beta, counts))  # effective_number
@@ -95,20 +104,31 @@ class ClassLoss(nn.Module):
     (Menon et al. 2021: trained on z + tau log(prior), so plain z predicts for balanced error).
     Weighted rows average as in torch: sum(w_y loss) / sum(w_y)."""
 
-    def __init__(self, weights=None, label_smoothing: float = 0.0, gamma: float = 0.0, tau: float = 0.0,
-                 priors=None):
+    def __init__(
+        self, weights=None, label_smoothing: float = 0.0, gamma: float = 0.0, tau: float = 0.0, priors=None
+    ):
         super().__init__()
         self.label_smoothing, self.gamma = label_smoothing, gamma
-        self.register_buffer("weight", None if weights is None else torch.tensor(weights, dtype=torch.float32))
-        shift = tau * torch.log(torch.tensor(priors, dtype=torch.float32).clamp(min=1e-12)) if tau and priors else None
+        self.register_buffer(
+            "weight", None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        )
+        shift = (
+            tau * torch.log(torch.tensor(priors, dtype=torch.float32).clamp(min=1e-12))
+            if tau and priors
+            else None
+        )
         self.register_buffer("shift", shift)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.shift is not None:
             logits = logits + self.shift.to(logits.dtype)
         if not self.gamma:
-            return nn.functional.cross_entropy(logits, targets, weight=self.weight, label_smoothing=self.label_smoothing)
-        per_row = nn.functional.cross_entropy(logits, targets, reduction="none", label_smoothing=self.label_smoothing)
+            return nn.functional.cross_entropy(
+                logits, targets, weight=self.weight, label_smoothing=self.label_smoothing
+            )
+        per_row = nn.functional.cross_entropy(
+            logits, targets, reduction="none", label_smoothing=self.label_smoothing
+        )
         p_true = logits.float().softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
         per_row = (1 - p_true).pow(self.gamma) * per_row
         w = torch.ones_like(per_row) if self.weight is None else self.weight[targets].to(per_row.dtype)
@@ -122,12 +142,15 @@ class LabelLoss(nn.Module):
     def __init__(self, pos_weight=None, gamma: float = 0.0):
         super().__init__()
         self.gamma = gamma
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32))
+        self.register_buffer(
+            "pos_weight", None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
+        )
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = targets.to(logits.dtype)
-        per = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight,
-                                                             reduction="none")
+        per = nn.functional.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=self.pos_weight, reduction="none"
+        )
         if self.gamma:
             p = logits.sigmoid()
             per = (1 - (p * targets + (1 - p) * (1 - targets))).pow(self.gamma) * per

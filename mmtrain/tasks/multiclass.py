@@ -32,16 +32,20 @@ class Multiclass(TaskType):
 
     def claims(self, values, numbers, separator, key, column):
         if numbers is not None and values.nunique() > min(MAX_INFERRED_CLASSES, len(values) // 2):
-            raise ConfigError(f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
-                              f"whether they are classes or values: {key}.type=multiclass or =regression.")
+            raise ConfigError(
+                f"{key}: column '{column}' holds {values.nunique()} distinct whole numbers; say "
+                f"whether they are classes or values: {key}.type=multiclass or =regression."
+            )
         return True
 
     def fit_classes(self, series, spec, train):
         names = {label_name(v) for v, t in zip(series, train) if t and not is_empty(v)}
         classes = class_order(names)
         if len(classes) < 2:
-            raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} class(es) {classes} "
-                              f"in column '{spec['column']}': a classifier needs at least 2.")
+            raise ConfigError(
+                f"data.targets.{spec['task']}: the train split has {len(classes)} class(es) {classes} "
+                f"in column '{spec['column']}': a classifier needs at least 2."
+            )
         return classes
 
     def encode(self, series, spec, classes):
@@ -71,20 +75,27 @@ class Multiclass(TaskType):
     def loss(self, task, loss):
         from mmtrain.tasks.losses import ClassLoss
 
-        return ClassLoss(task.get("weights"), loss.label_smoothing, loss.focal_gamma, loss.logit_adjust_tau,
-                         task.get("priors"))
+        return ClassLoss(
+            task.get("weights"),
+            loss.label_smoothing,
+            loss.focal_gamma,
+            loss.logit_adjust_tau,
+            task.get("priors"),
+        )
 
     def metrics(self, classes, **kwargs):
         import torchmetrics as tm
 
         c = len(classes)
-        return tm.MetricCollection({
-            "acc": tm.classification.MulticlassAccuracy(c, average="micro", **kwargs),
-            "f1_macro": tm.classification.MulticlassF1Score(c, average="macro", **kwargs),
-            "balanced_acc": tm.classification.MulticlassRecall(c, average="macro", **kwargs),
-            "auroc": tm.classification.MulticlassAUROC(c, average="macro", **kwargs),
-            "recall": tm.classification.MulticlassRecall(c, average=None, **kwargs),
-        })
+        return tm.MetricCollection(
+            {
+                "acc": tm.classification.MulticlassAccuracy(c, average="micro", **kwargs),
+                "f1_macro": tm.classification.MulticlassF1Score(c, average="macro", **kwargs),
+                "balanced_acc": tm.classification.MulticlassRecall(c, average="macro", **kwargs),
+                "auroc": tm.classification.MulticlassAUROC(c, average="macro", **kwargs),
+                "recall": tm.classification.MulticlassRecall(c, average=None, **kwargs),
+            }
+        )
 
     def metric_inputs(self, outputs, targets):
         return outputs.softmax(-1), targets
@@ -109,8 +120,10 @@ class Multiclass(TaskType):
     def calibration_metrics(self, classes):
         import torchmetrics as tm
 
-        return {"ece": tm.classification.MulticlassCalibrationError(len(classes), n_bins=15, norm="l1"),
-                "nll": tm.MeanMetric()}
+        return {
+            "ece": tm.classification.MulticlassCalibrationError(len(classes), n_bins=15, norm="l1"),
+            "nll": tm.MeanMetric(),
+        }
 
     def update_calibration(self, metrics, outputs, targets, calibration):
         scaled = outputs / (calibration or {}).get("temperature", 1.0)
@@ -155,8 +168,18 @@ def per_class_rows(classes, predicted, targets, multilabel: bool) -> list[dict]:
     n = len(classes)
     kw = dict(num_labels=n, average=None) if multilabel else dict(num_classes=n, average=None)
     prefix = "multilabel" if multilabel else "multiclass"
-    scores = {name: getattr(F, f"{prefix}_{name}")(predicted, targets.long(), **kw).tolist()
-              for name in ("precision", "recall", "f1_score")}
+    scores = {
+        name: getattr(F, f"{prefix}_{name}")(predicted, targets.long(), **kw).tolist()
+        for name in ("precision", "recall", "f1_score")
+    }
     support = targets.sum(0).tolist() if multilabel else [int((targets == i).sum()) for i in range(n)]
-    return [{"class": c, "precision": scores["precision"][i], "recall": scores["recall"][i],
-             "f1": scores["f1_score"][i], "support": int(support[i])} for i, c in enumerate(classes)]
+    return [
+        {
+            "class": c,
+            "precision": scores["precision"][i],
+            "recall": scores["recall"][i],
+            "f1": scores["f1_score"][i],
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(classes)
+    ]

@@ -28,10 +28,14 @@ class Multilabel(TaskType):
         return np.zeros(len(series), dtype=bool)
 
     def fit_classes(self, series, spec, train):
-        classes = class_order({label for v, t in zip(series, train) if t for label in labels_of(v, spec["separator"])})
+        classes = class_order(
+            {label for v, t in zip(series, train) if t for label in labels_of(v, spec["separator"])}
+        )
         if len(classes) < 2:
-            raise ConfigError(f"data.targets.{spec['task']}: the train split has {len(classes)} label(s) {classes} "
-                              f"in column '{spec['column']}': multilabel needs at least 2 (one label: type=binary).")
+            raise ConfigError(
+                f"data.targets.{spec['task']}: the train split has {len(classes)} label(s) {classes} "
+                f"in column '{spec['column']}': multilabel needs at least 2 (one label: type=binary)."
+            )
         return classes
 
     def encode(self, series, spec, classes):
@@ -43,7 +47,11 @@ class Multilabel(TaskType):
 
     def check(self, series, field, spec, known, train, bad):
         lists = [labels_of(v, spec["separator"]) for v in series]
-        seen = known if known is not None else {label for labels, t in zip(lists, train) if t for label in labels}
+        seen = (
+            known
+            if known is not None
+            else {label for labels, t in zip(lists, train) if t for label in labels}
+        )
         for row, labels in enumerate(lists):
             unseen = [label for label in labels if label not in seen]
             if unseen and (known is not None or not train[row]):
@@ -63,12 +71,14 @@ class Multilabel(TaskType):
         import torchmetrics as tm
 
         n = len(classes)
-        return tm.MetricCollection({
-            "f1_macro": tm.classification.MultilabelF1Score(n, average="macro", **kwargs),
-            "f1_micro": tm.classification.MultilabelF1Score(n, average="micro", **kwargs),
-            "ap": tm.classification.MultilabelAveragePrecision(n, average="macro", **kwargs),
-            "f1": tm.classification.MultilabelF1Score(n, average=None, **kwargs),  # per label: f1/<label>
-        })
+        return tm.MetricCollection(
+            {
+                "f1_macro": tm.classification.MultilabelF1Score(n, average="macro", **kwargs),
+                "f1_micro": tm.classification.MultilabelF1Score(n, average="micro", **kwargs),
+                "ap": tm.classification.MultilabelAveragePrecision(n, average="macro", **kwargs),
+                "f1": tm.classification.MultilabelF1Score(n, average=None, **kwargs),  # per label: f1/<label>
+            }
+        )
 
     def metric_inputs(self, outputs, targets):
         return outputs.sigmoid(), targets.long()
@@ -80,15 +90,19 @@ class Multilabel(TaskType):
 
         temperature = fit_temperature(outputs, targets, self.nll)
         probs = (outputs / temperature).sigmoid()
-        return {"temperature": temperature,
-                "thresholds": [best_f1_threshold(probs[:, j], targets[:, j]) for j in range(probs.shape[1])]}
+        return {
+            "temperature": temperature,
+            "thresholds": [best_f1_threshold(probs[:, j], targets[:, j]) for j in range(probs.shape[1])],
+        }
 
     @staticmethod
     def nll(logits, targets):
         """Per-row binary cross-entropy, summed over the labels [B]."""
         from torch import nn
 
-        return nn.functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none").sum(-1)
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none").sum(
+            -1
+        )
 
     def calibration_metrics(self, classes):
         import torchmetrics as tm
@@ -112,7 +126,9 @@ class Multilabel(TaskType):
     def predictions(self, task, outputs, classes, calibration):
         probs = self.probabilities(outputs.float(), calibration)
         chosen = self.decide(probs, calibration)
-        columns = {f"pred_{task}": ["|".join(c for c, on in zip(classes, row) if on) for row in chosen.tolist()]}
+        columns = {
+            f"pred_{task}": ["|".join(c for c, on in zip(classes, row) if on) for row in chosen.tolist()]
+        }
         columns.update({f"prob_{task}_{c}": probs[:, i].numpy() for i, c in enumerate(classes)})
         return columns
 

@@ -47,8 +47,13 @@ class Regression(TaskType):
     def metrics(self, classes, **kwargs):
         import torchmetrics as tm
 
-        return tm.MetricCollection({"mae": tm.MeanAbsoluteError(**kwargs),
-                                    "rmse": tm.MeanSquaredError(squared=False, **kwargs), "r2": tm.R2Score(**kwargs)})
+        return tm.MetricCollection(
+            {
+                "mae": tm.MeanAbsoluteError(**kwargs),
+                "rmse": tm.MeanSquaredError(squared=False, **kwargs),
+                "r2": tm.R2Score(**kwargs),
+            }
+        )
 
     def metric_inputs(self, outputs, targets):
         return outputs.squeeze(-1), targets.to(outputs.dtype)

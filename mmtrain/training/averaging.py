@@ -25,7 +25,9 @@ def check(top_k: int, method: str) -> None:
     if method not in METHODS:
         raise ConfigError(f"average.method={method} is not known: use {', '.join(METHODS)}.")
     if not (isinstance(top_k, int) and top_k >= 1):
-        raise ConfigError(f"average.top_k={top_k} must be a whole number >= 1 (e.g. 3 with average.method=greedy).")
+        raise ConfigError(
+            f"average.top_k={top_k} must be a whole number >= 1 (e.g. 3 with average.method=greedy)."
+        )
 
 
 def average_states(states: list[dict]) -> dict:
@@ -53,7 +55,9 @@ def val_score(module, datamodule, monitor: str, device="cpu", precision: str | N
             for batch in loader:
                 batch = move_data_to_device(batch, device)
                 with autocast(precision, device):
-                    total += float(module._loss(module.model(batch), batch["targets"])) * len(batch["present"])
+                    total += float(module._loss(module.model(batch), batch["targets"])) * len(
+                        batch["present"]
+                    )
                 rows += len(batch["present"])
         return total / max(rows, 1)
     _, task, metric = monitor.split("/", 2)
@@ -61,15 +65,26 @@ def val_score(module, datamodule, monitor: str, device="cpu", precision: str | N
     return analysis.score(module.tasks[task], outputs[None][task], targets[task], metric)
 
 
-def finalize(module, datamodule, candidates: list[str], best: Path, method: str, monitor: str, mode: str,
-             device="cpu", precision: str | None = None) -> str:
+def finalize(
+    module,
+    datamodule,
+    candidates: list[str],
+    best: Path,
+    method: str,
+    monitor: str,
+    mode: str,
+    device="cpu",
+    precision: str | None = None,
+) -> str:
     """Write ``best`` (checkpoints/best.ckpt) from ``candidates`` (the run's top-k checkpoint files,
     best first) by ``method``; returns its path. With one candidate (or method none) it is that file."""
     if not candidates:
         if best.is_file():  # an earlier finish of this run dir (a re-run after completion)
             return str(best)
-        raise ConfigError(f"No checkpoint was written (monitor={monitor}): is callbacks=none set? Training "
-                          f"needs callbacks.model_checkpoint to give best.ckpt.")
+        raise ConfigError(
+            f"No checkpoint was written (monitor={monitor}): is callbacks=none set? Training "
+            f"needs callbacks.model_checkpoint to give best.ckpt."
+        )
     if method == "none" or len(candidates) == 1:
         shutil.copyfile(candidates[0], best)
         return str(best)
@@ -77,8 +92,11 @@ def finalize(module, datamodule, candidates: list[str], best: Path, method: str,
     better = (lambda a, b: a >= b) if mode == "max" else (lambda a, b: a <= b)
 
     def score(members: list[int]) -> float:
-        module.load_state_dict(module.restore({**loaded[0],
-                                               "state_dict": average_states([loaded[i]["state_dict"] for i in members])}))
+        module.load_state_dict(
+            module.restore(
+                {**loaded[0], "state_dict": average_states([loaded[i]["state_dict"] for i in members])}
+            )
+        )
         return val_score(module, datamodule, monitor, device, precision)
 
     if method == "uniform":
@@ -91,11 +109,22 @@ def finalize(module, datamodule, candidates: list[str], best: Path, method: str,
             if better(trial, value):
                 members, value = members + [i], trial
     single = score([0])
-    log.info("average.method=%s: %d of %d checkpoints averaged, val %s %.4f (best single %.4f)", method,
-             len(members), len(loaded), monitor, value, single)
+    log.info(
+        "average.method=%s: %d of %d checkpoints averaged, val %s %.4f (best single %.4f)",
+        method,
+        len(members),
+        len(loaded),
+        monitor,
+        value,
+        single,
+    )
     result = dict(loaded[0])
     result["state_dict"] = average_states([loaded[i]["state_dict"] for i in members])
-    result["averaged"] = {"method": method, "members": [Path(candidates[i]).name for i in members],
-                          "val": value, "best_single_val": single}
+    result["averaged"] = {
+        "method": method,
+        "members": [Path(candidates[i]).name for i in members],
+        "val": value,
+        "best_single_val": single,
+    }
     checkpoints.save(result, best)
     return str(best)

@@ -6,7 +6,8 @@ Each step, each modality's unimodal confidence s_m is the summed softmax probabi
 the others, ρ_m = s_m / mean_{n≠m} s_n > 1, has its encoder's gradients scaled by
 k_m = 1 - tanh(α · ρ_m) (the others keep k = 1), so the weaker modalities catch up; with ``noise``,
 Gaussian noise of each gradient's own standard deviation is added to every encoder's gradient (the
-generalization enhancement, as in the authors' code). For two modalities this is the paper's rule; for more, each
+generalization enhancement, as in the authors' code). For two modalities this is the paper's rule;
+for more, each
 modality is compared with the mean of the others. ``start``/``end``: the epochs it acts in.
 """
 
@@ -55,12 +56,15 @@ class OGMGE(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         model = pl_module.model
         if model.aux_heads is None or len(model.modalities) < 2:  # (checks.validate asks for aux_heads first)
-            raise ConfigError("balance=ogm_ge compares the modalities' unimodal confidences: it needs two or more "
-                              "modalities and model.aux_heads=true.")
+            raise ConfigError(
+                "balance=ogm_ge compares the modalities' unimodal confidences: it needs two or more "
+                "modalities and model.aux_heads=true."
+            )
         task = next(iter(model.tasks))
         if model.tasks[task]["type"] not in ("multiclass", "binary"):
-            raise ConfigError(f"balance=ogm_ge needs a classification first task; '{task}' is "
-                              f"{model.tasks[task]['type']}.")
+            raise ConfigError(
+                f"balance=ogm_ge needs a classification first task; '{task}' is {model.tasks[task]['type']}."
+            )
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         step = pl_module.last_train_step
@@ -71,8 +75,10 @@ class OGMGE(Callback):
         model = pl_module.model
         task = next(iter(model.tasks))
         # summed over DDP ranks (the gradients are already averaged), so every rank scales alike
-        sums, counts = (trainer.strategy.reduce(t, reduce_op="sum")
-                        for t in confidences(out.aux[task], out.present, targets[task]))
+        sums, counts = (
+            trainer.strategy.reduce(t, reduce_op="sum")
+            for t in confidences(out.aux[task], out.present, targets[task])
+        )
         self.last = coefficients(sums, counts, self.alpha)
         self.modulate({m: model.encoders[m] for m in model.modalities}, self.last, seed=trainer.global_step)
         for m, k in zip(model.modalities, self.last):  # the epoch's mean scale per modality, in metrics.csv
@@ -82,7 +88,7 @@ class OGMGE(Callback):
         """grad <- k_m grad (+ N(0, std(grad)²) with noise, as the authors' code does for every encoder).
         The noise comes from a generator seeded by ``seed`` (the step), the same on every DDP rank."""
         generators: dict = {}
-        for (m, encoder), k in zip(encoders.items(), coefficients.tolist()):
+        for encoder, k in zip(encoders.values(), coefficients.tolist()):
             for p in encoder.parameters():
                 if p.grad is None:
                     continue

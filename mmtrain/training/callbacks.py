@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 class TimeBudget(Callback):
     """Makes ``trainer.max_time`` a budget the schedule is fitted to: after the first and again after
     the second epoch of a fit (the first also pays start-up costs), the epochs that still fit in the
-    time left are counted from that epoch's wall time (train and validation), ``max_epochs`` is cut to them and the warm-up + cosine schedule is stretched over exactly
+    time left are counted from that epoch's wall time (train and validation), ``max_epochs`` is cut
+    to them and the warm-up + cosine schedule is stretched over exactly
     those steps, so the learning rate still ends at 0 and the run ends at an epoch boundary, in time
     for the final evaluation. Lightning's own stop at max_time remains the hard limit."""
 
@@ -49,8 +50,14 @@ class TimeBudget(Callback):
             for schedule in getattr(config.scheduler, "lr_lambdas", []):
                 if isinstance(schedule, WarmupCosine):
                     schedule.total = max(schedule.warmup + 1, steps)
-        log.info("trainer.max_time: an epoch takes %.1f s, so %d epochs fit (trainer.max_epochs=%s); the "
-                 "learning-rate schedule is fitted to their %d steps.", epoch_time, epochs, self.configured, steps)
+        log.info(
+            "trainer.max_time: an epoch takes %.1f s, so %d epochs fit (trainer.max_epochs=%s); the "
+            "learning-rate schedule is fitted to their %d steps.",
+            epoch_time,
+            epochs,
+            self.configured,
+            steps,
+        )
 
 
 class LogProgress(Callback):
@@ -59,7 +66,9 @@ class LogProgress(Callback):
     least ``min_batches`` batches, and one per epoch with the train loss, the monitored metric (and its
     best so far) and the time left, from the mean epoch time."""
 
-    def __init__(self, every: float = 0.25, min_batches: int = 20, monitor: str | None = None, mode: str = "max"):
+    def __init__(
+        self, every: float = 0.25, min_batches: int = 20, monitor: str | None = None, mode: str = "max"
+    ):
         if not 0 < every <= 1:
             from mmtrain.core.errors import ConfigError
 
@@ -89,9 +98,15 @@ class LogProgress(Callback):
             while self.next_share <= share + 1e-9:
                 self.next_share += self.every
             elapsed = time.perf_counter() - self.epoch_start
-            log.info("epoch %d/%s: %d%% (step %d), loss %.4f, epoch ends in %.0f s", trainer.current_epoch + 1,
-                     self._epochs(trainer), 100 * share, trainer.global_step, sum(self.losses) / len(self.losses),
-                     elapsed / share - elapsed)
+            log.info(
+                "epoch %d/%s: %d%% (step %d), loss %.4f, epoch ends in %.0f s",
+                trainer.current_epoch + 1,
+                self._epochs(trainer),
+                100 * share,
+                trainer.global_step,
+                sum(self.losses) / len(self.losses),
+                elapsed / share - elapsed,
+            )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self.enabled or trainer.sanity_checking:
@@ -107,8 +122,15 @@ class LogProgress(Callback):
             parts.append(f"{self.monitor} {value:.4f} (best {self.best:.4f})")
         epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
         left = f", about {elapsed / done * (epochs - done):.0f} s left" if epochs and epochs > done else ""
-        log.info("epoch %d/%s done (step %d, %.0f s): %s%s", done, self._epochs(trainer), trainer.global_step,
-                 elapsed, ", ".join(parts), left)
+        log.info(
+            "epoch %d/%s done (step %d, %.0f s): %s%s",
+            done,
+            self._epochs(trainer),
+            trainer.global_step,
+            elapsed,
+            ", ".join(parts),
+            left,
+        )
 
     @staticmethod
     def _epochs(trainer) -> str:

@@ -56,9 +56,12 @@ def load_module(path):
     fmt = checkpoint.get("mmtrain", {}).get("format", 1)
     if fmt < artefacts.CHECKPOINT_FORMAT or not checkpoint.get("hyper_parameters", {}).get("data_spec"):
         raise ConfigError(
-            f"{path} was written by an older mmtrain (checkpoint format {fmt}; this one reads {artefacts.CHECKPOINT_FORMAT}): it lacks "
-            f"the column mapping that predicting and evaluating need. Evaluate it the old way (mmtrain train=false "
-            f"ckpt_path={path} with the run's data settings), or retrain.")
+            f"{path} was written by an older mmtrain (checkpoint format "
+            f"{fmt}; this one reads {artefacts.CHECKPOINT_FORMAT}): it lacks "
+            "the column mapping that predicting and evaluating "
+            "need. Evaluate it the old way (mmtrain train=false "
+            f"ckpt_path={path} with the run's data settings), or retrain."
+        )
     hp = checkpoint["hyper_parameters"]
     module = MultimodalModule(moved(hp["model_cfg"]), hp["modalities"], hp["tasks"], hp["data_spec"])
     module.load_state_dict(module.restore(checkpoint))
@@ -69,17 +72,25 @@ def load_module(path):
 def resolve_run(run) -> Path:
     """``run=``: a run dir (its checkpoints/best.ckpt) or a checkpoint file -> the checkpoint's path."""
     if run in (None, "", "???"):
-        raise ConfigError("run is not set: give a run dir or a checkpoint, e.g. run=outputs/2026-12-01/10-00-00-000000.")
+        raise ConfigError(
+            "run is not set: give a run dir or a checkpoint, e.g. run=outputs/2026-12-01/10-00-00-000000."
+        )
     path = Path(str(run)).expanduser()
     if path.is_dir():
         best = path / artefacts.CHECKPOINTS / artefacts.BEST
         if best.is_file():
             return best
-        found = sorted(p.name for p in (path / artefacts.CHECKPOINTS).glob("*.ckpt")) if (path / artefacts.CHECKPOINTS).is_dir() else []
-        raise ConfigError(f"run={run}: this run dir has no checkpoints/best.ckpt"
-                          f"{' (it has ' + ', '.join(found) + ': point run at one of them)' if found else ''}. "
-                          f"Is it a finished training run? Point run at a run dir that holds checkpoints/best.ckpt, "
-                          f"or at a .ckpt file.")
+        found = (
+            sorted(p.name for p in (path / artefacts.CHECKPOINTS).glob("*.ckpt"))
+            if (path / artefacts.CHECKPOINTS).is_dir()
+            else []
+        )
+        raise ConfigError(
+            f"run={run}: this run dir has no checkpoints/best.ckpt"
+            f"{' (it has ' + ', '.join(found) + ': point run at one of them)' if found else ''}. "
+            f"Is it a finished training run? Point run at a run dir that holds checkpoints/best.ckpt, "
+            f"or at a .ckpt file."
+        )
     if path.is_file():
         return path
     raise ConfigError(f"run={run}: no such run dir or checkpoint file.")
@@ -98,18 +109,24 @@ def resolve_ckpt_path(ckpt_path, out_dir: Path, auto_resume: bool) -> str | None
         path = last
     elif str(ckpt_path) == "last":
         if not last.is_file():
-            log.warning("ckpt_path=last: %s has no checkpoints/last.ckpt yet; starting from scratch.", out_dir)
+            log.warning(
+                "ckpt_path=last: %s has no checkpoints/last.ckpt yet; starting from scratch.", out_dir
+            )
             return None
         path = last
     else:
         path = Path(str(ckpt_path)).expanduser().absolute()
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file ({path}). Point it at a checkpoint, e.g. "
-                          f"<run dir>/checkpoints/last.ckpt, or use ckpt_path=last with hydra.run.dir=<run dir>.")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: no such file ({path}). Point it at a checkpoint, e.g. "
+            f"<run dir>/checkpoints/last.ckpt, or use ckpt_path=last with hydra.run.dir=<run dir>."
+        )
     try:
         peek(path)
     except Exception as err:  # noqa: BLE001  (any unreadable file is the user's to replace)
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: {path} is not a readable checkpoint ({summary(err)}). It may be truncated or "
-            f"corrupt; checkpoints/ keeps best.ckpt beside last.ckpt: point ckpt_path at another one.") from err
+            f"ckpt_path={ckpt_path}: {path} is not a readable "
+            f"checkpoint ({summary(err)}). It may be truncated or "
+            f"corrupt; checkpoints/ keeps best.ckpt beside last.ckpt: point ckpt_path at another one."
+        ) from err
     return str(path)
