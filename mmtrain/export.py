@@ -52,7 +52,11 @@ def signature(module) -> dict:
     for m in module.model.modalities:
         spec = module.model.encoders[m].input_spec()
         axes = [f"{m}_length" if d == "length" else d for d in spec["shape"]]
-        inputs.append({"name": f"{m}_x", "dtype": spec["dtype"], "shape": axes, "featurize": spec["what"]})
+        x = {"name": f"{m}_x", "dtype": spec["dtype"], "shape": axes, "featurize": spec["what"]}
+        fitted = module.hparams.model_cfg["encoder"][m].get("preprocessing")
+        inputs.append(
+            {**x, "preprocessing": fitted} if fitted else x
+        )  # the values: means, stds, vocabularies
         inputs.append(
             {
                 "name": f"{m}_mask",

@@ -18,15 +18,8 @@ from mmtrain.core import artefacts
 from mmtrain.core.errors import ConfigError, summary
 from mmtrain.data.datamodule import MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers
-from mmtrain.data.manifest import (
-    READERS,
-    check_table,
-    locate,
-    make_table,
-    read_chunks,
-    read_manifest,
-    write_table,
-)
+from mmtrain.data.files import READERS, locate
+from mmtrain.data.manifest import check_table, make_table, read_chunks, read_manifest, write_table
 from mmtrain.data.preflight import BadRows
 from mmtrain.data.schema import Missing, read_missing
 from mmtrain.evaluation import analysis

@@ -132,6 +132,11 @@ def test_a_modality_gets_its_type_default_or_a_named_encoder(tmp_path, toy):
         make_cfg(tmp_path / "b", *base, *QUICK, "+encoder/tabular@encoder_for.meta=ft_transformer")
     )
     assert type(module.model.encoders["meta"]).__name__ == "FTTransformerEncoder"
+    from mmtrain.export import signature
+
+    meta = next(i for i in signature(module)["inputs"] if i["name"] == "meta_x")  # the values, not a description
+    fitted = meta["preprocessing"]
+    assert fitted["numeric"] == ["likes"] and fitted["vocab"] == [["de", "fr", "us"]] and len(fitted["mean"]) == 1
 
 
 def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):

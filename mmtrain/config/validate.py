@@ -102,10 +102,14 @@ def require_types(cfg: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Checks that need no data, so a bad value fails in a second, before anything heavy runs.
-    Expands head=per_target first (see expand_heads)."""
+    """Checks that need no data, so a bad value (or a data.path that names no file) fails in a
+    second, before anything heavy runs. Expands head=per_target first (see expand_heads)."""
     require_values(cfg)
     require_types(cfg)
+    if cfg.data.get("path"):
+        from mmtrain.data.files import locate
+
+        locate(cfg.data.path)
     if "targets" in cfg.data and not cfg.data.targets:
         raise ConfigError(
             "data.targets is empty: name what to predict, e.g. data.targets.label.column=label "

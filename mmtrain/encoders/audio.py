@@ -19,7 +19,14 @@ from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.media import load_audio
 from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.encoders.augment import SpecAugment
-from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
+from mmtrain.encoders.base import (
+    Encoder,
+    EncoderOutput,
+    model_reference,
+    run_frozen,
+    set_trainable,
+    transformer_layer_ids,
+)
 from mmtrain.encoders.text import resolve_model_path
 
 
@@ -200,6 +207,7 @@ class HFAudioEncoder(Encoder):
         from transformers import AutoFeatureExtractor, AutoModel
 
         self.path = self.model_path = resolve_model_path(model, "encoder.audio.model")
+        self.reference = model_reference(model)
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path)
@@ -254,7 +262,8 @@ class HFAudioEncoder(Encoder):
             return {
                 "shape": ["batch", "length", self.out_dim],
                 "dtype": "float32",
-                "what": f"last hidden states of the frozen {self.path} over its feature extractor's input",
+                "what": f"last hidden states of the frozen {self.reference} over its feature extractor's "
+                "input",
             }
         one = self._inputs([torch.zeros(self.sample_rate)])[0]
         shape = ["batch", "length"] + list(one.shape[1:])

@@ -143,3 +143,9 @@ def _digest(files: tuple) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def model_reference(model: str) -> str:
+    """How an exported signature names a model: ``pkg://package/dir`` as configured, a local folder
+    by its name only (no path of the machine it was trained on)."""
+    return model if model.startswith("pkg://") else Path(model).name

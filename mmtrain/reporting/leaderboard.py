@@ -143,7 +143,8 @@ def write(sweep_dir: Path) -> Path:
     ]
     for rank, row in enumerate(table, 1):
         mean = row.get(f"{metric} mean")
-        score = "—" if mean is None else f"{mean:.4f} ± {row[f'{metric} std']:.4f}"
+        spread = f" ± {row[f'{metric} std']:.4f}" if row["runs"] > 1 else ""  # one run has no spread
+        score = "—" if mean is None else f"{mean:.4f}{spread}"
         size = (
             f"{row['trainable params']:,.0f} / {row['total params']:,.0f}" if "total params" in row else "—"
         )
