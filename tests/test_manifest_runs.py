@@ -134,9 +134,10 @@ def test_a_modality_gets_its_type_default_or_a_named_encoder(tmp_path, toy):
     assert type(module.model.encoders["meta"]).__name__ == "FTTransformerEncoder"
     from mmtrain.export import signature
 
-    meta = next(i for i in signature(module)["inputs"] if i["name"] == "meta_x")  # the values, not a description
-    fitted = meta["preprocessing"]
-    assert fitted["numeric"] == ["likes"] and fitted["vocab"] == [["de", "fr", "us"]] and len(fitted["mean"]) == 1
+    meta = next(i for i in signature(module)["inputs"] if i["name"] == "meta_x")
+    fitted = meta["preprocessing"]  # the values, not only their description
+    assert fitted["numeric"] == ["likes"] and fitted["vocab"] == [["de", "fr", "us"]]
+    assert len(fitted["mean"]) == len(fitted["std"]) == 1
 
 
 def test_modality_names_and_type_names_do_not_mix(tmp_path, toy):

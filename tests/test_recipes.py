@@ -106,3 +106,17 @@ def test_presets_freeze_or_fine_tune_the_pretrained_encoders(tmp_path, toy_manif
     assert cfg.monitor == "val/label/f1_macro"
     if not frozen:
         assert cfg.trainer.precision == "bf16-mixed" and cfg.average.method == "greedy"
+
+
+def test_the_val_loss_a_soup_is_judged_by_comes_from_the_one_inference_loop(cfg_factory):
+    """val_score(monitor=val/loss): the row-weighted mean of the batches' losses, as Lightning logs it."""
+    from mmtrain.training.averaging import val_score
+
+    module, datamodule = prepare(cfg_factory("data.source.num_samples=120", "data.batch_size=16"))
+    module.eval()
+    total, rows = 0.0, 0
+    with torch.no_grad():
+        for batch in datamodule.loader("val", shard=False):
+            total += float(module._loss(module.model(batch), batch["targets"])) * len(batch["present"])
+            rows += len(batch["present"])
+    assert abs(val_score(module, datamodule, "val/loss") - total / rows) < 1e-5

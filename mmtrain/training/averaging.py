@@ -14,7 +14,6 @@ import torch
 
 from mmtrain.core.errors import ConfigError
 from mmtrain.evaluation import analysis
-from mmtrain.runtime.devices import autocast
 from mmtrain.training import checkpoints
 
 log = logging.getLogger(__name__)
@@ -44,22 +43,17 @@ def average_states(states: list[dict]) -> dict:
 
 
 def val_score(module, datamodule, monitor: str, device="cpu", precision: str | None = None) -> float:
-    """``monitor`` (val/<task>/<metric> or val/loss) of the module's current weights on the val split."""
+    """``monitor`` (val/<task>/<metric> or val/loss) of the module's current weights on the val split,
+    through the one inference loop (evaluation/analysis.run)."""
     loader = datamodule.loader("val", shard=False)
-    if monitor == "val/loss":
-        module.eval().to(device)
-        total, rows = 0.0, 0
-        with torch.no_grad():
-            from lightning.fabric.utilities.apply_func import move_data_to_device
+    if monitor == "val/loss":  # each batch's loss times its rows, summed over the batches below
 
-            for batch in loader:
-                batch = move_data_to_device(batch, device)
-                with autocast(precision, device):
-                    total += float(module._loss(module.model(batch), batch["targets"])) * len(
-                        batch["present"]
-                    )
-                rows += len(batch["present"])
-        return total / max(rows, 1)
+        def batch_loss(outs, batch, model):
+            loss = module._loss(model.fuse(outs, batch["present"]), batch["targets"])
+            return {"loss": {"sum": loss.reshape(1) * len(batch["present"])}}
+
+        outputs, targets, present = analysis.run(module.model, loader, device, batch_loss, precision)
+        return float(outputs["loss"]["sum"].sum()) / max(len(present), 1)
     _, task, metric = monitor.split("/", 2)
     outputs, targets, _ = analysis.run(module.model, loader, device, precision=precision)
     return analysis.score(module.tasks[task], outputs[None][task], targets[task], metric)
