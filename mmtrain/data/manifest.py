@@ -78,17 +78,8 @@ def load_manifest(
     path = Path(str(path)).expanduser()
     _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
-    frame = read_manifest(
-        path,
-        columns=used_columns(
-            path, modalities, targets, split_column, id_column, ignore_columns, group_column
-        ),
-    )
-    if max_rows is not None and max_rows < 1:
-        raise ConfigError(f"data.max_rows={max_rows} must be 1 or more (or null for every row).")
-    if max_rows is not None and len(frame) > max_rows:
-        frame = frame.sample(int(max_rows), random_state=split_seed).sort_index().reset_index(drop=True)
-    frame, sentinels = read_missing(frame, missing)
+    columns = used_columns(path, modalities, targets, split_column, id_column, ignore_columns, group_column)
+    frame, sentinels = read_rows(path, columns, missing, max_rows, split_seed)
     if not targets:
         raise ConfigError(
             f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
@@ -97,27 +88,9 @@ def load_manifest(
     target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
     id_column = id_column or ("id" if "id" in frame.columns else None)
     reserved = {s["column"] for s in target_specs.values()} | {id_column, group_column, *ignore_columns}
-    if split_column is None:
-        split_column = find_split_column(frame, reserved)
-        if split_column:
-            log.info(
-                "data: column '%s' holds train/val/test: it is the split (data.split_column=%s; "
-                "set data.ignore_columns=[%s] to split at random instead).",
-                split_column,
-                split_column,
-                split_column,
-            )
-    reserved.add(split_column)
-    specs, left_out = modality_specs(frame, dict(modalities or {}), reserved)
-    if use:
-        absent = [m for m in use if m not in specs]
-        if absent:
-            named = ", ".join(f"{m} ({s['type']})" for m, s in specs.items())
-            raise ConfigError(
-                f"modalities={list(use)}: {absent} not in this manifest's modalities: {named}. "
-                f"Use those names (e.g. modalities=[{next(iter(specs))}])."
-            )
-        specs = {m: specs[m] for m in use}
+    split_column = split_column or split_column_of(frame, reserved)
+    specs, left_out = modality_specs(frame, dict(modalities or {}), reserved | {split_column})
+    specs = chosen(specs, use)
     split = assign_split(frame, split_column, split_fractions, split_seed, target_specs, group_column)
     split = regroup(
         frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed
@@ -154,23 +127,49 @@ def load_manifest(
     if unlabelled.any():
         what = next(iter(target_specs)) if len(target_specs) == 1 else "any"
         table.dropped = {f"no {what} target": int(unlabelled.sum())}
-    partly = (
-        {t: int(TASKS.get(s["type"]).missing(frame[s["column"]]).sum()) for t, s in target_specs.items()}
-        if len(target_specs) > 1
-        else {}
-    )
-    describe(
-        path,
-        specs,
-        target_specs,
-        table.tasks,
-        table.split,
-        bad,
-        columns,
-        table.dropped,
-        {t: n for t, n in partly.items() if n},
-    )
+    partly = {t: int(TASKS.get(s["type"]).missing(frame[s["column"]]).sum()) for t, s in target_specs.items()}
+    partly = {t: n for t, n in partly.items() if n} if len(target_specs) > 1 else {}
+    describe(path, specs, target_specs, table.tasks, table.split, bad, columns, table.dropped, partly)
     return table
+
+
+def read_rows(path: Path, columns, missing: Missing, max_rows: int | None, seed: int):
+    """(the manifest's rows, a seeded sample of ``max_rows`` of them, with missing cells read as
+    missing; per column the sentinel cells read as missing)."""
+    frame = read_manifest(path, columns=columns)
+    if max_rows is not None and max_rows < 1:
+        raise ConfigError(f"data.max_rows={max_rows} must be 1 or more (or null for every row).")
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(int(max_rows), random_state=seed).sort_index().reset_index(drop=True)
+    return read_missing(frame, missing)
+
+
+def split_column_of(frame: pd.DataFrame, reserved: set) -> str | None:
+    """A column named like a split holding train/val/test (schema.find_split_column), said in the log."""
+    column = find_split_column(frame, reserved)
+    if column:
+        log.info(
+            "data: column '%s' holds train/val/test: it is the split (data.split_column=%s; "
+            "set data.ignore_columns=[%s] to split at random instead).",
+            column,
+            column,
+            column,
+        )
+    return column
+
+
+def chosen(specs: dict, use) -> dict:
+    """The modalities this run trains on (the top-level ``modalities``; all when empty)."""
+    if not use:
+        return specs
+    absent = [m for m in use if m not in specs]
+    if absent:
+        named = ", ".join(f"{m} ({s['type']})" for m, s in specs.items())
+        raise ConfigError(
+            f"modalities={list(use)}: {absent} not in this manifest's modalities: {named}. "
+            f"Use those names (e.g. modalities=[{next(iter(specs))}])."
+        )
+    return {m: specs[m] for m in use}
 
 
 def without_targets(frame: pd.DataFrame, target_specs: dict) -> np.ndarray:
