@@ -112,8 +112,28 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     with phases("prepare"):
         module, datamodule = prepare(cfg, ckpt_path, phases, validated=True)
     phases["prepare"] -= phases.get("featurize", 0.0)
+    trainer, loggers = make_trainer(cfg)
+    if cfg.train:
+        with phases("train"):
+            fit(trainer, module, datamodule, ckpt_path, out_dir, loggers)
+    eval_ckpt = ckpt_path
+    if cfg.train:  # without a checkpoint callback (callbacks=none) the final weights are tested
+        eval_ckpt = (
+            str(out_dir / artefacts.CHECKPOINTS / artefacts.BEST) if trainer.checkpoint_callback else None
+        )
+    with phases("evaluate"):
+        if cfg.train and eval_ckpt:
+            finish_best(cfg, trainer, module, datamodule, eval_ckpt)
+        metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
+    if trainer.is_global_zero:
+        write_outputs(cfg, trainer, module, datamodule, eval_ckpt, metrics, confusion, loggers, phases)
+    return metrics
+
+
+def make_trainer(cfg: DictConfig) -> tuple[L.Trainer, list]:
+    """The Lightning Trainer of ``cfg.trainer`` with the run's callbacks and loggers."""
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
-    if cfg.get("balance"):  # modality balance (mmtrain/balance.py) acts on gradients, as a callback
+    if cfg.get("balance"):  # modality balance (training/balance.py) acts on gradients, as a callback
         callbacks.append(build(cfg.balance, "balance"))
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(
@@ -128,61 +148,55 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
         for lg in loggers:
             if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.runtime.tracking)
                 lg.log_run_config(cfg)
-    if cfg.train:
-        with phases("train"):
-            fit(trainer, module, datamodule, ckpt_path, out_dir, loggers)
-    device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
-    eval_ckpt = ckpt_path
-    if cfg.train:  # without a checkpoint callback (callbacks=none) the final weights are tested
-        eval_ckpt = (
-            str(out_dir / artefacts.CHECKPOINTS / artefacts.BEST) if trainer.checkpoint_callback else None
-        )
-    with phases("evaluate"):
-        if cfg.train and eval_ckpt:
-            if trainer.is_global_zero:  # best.ckpt: the best epoch or an average, then calibrated on val
-                finalize(
-                    module,
-                    datamodule,
-                    top_checkpoints(trainer),
-                    Path(eval_ckpt),
-                    cfg.average.method,
-                    cfg.monitor,
-                    cfg.monitor_mode,
-                    device,
-                    precision,
-                )
-                calibrate(
-                    module,
-                    datamodule,
-                    eval_ckpt,
-                    OmegaConf.to_container(cfg.decision, resolve=True),
-                    device,
-                    precision,
-                )
-            trainer.strategy.barrier()
-        metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
+    return trainer, loggers
+
+
+def finish_best(cfg: DictConfig, trainer, module, datamodule, best: str) -> None:
+    """best.ckpt: the best epoch or an average of the top ones (average.method), then calibrated on
+    val; written by rank 0 while the other ranks wait."""
     if trainer.is_global_zero:
-        # mmap: only the "epoch" entry is read, not the weights again
-        best_epoch = checkpoints.peek(eval_ckpt)["epoch"] if eval_ckpt else None
-        write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
-        with phases("report"):
-            analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
-        write_run_info(
-            out_dir,
-            kind="train",
-            module=module,
-            table=datamodule.table,
-            checkpoint=eval_ckpt,
-            data_path=cfg.data.get("path") or cfg.data.name,
-            wall=dict(phases),
-            epochs={"trained": trainer.current_epoch, "best": best_epoch},
+        device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
+        finalize(
+            module,
+            datamodule,
+            top_checkpoints(trainer),
+            Path(best),
+            cfg.average.method,
+            cfg.monitor,
+            cfg.monitor_mode,
+            device,
+            precision,
         )
-        write_report(out_dir)
-        for lg in loggers:
-            if hasattr(lg, "log_run_outputs"):
-                lg.log_run_outputs(out_dir, metrics)
-        print_summary(metrics, out_dir, best_epoch)
-    return metrics
+        calibrate(
+            module, datamodule, best, OmegaConf.to_container(cfg.decision, resolve=True), device, precision
+        )
+    trainer.strategy.barrier()
+
+
+def write_outputs(cfg, trainer, module, datamodule, eval_ckpt, metrics, confusion, loggers, phases) -> None:
+    """metrics.json, config.yaml, curves, confusion matrices, the report's tables, run.json,
+    report.md, the tracking loggers' copies, and the metrics table on the console."""
+    out_dir = Path(cfg.paths.output_dir)
+    best_epoch = checkpoints.peek(eval_ckpt)["epoch"] if eval_ckpt else None
+    write_results(out_dir, cfg, metrics, confusion, module.tasks, best_epoch)
+    device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
+    with phases("report"):
+        analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
+    write_run_info(
+        out_dir,
+        kind="train",
+        module=module,
+        table=datamodule.table,
+        checkpoint=eval_ckpt,
+        data_path=cfg.data.get("path") or cfg.data.name,
+        wall=dict(phases),
+        epochs={"trained": trainer.current_epoch, "best": best_epoch},
+    )
+    write_report(out_dir)
+    for lg in loggers:
+        if hasattr(lg, "log_run_outputs"):
+            lg.log_run_outputs(out_dir, metrics)
+    print_summary(metrics, out_dir, best_epoch)
 
 
 def top_checkpoints(trainer) -> list[str]:
