@@ -103,21 +103,34 @@ def require_types(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a bad value (or a data.path that names no file) fails in a
-    second, before anything heavy runs. Expands head=per_target first (see expand_heads)."""
+    second, before Lightning is imported. Expands head=per_target first (see expand_heads)."""
     require_values(cfg)
     require_types(cfg)
-    if cfg.data.get("path"):
-        from mmtrain.data.files import locate
+    check_data(cfg)
+    expand_heads(cfg)
+    unknown_keys(cfg, primary_keys("train"), "")
+    check_run(cfg)
+    check_modalities(cfg)
+    check_heads(cfg)
+    check_settings(cfg)
 
-        locate(cfg.data.path)
+
+def check_data(cfg: DictConfig) -> None:
+    """Something to predict, and the data file exists (light: no pandas or torch yet)."""
     if "targets" in cfg.data and not cfg.data.targets:
         raise ConfigError(
             "data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
             "(type multiclass|binary|multilabel|regression is inferred, or set with "
             "data.targets.label.type=...)."
         )
-    expand_heads(cfg)
-    unknown_keys(cfg, primary_keys("train"), "")
+    if cfg.data.get("path"):
+        from mmtrain.data.files import locate
+
+        locate(cfg.data.path)
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Cross-validation, modality balance, the ranking modes and what to train."""
     if cfg.get("cv") and cfg.cv.get("fold") is not None and not cfg.cv.folds:
         raise ConfigError(
             f"cv.fold={cfg.cv.fold} picks one of cv.folds folds: set cv.folds as well (e.g. cv.folds=5)."
@@ -148,6 +161,10 @@ def validate(cfg: DictConfig) -> None:
             f"trainer.max_epochs={cfg.trainer.get('max_epochs')} trains nothing: set it to 1 or more "
             f"(or use train=false ckpt_path=... to only evaluate)."
         )
+
+
+def check_modalities(cfg: DictConfig) -> None:
+    """The top-level ``modalities``: a non-empty list of the data's."""
     declared = list(cfg.data.modalities)
     if isinstance(cfg.modalities, str):
         raise ConfigError(f"modalities={cfg.modalities} must be a list: modalities=[{cfg.modalities}].")
@@ -159,6 +176,10 @@ def validate(cfg: DictConfig) -> None:
             f"modalities={list(cfg.modalities)}: {unknown} not in data '{cfg.data.name}', "
             f"which has {declared}."
         )
+
+
+def check_heads(cfg: DictConfig) -> None:
+    """A head per task of the data, a monitor among their metrics, a sampler over one of them."""
     if not cfg.head:
         raise ConfigError("head is empty: choose at least one task head (e.g. head=sentiment).")
     missing = [t for t in cfg.head if t not in cfg.data.tasks]
@@ -174,6 +195,15 @@ def validate(cfg: DictConfig) -> None:
             f"use val/<task>/<metric> (e.g. monitor=val/{next(iter(cfg.head))}/...), val/loss, or auto "
             f"(the first task's main metric: macro-F1, or r2)."
         )
+    if cfg.data.sampler == "balanced" and cfg.data.balance_task not in cfg.head:
+        raise ConfigError(
+            f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
+            f"which is not a task of this run {list(cfg.head)}."
+        )
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """The loss, averaging and optimiser settings (each owned by its module) and the precision."""
     from mmtrain.model.optim import OptimSettings
     from mmtrain.tasks.losses import LossSettings
 
@@ -187,11 +217,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.precision={precision} needs a CUDA GPU and none is visible: use "
             f"trainer.precision=bf16-mixed (runs on CPU) or 32-true."
-        )
-    if cfg.data.sampler == "balanced" and cfg.data.balance_task not in cfg.head:
-        raise ConfigError(
-            f"data.sampler=balanced balances data.balance_task={cfg.data.balance_task}, "
-            f"which is not a task of this run {list(cfg.head)}."
         )
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.evaluation import analysis
 from mmtrain.training import checkpoints
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,8 @@ def average_states(states: list[dict]) -> dict:
 def val_score(module, datamodule, monitor: str, device="cpu", precision: str | None = None) -> float:
     """``monitor`` (val/<task>/<metric> or val/loss) of the module's current weights on the val split,
     through the one inference loop (evaluation/analysis.run)."""
+    from mmtrain.evaluation import analysis  # Lightning: only when scoring, not when checking settings
+
     loader = datamodule.loader("val", shard=False)
     if monitor == "val/loss":  # each batch's loss times its rows, summed over the batches below
 
