@@ -246,11 +246,13 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
 
     def featurize(raws: list) -> list[torch.Tensor]:
         home = next(encoder.parameters(), torch.empty(0)).device
+        encoder.load()
         encoder.to(device)
         try:
             with autocast(precision, device):
                 return encoder.featurize(raws)
         finally:
+            encoder.unload()  # a frozen network's weights are not needed to train on its features
             encoder.to(home)
 
     return featurize

@@ -41,6 +41,17 @@ class Encoder(nn.Module):
         lr decay; names missing from the map count as the top layer. Default: one layer."""
         return {}, 1
 
+    def load(self) -> None:
+        """Build what featurizing needs that construction left out (a frozen network; see
+        HFTextEncoder.load). Called before features are computed."""
+
+    def unload(self) -> None:
+        """Let go of what ``load`` built once the features are computed."""
+
+    def frozen_parameters(self) -> int:
+        """The weights this encoder does not train (also those not loaded: see load)."""
+        return sum(p.numel() for p in self.parameters() if not p.requires_grad)
+
     def fingerprint(self) -> str | None:
         """Of the model files this encoder was built from; saved in checkpoints and checked on load."""
         return files_fingerprint(self.model_path)

@@ -4,6 +4,8 @@ trained from scratch. Both read real text through a real (WordPiece) tokenizer."
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 from pathlib import Path
 
 import torch
@@ -62,6 +64,29 @@ def _offline_hint(key: str, model: str, err: Exception) -> str:
     )
 
 
+def hidden_size(path: str, model: str) -> int:
+    """The model's width from its config.json (no transformers import, no weights read)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise ConfigError(
+            f"encoder.text.model={model}: {config} not found. Give a folder holding a saved transformers "
+            f"model (config.json, weights, tokenizer files)."
+        )
+    return int(json.loads(config.read_text())["hidden_size"])
+
+
+def safetensors_parameters(path: str) -> int:
+    """How many weights a model folder's model.safetensors holds, from its header alone."""
+    from safetensors import safe_open
+
+    files = sorted(Path(path).glob("*.safetensors"))
+    total = 0
+    for file in files:
+        with safe_open(str(file), "pt") as handle:
+            total += sum(math.prod(handle.get_slice(k).get_shape()) for k in handle.keys())
+    return total
+
+
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[torch.Tensor]:
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     return [torch.tensor(row, dtype=torch.long) for row in ids]
@@ -86,22 +111,47 @@ class HFTextEncoder(Encoder):
         token_dropout: float = 0.0,
     ):
         super().__init__()
-        from transformers import AutoModel
-
         self.freeze, self.max_length, self.token_dropout = freeze, max_length, token_dropout
         self.featurize_batch_size = featurize_batch_size
-        self.tokenizer = load_tokenizer(model, "encoder.text.model")
+        self.model_name = model
         self.path = self.model_path = resolve_model_path(model, "encoder.text.model")
         self.reference = model_reference(model)
+        self.out_dim = hidden_size(self.path, model)
+        self._tokenizer = None
+        if not freeze:  # a frozen network is built only when features must be computed (see load)
+            self.load()
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.model_name, "encoder.text.model")
+        return self._tokenizer
+
+    def load(self) -> None:
+        """The network from its files. A frozen one is built only to compute features the store does
+        not hold yet, and let go afterwards (``unload``): training reads its features, never its
+        weights, so a warm store costs no transformers import and no model load."""
+        if "model" in self._modules:
+            return
+        from transformers import AutoModel
+
         try:
             self.model = AutoModel.from_pretrained(self.path)
         except OSError as err:
-            raise ConfigError(_offline_hint("encoder.text.model", model, err)) from err
-        self.out_dim = self.model.config.hidden_size
-        set_trainable(self.model, not freeze)
+            raise ConfigError(_offline_hint("encoder.text.model", self.model_name, err)) from err
+        set_trainable(self.model, not self.freeze)
+
+    def unload(self) -> None:
+        if self.freeze and "model" in self._modules:
+            del self.model
+
+    def frozen_parameters(self) -> int:
+        if not self.freeze or "model" in self._modules:
+            return super().frozen_parameters()
+        return safetensors_parameters(self.path)
 
     def layer_ids(self) -> tuple[dict[str, int], int]:
-        return transformer_layer_ids(self.model)
+        return transformer_layer_ids(self.model) if "model" in self._modules else ({}, 1)  # frozen: none
 
     def cache_key(self) -> dict | None:
         """What the frozen features depend on: the model files (name, size, mtime) and settings."""
@@ -133,6 +183,7 @@ class HFTextEncoder(Encoder):
         ids = tokenize(self.tokenizer, raws, self.max_length)
         if not self.freeze:
             return ids
+        self.load()
 
         def encode(x, mask):
             hidden = self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state

@@ -318,7 +318,12 @@ def write_run_info(
         "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in module.tasks.items()},
         "parameters": {
             "trainable": sum(p.numel() for p in params if p.requires_grad),
-            "frozen": sum(p.numel() for p in params if not p.requires_grad),
+            "frozen": sum(
+                p.numel()
+                for n, p in module.named_parameters()
+                if not p.requires_grad and not n.startswith("model.encoders.")
+            )
+            + sum(e.frozen_parameters() for e in {id(e): e for e in model.encoders.values()}.values()),
         },
         "epochs": epochs or {},
         "wall_s": wall or {},
