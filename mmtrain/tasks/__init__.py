@@ -65,7 +65,7 @@ class TaskType:
             else np.ones(len(targets), dtype=bool)
         )
 
-    # -- training (mmtrain/module.py, losses.py)
+    # -- training (mmtrain/model/module.py, tasks/losses.py)
     def num_outputs(self, classes: list[str] | None) -> int:
         return len(classes)
 
@@ -94,7 +94,7 @@ class TaskType:
         """A confusion-matrix metric (updated with outputs and targets), or None."""
         return None
 
-    # -- calibration, fitted on val after training (mmtrain/calibration.py) and used by predict
+    # -- calibration, fitted on val after training (evaluation/calibration.py), used by predict
     def fit_calibration(self, outputs, targets, settings: dict) -> dict:
         """Calibration of this task from its val outputs and targets (plain containers): e.g.
         {"temperature": T}. ``settings``: the ``decision`` config (e.g. a binary threshold)."""
@@ -118,7 +118,7 @@ class TaskType:
         ``prob_<task>_<class>`` per class; values are numpy arrays or lists."""
         raise NotImplementedError
 
-    # -- the run report (mmtrain/analysis.py)
+    # -- the run report (mmtrain/evaluation/analysis.py)
     def per_class(self, outputs, targets, classes, calibration: dict | None) -> list[dict] | None:
         """Rows {class, precision, recall, f1, support} of the predictions predict would make."""
         return None
