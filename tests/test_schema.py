@@ -174,3 +174,18 @@ def test_a_date_that_does_not_parse_is_a_bad_row(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(ConfigError, match=r"row 3 \(id 3\): joined: not a date: 'someday'"):
         load_manifest(path, targets={"rating": {}}, modalities={"t": {"dates": ["joined"]}})
+
+
+def test_max_rows_samples_the_table_and_refuses_nonsense(tmp_path):
+    path = tmp_path / "shop.csv"
+    messy_table(200).to_csv(path, index=False)
+    assert len(load_manifest(path, targets={"rating": {}}, max_rows=100)) <= 100
+    with pytest.raises(ConfigError, match=r"data.max_rows=0 must be 1 or more"):
+        load_manifest(path, targets={"rating": {}}, max_rows=0)
+
+
+def test_log_progress_refuses_a_share_outside_an_epoch():
+    from mmtrain.training.callbacks import LogProgress
+
+    with pytest.raises(ConfigError, match=r"callbacks.log_progress.every=0 must be a share of an epoch"):
+        LogProgress(every=0)

@@ -23,5 +23,4 @@ RELIABILITY = "reliability"  # .csv and .png
 CONTRIBUTION = "contribution"  # .csv and .png
 FUSION_WEIGHTS = "fusion_weights"  # .csv and .png
 ROBUSTNESS = "robustness"  # .csv and .png
-LEADERBOARD = "leaderboard"  # .md, .csv and .png of a sweep dir
 SIGNATURE = "signature.json"  # mmtrain-export's description of the exported network

@@ -68,6 +68,8 @@ class MultimodalModule(L.LightningModule):
         self.losses = torch.nn.ModuleDict(
             {t: TASKS.get(spec["type"]).loss(spec, loss) for t, spec in tasks.items()}
         )
+        # each over the rows that have its target (plain wrappers: the state dict keeps self.losses' keys)
+        self.labelled_losses = {t: LabelledLoss(fn, tasks[t]["type"]) for t, fn in self.losses.items()}
         self.val_metrics = StageMetrics(tasks)
         # with model.aux_heads: each modality's unimodal head, on the rows that have the modality
         self.val_aux_metrics = (
@@ -90,8 +92,7 @@ class MultimodalModule(L.LightningModule):
         return self.model(batch)
 
     def _loss(self, out, targets: dict) -> torch.Tensor:
-        losses = {t: LabelledLoss(fn, self.tasks[t]["type"]) for t, fn in self.losses.items()}
-        return self.model.loss(out, targets, losses)
+        return self.model.loss(out, targets, self.labelled_losses)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.model(batch)
