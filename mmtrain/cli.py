@@ -1,5 +1,5 @@
 """The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate`` and ``mmtrain-export``,
-each a thin ``@hydra.main`` over a plain function with its own primary config in conf/. Heavy
+each a thin ``@hydra.main`` over a plain function with its own primary config in mmtrain/conf/. Heavy
 imports wait until a run needs them so ``--help`` and ``--cfg job`` stay fast."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every fusion on news_audio over seeds, as one Hydra multirun (the per-job overhead of a sweep is
 part of what is measured), against the unimodal baselines.
 
-Runs ``mmtrain -m fusion=<all of conf/fusion> seed=...`` and ``mmtrain -m modalities=[text],[audio]
+Runs ``mmtrain -m fusion=<all of mmtrain/conf/fusion> seed=...`` and ``mmtrain -m modalities=[text],[audio]
 seed=...`` (the default model otherwise, with its feature store warm from an earlier run), then writes
 bench/fusions/summary.{csv,md,png}: test macro-F1 mean ± std per fusion with a dot per seed,
 trainable / total parameters, fit seconds, the margin over the best single modality, and the sweep's

@@ -1,4 +1,4 @@
-"""docs/config.md, the configuration reference, generated from conf/ so it cannot drift: every
+"""docs/config.md, the configuration reference, generated from mmtrain/conf/ so it cannot drift: every
 primary config (one per command) and every option of every config group, each key with its default
 and the YAML's own comment. tests/test_docs.py fails when the file is stale. Usage:
     python scripts/gen_config_reference.py            # writes docs/config.md
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF, OUT = ROOT / "conf", ROOT / "docs" / "config.md"
+CONF, OUT = ROOT / "mmtrain" / "conf", ROOT / "docs" / "config.md"
 LINE = re.compile(r"^(?P<indent> *)(?P<key>[^#:\s][^:]*?):(?P<value>[^#]*?)\s*(?:#\s?(?P<comment>.*))?$")
 
 
@@ -86,7 +86,7 @@ def render() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from `conf/` by `scripts/gen_config_reference.py` "
+        "Generated from `mmtrain/conf/` by `scripts/gen_config_reference.py` "
         "(tests/test_docs.py checks it is current): "
         "every primary config (one per command) and every option of every config group, each key with its "
         "default and what the YAML says about it. Pick an option with `group=option`, set a key with "
@@ -96,7 +96,7 @@ def render() -> str:
     for primary in sorted(CONF.glob("*.yaml")):
         header, rows = entries(primary.read_text())
         command = "mmtrain" if primary.stem == "train" else f"mmtrain-{primary.stem}"
-        lines += [f"## `{command}` (conf/{primary.name})", "", header, ""] + table(rows)
+        lines += [f"## `{command}` (mmtrain/conf/{primary.name})", "", header, ""] + table(rows)
     lines += ["## Config groups", ""]
     groups = sorted({p.parent.relative_to(CONF) for p in CONF.rglob("*.yaml") if p.parent != CONF})
     for group in groups:

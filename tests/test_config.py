@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 import mmtrain
 from mmtrain.train import prepare
 
-CONF = Path(mmtrain.__file__).parent.parent / "conf"
+CONF = Path(mmtrain.__file__).parent / "conf"
 GROUPS = [
     "data",
     "encoder/text",

@@ -1,4 +1,4 @@
-"""The docs a user navigates stay true: the configuration reference is generated from conf/."""
+"""The docs a user navigates stay true: the configuration reference is generated from mmtrain/conf/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The encoder contract, for every YAML of conf/encoder/<type>/: featurize real raw inputs of that
+"""The encoder contract, for every YAML of mmtrain/conf/encoder/<type>/: featurize real raw inputs of that
 modality type, then forward padded batches: output shapes, finite outputs for a row without the
 modality, padding ignored, and gradients reaching every trainable parameter."""
 
@@ -17,7 +17,7 @@ from mmtrain.encoders.base import Encoder
 from mmtrain.encoders.text import MINILM
 from mmtrain.modalities import MODALITIES
 
-CONF = Path(mmtrain.__file__).parent.parent / "conf" / "encoder"
+CONF = Path(mmtrain.__file__).parent / "conf" / "encoder"
 YAMLS = sorted(f"{p.parent.name}/{p.stem}" for p in CONF.glob("*/*.yaml"))
 # Smaller than the defaults where a YAML has the key, for a fast test; the architecture is the same.
 SMALL = {"image_size": 32, "dim": 32, "hidden": 32, "width": 8, "heads": 2}

@@ -1,4 +1,4 @@
-"""The fusion contract, for every YAML of conf/fusion/ and the combine variants: output shapes, masks,
+"""The fusion contract, for every YAML of mmtrain/conf/fusion/ and the combine variants: output shapes, masks,
 padding, that a missing modality contributes nothing, and that gradients reach every parameter."""
 
 from pathlib import Path
@@ -55,7 +55,7 @@ FUSIONS = {
 }
 
 
-CONF = Path(mmtrain.__file__).parent.parent / "conf" / "fusion"
+CONF = Path(mmtrain.__file__).parent / "conf" / "fusion"
 SMALL = {"dim": 16, "out_dim": 16, "heads": 2}  # sizes for a fast test, where the fusion takes them
 
 
@@ -64,7 +64,7 @@ def from_yaml(path: Path):
     return lambda: build({**node, **{k: v for k, v in SMALL.items() if k in node}}, "fusion", in_dims=DIMS)
 
 
-FUSIONS.update({f"conf/{path.stem}": from_yaml(path) for path in sorted(CONF.glob("*.yaml"))})
+FUSIONS.update({f"mmtrain/conf/{path.stem}": from_yaml(path) for path in sorted(CONF.glob("*.yaml"))})
 TASKS = {"y": {"type": "multiclass"}}
 
 

@@ -13,7 +13,7 @@ from mmtrain.core.errors import ConfigError, closest, unknown_keys
 
 @functools.cache
 def primary_keys(config_name: str) -> frozenset[str]:
-    """The top-level keys a primary config (conf/<config_name>.yaml) defines: its own keys and the
+    """The top-level keys a primary config (mmtrain/conf/<config_name>.yaml) defines: its own keys and the
     config groups of its defaults list. Any other top-level key was added by a typo (+optim=...)."""
     primary = yaml.safe_load(resources.files("mmtrain.conf").joinpath(f"{config_name}.yaml").read_text())
     groups = {

@@ -44,7 +44,7 @@ class ModelOutput:
 
 
 class Fusion(nn.Module):
-    """The contract every fusion keeps (one class + one YAML in conf/fusion/ per strategy).
+    """The contract every fusion keeps (one class + one YAML in mmtrain/conf/fusion/ per strategy).
 
     Built with ``in_dims`` {modality: d_m} (the encoders' out_dim, in the run's modality order);
     declares ``out_dim`` (the width of what its heads read) and how many modalities it takes

@@ -1,4 +1,4 @@
-"""mmtrain's own Lightning callbacks (the rest of conf/callbacks/ are Lightning's)."""
+"""mmtrain's own Lightning callbacks (the rest of mmtrain/conf/callbacks/ are Lightning's)."""
 
 from __future__ import annotations
 
