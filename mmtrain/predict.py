@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from mmtrain.core import artefacts
 from mmtrain.core.errors import ConfigError, summary
-from mmtrain.data.datamodule import MultimodalDataModule
+from mmtrain.data.datamodule import LoaderSettings, MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers
 from mmtrain.data.files import READERS, locate
 from mmtrain.data.manifest import check_table, make_table, read_chunks, read_manifest, write_table
@@ -177,7 +177,7 @@ class TrainedModel:
             list(table.tasks),
             featurizers(encoders, cache_dir, device, self.precision),
             {m: encoders[m].empty_input() for m in self.modalities},
-            batch_size=batch_size,
+            LoaderSettings(batch_size),
             test_split=test_split,
             per_batch=decoded_per_batch(encoders, table, self.modalities),
         )

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mmtrain.config.validate import validate
 from mmtrain.core import artefacts
 from mmtrain.core.errors import ConfigError, build, check_arguments, summary
-from mmtrain.data.datamodule import MultimodalDataModule
+from mmtrain.data.datamodule import LoaderSettings, MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers, rank_share
 from mmtrain.data.table import MultimodalTable
 from mmtrain.evaluation.analysis import analyse
@@ -300,13 +300,15 @@ def prepare(
             rank_share(devices.world_size(cfg.trainer)),
         ),
         {m: module.model.encoders[m].empty_input() for m in modalities},
+        LoaderSettings(
+            cfg.data.batch_size,
+            cfg.data.num_workers,
+            cfg.data.sampler,
+            cfg.data.balance_task,
+            cfg.seed,
+            bucket_modality(module, cfg.data.bucket_by_length),
+        ),
         test_split=test_splits(cfg)[0],
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        sampler=cfg.data.sampler,
-        balance_task=cfg.data.balance_task,
-        seed=cfg.seed,
-        bucket_by=bucket_modality(module, cfg.data.bucket_by_length),
         per_batch=decoded_per_batch(module.model.encoders, table, modalities),
     )
     with (phases if phases is not None else Phases())("featurize"):

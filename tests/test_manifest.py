@@ -8,7 +8,7 @@ import pytest
 import toy_data
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.data.manifest import load_manifest, read_manifest, used_columns
+from mmtrain.data.manifest import ManifestSettings, load_manifest, read_manifest, used_columns
 from mmtrain.modalities.tabular import apply as apply_tabular
 
 TARGET = {"label": {"column": "label"}}
@@ -51,7 +51,7 @@ def test_parquet_shards_in_a_folder_or_glob_are_one_manifest_read_without_unused
             and table.split.tolist() == whole.split.tolist()
         )
         assert table.modalities["audio"][0].resolve() == whole.modalities["audio"][0].resolve()
-    used = used_columns(shards, kwargs["modalities"], TARGET, "split", None, [])
+    used = used_columns(shards, kwargs["modalities"], TARGET, ManifestSettings(split_column="split"))
     assert used == ["id", "audio", "text", "label", "split"]  # the file's order; likes, image, ... never read
     assert list(read_manifest(shards, columns=used).columns) == used
     with pytest.raises(ConfigError, match="no manifest.* file and no .parquet shards"):

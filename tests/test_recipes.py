@@ -86,7 +86,7 @@ def test_fine_tuned_text_trains_in_length_buckets_and_monitor_auto_picks_macro_f
     )
     module, datamodule = prepare(cfg)
     assert cfg.monitor == "val/label/f1_macro" and cfg.monitor_mode == "max"
-    assert module.model.encoders["text"].freeze is False and datamodule.bucket_by == "text"
+    assert module.model.encoders["text"].freeze is False and datamodule.settings.bucket_by == "text"
 
 
 @pytest.mark.parametrize("preset, frozen", [("fast", True), ("balanced", False), ("best", False)])

@@ -10,6 +10,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -131,6 +133,25 @@ class FeatureColumn(Sequence):
         return np.where(at < 0, 0, known[np.maximum(at, 0)])
 
 
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How train batches are drawn: the ``data`` keys of that name (and the run's seed), checked when
+    it is made. bucket_by: train batches of similar length in this modality (see LengthBuckets)."""
+
+    batch_size: int = 64
+    num_workers: Any = "auto"
+    sampler: str = "random"
+    balance_task: str | None = None
+    seed: int = 0
+    bucket_by: str | None = None
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"data.sampler={self.sampler} is not known: use one of {', '.join(SAMPLERS)}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size={self.batch_size} must be at least 1.")
+
+
 class MultimodalDataModule(L.LightningDataModule):
     """Serves batches {"inputs": {m: (x, mask)}, "present": bool [B, M], "targets": {task: y}}.
 
@@ -148,28 +169,17 @@ class MultimodalDataModule(L.LightningDataModule):
         tasks: list[str],
         featurizers: dict[str, Callable],
         empty: dict[str, torch.Tensor],
-        batch_size: int = 64,
-        num_workers="auto",
-        sampler: str = "random",
-        balance_task: str | None = None,
-        seed: int = 0,
+        loader: LoaderSettings = LoaderSettings(),
         test_split: str = "test",
-        bucket_by: str | None = None,
         per_batch: list[str] = (),
     ):
         super().__init__()
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"data.sampler={sampler} is not known: use one of {', '.join(SAMPLERS)}.")
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size={batch_size} must be at least 1.")
         self.table, self.modalities, self.tasks = table, modalities, tasks
-        self.featurizers, self.batch_size = featurizers, batch_size
+        self.featurizers, self.settings, self.batch_size = featurizers, loader, loader.batch_size
         self.per_batch = [m for m in modalities if m in per_batch]
-        self.num_workers = worker_count(num_workers, self.per_batch)
-        self.empty = empty
-        self.sampler_kind, self.balance_task, self.seed = sampler, balance_task, seed
+        self.num_workers = worker_count(loader.num_workers, self.per_batch)
+        self.empty, self.seed = empty, loader.seed
         self.test_split = test_split  # which split test_dataloader serves (one trainer.test per test split)
-        self.bucket_by = bucket_by  # train batches of similar length in this modality (see LengthBuckets)
         self.features: dict[str, FeatureColumn] | None = None
         self.start_epoch = 0  # the epoch a resumed fit starts at (train.fit sets it)
         self.present = torch.tensor(
@@ -245,9 +255,9 @@ class MultimodalDataModule(L.LightningDataModule):
 
     def _lengths(self, rows: np.ndarray) -> np.ndarray | None:
         """Each row's length in the bucket_by modality; None when there is none or it is decoded per batch."""
-        if self.bucket_by is None or self.bucket_by in self.per_batch:
+        if self.settings.bucket_by is None or self.settings.bucket_by in self.per_batch:
             return None
-        return self.features[self.bucket_by].lengths(rows)
+        return self.features[self.settings.bucket_by].lengths(rows)
 
     def loader(self, split: str, shard: bool = True) -> DataLoader:
         """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates
@@ -264,8 +274,8 @@ class MultimodalDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rows = self.table.indices("train")
         weights = None
-        if self.sampler_kind == "balanced":
-            labels = self.table.targets[self.balance_task][rows]
+        if self.settings.sampler == "balanced":
+            labels = self.table.targets[self.settings.balance_task][rows]
             known = labels >= 0  # a row without this target (multi-task data) gets the mean weight
             weights = 1.0 / np.bincount(labels[known])[np.maximum(labels, 0)]
             weights[~known] = weights[known].mean() if known.any() else 1.0

@@ -11,6 +11,7 @@ without a target leaves the split (one task) or that task's loss and metrics (se
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,62 +41,82 @@ from mmtrain.tasks import TASKS
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ManifestSettings:
+    """How a manifest is read and split: the ``data`` keys of that name (``cv.folds``/``cv.fold`` as
+    folds/fold), checked when it is made."""
+
+    split_column: str | None = None
+    split_fractions: tuple = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+    test_splits: tuple = ("test",)
+    id_column: str | None = None
+    ignore_columns: tuple = ()
+    group_column: str | None = None  # kept whole by the seeded split, val_split=group and folds
+    val_split: str | None = None  # null: as the split says; group: whole groups held out as val
+    folds: int | None = None  # cv.folds: that fold of train + val becomes val
+    fold: int | None = None
+    on_bad_row: str = "error"
+    na_values: tuple = ("?",)  # with keep_default_na: the cells read as missing (schema.Missing)
+    keep_default_na: bool = True
+    max_rows: int | None = None  # a seeded sample of that many rows (a quick check of a big table)
+
+    def __post_init__(self):
+        for key in ("split_fractions", "test_splits", "ignore_columns", "na_values"):
+            object.__setattr__(self, key, tuple(getattr(self, key) or ()))
+        if self.on_bad_row not in ("error", "skip", "missing"):
+            raise ConfigError(f"data.on_bad_row={self.on_bad_row} is not known: use error, skip or missing.")
+        if self.val_split not in (None, "group"):
+            raise ConfigError(
+                f"data.val_split={self.val_split} is not known: use null (as the split says) or group."
+            )
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ConfigError(f"data.max_rows={self.max_rows} must be 1 or more (or null for every row).")
+
+    @property
+    def missing(self) -> Missing:
+        return Missing.of({"na_values": self.na_values, "keep_default_na": self.keep_default_na})
+
+
 def load_manifest(
     path: str,
     modalities: dict | None = None,
     targets: dict | None = None,
-    split_column: str | None = None,
-    split_fractions=(0.7, 0.15, 0.15),
-    split_seed: int = 0,
-    test_splits=("test",),
-    id_column: str | None = None,
-    ignore_columns=(),
-    on_bad_row: str = "error",
     use=None,
     report_dir: str | None = None,
-    group_column: str | None = None,
-    val_split: str | None = None,
-    folds: int | None = None,
-    fold: int | None = None,
-    na_values=("?",),
-    keep_default_na: bool = True,
-    max_rows: int | None = None,
+    **settings,
 ) -> MultimodalTable:
     """Read the manifest at ``path`` and turn it into a MultimodalTable (see the module docstring).
-    group_column / val_split / folds / fold: see ``regroup`` (preprocessing is fitted on the resulting
-    train rows).
-    na_values / keep_default_na: the cells read as missing (schema.Missing). max_rows: a seeded sample
-    of that many rows (a quick check of a big table).
-
+    settings: ManifestSettings' fields (preprocessing is fitted on the train rows they leave).
     use: the modalities this run trains on (the top-level ``modalities``); only those are loaded and
     checked. report_dir: where bad_rows.csv goes when the preflight finds bad rows.
     """
     if report_dir:  # a report left by an earlier run in this run dir is not this run's
         (Path(report_dir) / artefacts.BAD_ROWS).unlink(missing_ok=True)
-    if on_bad_row not in ("error", "skip", "missing"):
-        raise ConfigError(f"data.on_bad_row={on_bad_row} is not known: use error, skip or missing.")
-    missing = Missing.of({"na_values": na_values, "keep_default_na": keep_default_na})
+    how = ManifestSettings(**settings)
     path = Path(str(path)).expanduser()
     _, _, root = locate(path)
     targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
-    columns = used_columns(path, modalities, targets, split_column, id_column, ignore_columns, group_column)
-    frame, sentinels = read_rows(path, columns, missing, max_rows, split_seed)
+    columns = used_columns(path, modalities, targets, how)
+    frame, sentinels = read_rows(path, columns, how)
     if not targets:
         raise ConfigError(
             f"data.targets is empty: name what to predict, e.g. data.targets.label.column=label "
             f"(columns of {path.name}: {list(frame.columns)})."
         )
     target_specs = {task: target_spec(frame, task, spec) for task, spec in targets.items()}
-    id_column = id_column or ("id" if "id" in frame.columns else None)
-    reserved = {s["column"] for s in target_specs.values()} | {id_column, group_column, *ignore_columns}
-    split_column = split_column or split_column_of(frame, reserved)
+    id_column = how.id_column or ("id" if "id" in frame.columns else None)
+    reserved = {s["column"] for s in target_specs.values()} | {
+        id_column,
+        how.group_column,
+        *how.ignore_columns,
+    }
+    split_column = how.split_column or split_column_of(frame, reserved)
+    how = replace(how, split_column=split_column, id_column=id_column)
     specs, left_out = modality_specs(frame, dict(modalities or {}), reserved | {split_column})
     specs = chosen(specs, use)
-    split = assign_split(frame, split_column, split_fractions, split_seed, target_specs, group_column)
-    split = regroup(
-        frame, split, target_specs, group_column, val_split, split_fractions, folds, fold, split_seed
-    )
-    used = ["train", "val", *test_splits]
+    split = regroup(frame, assign_split(frame, target_specs, how), target_specs, how)
+    used = ["train", "val", *how.test_splits]
     unused = sorted(set(split) - set(used))
     if unused:
         log.warning(
@@ -103,9 +124,9 @@ def load_manifest(
         )
     unlabelled = without_targets(frame, target_specs)
     roles = {
-        c: role for c, role in ((split_column, "split"), (id_column, "id"), (group_column, "group")) if c
+        c: role for c, role in ((split_column, "split"), (id_column, "id"), (how.group_column, "group")) if c
     }
-    roles.update({c: "ignored (data.ignore_columns)" for c in ignore_columns})
+    roles.update({c: "ignored (data.ignore_columns)" for c in how.ignore_columns})
     columns = columns_found(frame, specs, target_specs, left_out, roles, sentinels)
     keep = np.isin(split, used) & ~unlabelled
     if not keep.all():
@@ -117,10 +138,10 @@ def load_manifest(
         "targets": {t: {k: s[k] for k in ("column", "type", "separator")} for t, s in target_specs.items()},
         "id_column": id_column,
         "split_column": split_column,
-        "missing": missing.spec(),
+        "missing": how.missing.spec(),
     }
     table, _, bad = make_table(
-        frame, spec, split, root, ids, on_bad_row, report_dir, numbers=np.flatnonzero(keep)
+        frame, spec, split, root, ids, how.on_bad_row, report_dir, numbers=np.flatnonzero(keep)
     )
     require_splits(table.split, used, split_column, after="after dropping bad rows")
     table.columns = [c.row() for c in columns]
@@ -133,15 +154,15 @@ def load_manifest(
     return table
 
 
-def read_rows(path: Path, columns, missing: Missing, max_rows: int | None, seed: int):
-    """(the manifest's rows, a seeded sample of ``max_rows`` of them, with missing cells read as
+def read_rows(path: Path, columns, how: ManifestSettings):
+    """(the manifest's rows, a seeded sample of ``how.max_rows`` of them, with missing cells read as
     missing; per column the sentinel cells read as missing)."""
     frame = read_manifest(path, columns=columns)
-    if max_rows is not None and max_rows < 1:
-        raise ConfigError(f"data.max_rows={max_rows} must be 1 or more (or null for every row).")
-    if max_rows is not None and len(frame) > max_rows:
-        frame = frame.sample(int(max_rows), random_state=seed).sort_index().reset_index(drop=True)
-    return read_missing(frame, missing)
+    if how.max_rows is not None and len(frame) > how.max_rows:
+        frame = (
+            frame.sample(int(how.max_rows), random_state=how.split_seed).sort_index().reset_index(drop=True)
+        )
+    return read_missing(frame, how.missing)
 
 
 def split_column_of(frame: pd.DataFrame, reserved: set) -> str | None:
@@ -180,15 +201,7 @@ def without_targets(frame: pd.DataFrame, target_specs: dict) -> np.ndarray:
     return rows
 
 
-def used_columns(
-    path,
-    modalities: dict | None,
-    targets: dict,
-    split_column: str | None,
-    id_column: str | None,
-    ignore_columns,
-    group_column: str | None = None,
-) -> list[str] | None:
+def used_columns(path, modalities: dict | None, targets: dict, how: ManifestSettings) -> list[str] | None:
     """The columns to read: with modalities declared, theirs and the targets', split and id columns; else
     all but ``ignore_columns``. None (read all) when one is missing, so its error lists the file's columns,
     or when the format has no header to read them from (JSONL)."""
@@ -196,12 +209,12 @@ def used_columns(
     if names is None:
         return None
     if not modalities:
-        wanted = [c for c in names if c not in set(ignore_columns)]
+        wanted = [c for c in names if c not in set(how.ignore_columns)]
     else:
         wanted = {
-            split_column,
-            group_column,
-            id_column or "id",
+            how.split_column,
+            how.group_column,
+            how.id_column or "id",
             *(spec.get("column") or task for task, spec in targets.items()),
         }
         for name, spec in modalities.items():
@@ -424,16 +437,10 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, write)
 
 
-def assign_split(
-    frame: pd.DataFrame,
-    split_column: str | None,
-    fractions,
-    seed: int,
-    target_specs: dict,
-    group_column: str | None = None,
-) -> np.ndarray:
-    """The split column's values, or a seeded split: of whole groups with ``group_column``,
+def assign_split(frame: pd.DataFrame, target_specs: dict, how: ManifestSettings) -> np.ndarray:
+    """The split column's values, or a seeded split: of whole groups with ``how.group_column``,
     otherwise stratified by the first class target."""
+    split_column, group_column = how.split_column, how.group_column
     if split_column:
         names = labels_of(
             frame, split_column, "data.split_column", "split", "fill in train/val/test for them"
@@ -442,18 +449,18 @@ def assign_split(
         canonical = np.array([VAL_ALIASES.get(n, n) for n in lower])
         known = np.isin(canonical, ["train", "val", "test"])
         return np.where(known, canonical, names).astype(str).astype(object)
-    fractions = list(fractions)
+    fractions = list(how.split_fractions)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ConfigError(
             f"data.split_fractions={fractions} must be three positive shares of train, val "
             f"and test that add up to 1 (e.g. [0.7, 0.15, 0.15])."
         )
     if group_column:
-        return group_split(group_labels(frame, group_column), fractions, seed)
+        return group_split(group_labels(frame, group_column), fractions, how.split_seed)
     strata = stratum_of(frame, target_specs)
     if strata is None:
         strata = np.zeros(len(frame), dtype=object)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(how.split_seed)
     split = np.empty(len(frame), dtype=object)
     for stratum in pd.unique(strata):
         rows = rng.permutation(np.flatnonzero(strata == stratum))
@@ -494,32 +501,19 @@ def stratum_of(frame: pd.DataFrame, target_specs: dict) -> np.ndarray | None:
     return None
 
 
-def regroup(
-    frame: pd.DataFrame,
-    split: np.ndarray,
-    target_specs: dict,
-    group_column: str | None,
-    val_split: str | None,
-    fractions,
-    folds: int | None,
-    fold: int | None,
-    seed: int,
-) -> np.ndarray:
+def regroup(frame: pd.DataFrame, split: np.ndarray, target_specs: dict, how: ManifestSettings) -> np.ndarray:
     """The split after data.val_split=group (whole groups of data.group_column held out as val) and
     cv.folds / cv.fold (that fold of the train + val rows as val; stratified, groups kept whole)."""
-    if val_split not in (None, "group"):
-        raise ConfigError(f"data.val_split={val_split} is not known: use null (as the split says) or group.")
-    groups = group_labels(frame, group_column) if group_column else None
-    if val_split == "group":
+    groups = group_labels(frame, how.group_column) if how.group_column else None
+    if how.val_split == "group":
         if groups is None:
             raise ConfigError(
                 "data.val_split=group holds out whole groups: set data.group_column=<column> too "
                 "(e.g. data.group_column=speaker)."
             )
-        train, val = list(fractions)[:2]
-        split = group_holdout(split, groups, val / (train + val), seed)
-    if folds:
-        split = fold_split(
-            split, stratum_of(frame, target_specs), groups, folds, 0 if fold is None else fold, seed
-        )
+        train, val = how.split_fractions[:2]
+        split = group_holdout(split, groups, val / (train + val), how.split_seed)
+    if how.folds:
+        fold = 0 if how.fold is None else how.fold
+        split = fold_split(split, stratum_of(frame, target_specs), groups, how.folds, fold, how.split_seed)
     return split
