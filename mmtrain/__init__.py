@@ -26,8 +26,8 @@ def run_id() -> str:
 
 def load_model(run):
     """The trained model of a run dir or checkpoint file: ``load_model(run).predict(frame)``
-    (see mmtrain.predict.TrainedModel). Imported on first use, so ``import mmtrain`` stays light."""
-    from mmtrain.predict import load_model as load
+    (see mmtrain.inference). Imported on first use, so ``import mmtrain`` stays light."""
+    from mmtrain.inference import load_model as load
 
     return load(run)
 

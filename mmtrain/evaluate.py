@@ -24,7 +24,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """mmtrain-evaluate: the model of ``cfg.run`` on the labelled file ``cfg.data.path`` (the
     targets' columns must be there; no train rows needed). The rows of each split (the run's split
     column, if the file has it) are reported as ``<split>/...``, all rows otherwise as ``eval/...``."""
-    from mmtrain.predict import load_model
+    from mmtrain.inference import load_model
     from mmtrain.reporting import results
 
     start = time.perf_counter()

@@ -227,7 +227,7 @@ def check(module, folder: Path, inputs: tuple) -> float:
 
 def export(cfg: DictConfig) -> Path:
     """mmtrain-export run=<run dir or .ckpt> format=onnx|torchscript output=<folder>."""
-    from mmtrain.predict import load_model
+    from mmtrain.inference import load_model
 
     if cfg.format not in FORMATS:
         raise ConfigError(f"format={cfg.format} is not known: use {' or '.join(FORMATS)}.")

@@ -20,6 +20,7 @@ from mmtrain.core.errors import ConfigError, build, check_arguments, summary
 from mmtrain.data.datamodule import LoaderSettings, MultimodalDataModule
 from mmtrain.data.feature_store import decoded_per_batch, featurizers, rank_share
 from mmtrain.data.table import MultimodalTable
+from mmtrain.evaluation import predictions
 from mmtrain.evaluation.analysis import analyse
 from mmtrain.evaluation.calibration import calibrate
 from mmtrain.evaluation.splits import evaluate_splits
@@ -182,6 +183,8 @@ def write_outputs(cfg, trainer, module, datamodule, eval_ckpt, metrics, confusio
     device, precision = trainer.strategy.root_device, str(cfg.trainer.precision)
     with phases("report"):
         analyse(out_dir, module, datamodule, test_splits(cfg)[0], cfg.robustness, device, precision)
+        splits, monitor = ["val", *test_splits(cfg)], (cfg.monitor, cfg.monitor_mode)
+        predictions.write(out_dir, module, datamodule, splits, monitor, device, precision)
     write_run_info(
         out_dir,
         kind="train",

@@ -61,7 +61,8 @@ def main() -> None:
 
     from hydra import compose, initialize_config_module
 
-    from mmtrain.predict import load_model, predict
+    from mmtrain.inference import load_model
+    from mmtrain.predict import predict
 
     def cfg(path, output):
         with initialize_config_module("mmtrain.conf", version_base="1.3"):

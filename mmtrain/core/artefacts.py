@@ -23,4 +23,9 @@ RELIABILITY = "reliability"  # .csv and .png
 CONTRIBUTION = "contribution"  # .csv and .png
 FUSION_WEIGHTS = "fusion_weights"  # .csv and .png
 ROBUSTNESS = "robustness"  # .csv and .png
+PREDICTIONS = "predictions"  # <split>.parquet: val and test predictions, what ensembling reads
+PREDICTED_TASKS = "tasks.json"  # in predictions/: the tasks, monitored metric and targets
+ENSEMBLE = "ensemble.json"  # an ensemble dir: its members, method and weights
+MEMBERS = "members"  # an ensemble dir: each member's model, packed (member_<i>/)
+GBM = "gbm"  # a model=gbm run: the boosted trees and what they read (gbm/model.json, gbm/<task>.txt)
 SIGNATURE = "signature.json"  # mmtrain-export's description of the exported network

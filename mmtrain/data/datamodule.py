@@ -259,17 +259,20 @@ class MultimodalDataModule(L.LightningDataModule):
             return None
         return self.features[self.settings.bucket_by].lengths(rows)
 
-    def loader(self, split: str, shard: bool = True) -> DataLoader:
-        """The rows of ``split`` in order (by length with ``bucket_by``). Sharded, each rank evaluates
-        its own rows, with no
-        padding, so metrics (synced by torchmetrics) count every row exactly once (Lightning's
-        DistributedSampler would repeat rows); unsharded, one process sees them all."""
-        rank, world = self._ranks() if shard else (0, 1)
+    def ordered(self, split: str) -> np.ndarray:
+        """The rows of ``split`` in the order ``loader`` serves them (by length with ``bucket_by``)."""
         rows = self.table.indices(split)
         lengths = self._lengths(rows)
         if lengths is not None:  # similar lengths together: less padding (metrics do not depend on order)
             rows = rows[np.argsort(lengths, kind="stable")]
-        return self._loader(rows[rank::world], persistent=shard)
+        return rows
+
+    def loader(self, split: str, shard: bool = True) -> DataLoader:
+        """The rows of ``split`` in ``ordered`` order. Sharded, each rank evaluates its own rows, with no
+        padding, so metrics (synced by torchmetrics) count every row exactly once (Lightning's
+        DistributedSampler would repeat rows); unsharded, one process sees them all."""
+        rank, world = self._ranks() if shard else (0, 1)
+        return self._loader(self.ordered(split)[rank::world], persistent=shard)
 
     def train_dataloader(self) -> DataLoader:
         rows = self.table.indices("train")

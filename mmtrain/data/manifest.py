@@ -328,6 +328,7 @@ def make_table(
         {m: s["type"] for m, s in specs.items()},
         fitted if preprocessing is None else dict(preprocessing),
         spec,
+        ids=np.asarray(ids)[keep],
     )
     return table, keep, bad
 

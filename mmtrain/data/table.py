@@ -47,9 +47,14 @@ class MultimodalTable:
         default_factory=list
     )  # per manifest column: its use, missing share, sentinels
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out before training, by reason
+    ids: np.ndarray | None = None  # each row's id (the id column's value, else its row number in the file)
 
     def __len__(self) -> int:
         return len(self.split)
 
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
+
+    def row_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The ids of ``rows`` (their positions when the data has none)."""
+        return (self.ids[rows] if self.ids is not None else rows).astype(str)

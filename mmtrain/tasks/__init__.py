@@ -118,6 +118,16 @@ class TaskType:
         ``prob_<task>_<class>`` per class; values are numpy arrays or lists."""
         raise NotImplementedError
 
+    # -- ensembles (mmtrain/ensemble/): members' saved predictions, combined
+    def value_columns(self, task: str, classes) -> list[str]:
+        """The columns of ``predictions`` an ensemble averages (probabilities per class, or values)."""
+        return [f"prob_{task}_{c}" for c in classes]
+
+    def outputs_of(self, values):
+        """Outputs (as the network gives them) whose probabilities are ``values`` [N, K] (a torch
+        tensor): what metrics, calibration and ``predictions`` take."""
+        raise NotImplementedError
+
     # -- the run report (mmtrain/evaluation/analysis.py)
     def per_class(self, outputs, targets, classes, calibration: dict | None) -> list[dict] | None:
         """Rows {class, precision, recall, f1, support} of the predictions predict would make."""

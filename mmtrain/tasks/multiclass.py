@@ -143,6 +143,9 @@ class Multiclass(TaskType):
         columns.update({f"prob_{task}_{c}": probs[:, i].numpy() for i, c in enumerate(classes)})
         return columns
 
+    def outputs_of(self, values):
+        return values.clamp(min=1e-7).log()
+
     def per_class(self, outputs, targets, classes, calibration):
         decided = self.decide(self.probabilities(outputs.float(), calibration), calibration)
         return per_class_rows(classes, decided, targets, multilabel=False)

@@ -132,6 +132,9 @@ class Multilabel(TaskType):
         columns.update({f"prob_{task}_{c}": probs[:, i].numpy() for i, c in enumerate(classes)})
         return columns
 
+    def outputs_of(self, values):
+        return values.clamp(1e-7, 1 - 1e-7).logit()
+
     def per_class(self, outputs, targets, classes, calibration):
         decided = self.decide(self.probabilities(outputs.float(), calibration), calibration)
         return per_class_rows(classes, decided, targets, multilabel=True)

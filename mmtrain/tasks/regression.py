@@ -58,5 +58,11 @@ class Regression(TaskType):
     def metric_inputs(self, outputs, targets):
         return outputs.squeeze(-1), targets.to(outputs.dtype)
 
+    def value_columns(self, task, classes):
+        return [f"pred_{task}"]
+
+    def outputs_of(self, values):
+        return values
+
     def predictions(self, task, outputs, classes, calibration):
         return {f"pred_{task}": outputs[:, 0].float().numpy()}
