@@ -1,6 +1,6 @@
-"""The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate`` and ``mmtrain-export``,
-each a thin ``@hydra.main`` over a plain function with its own primary config in mmtrain/conf/. Heavy
-imports wait until a run needs them so ``--help`` and ``--cfg job`` stay fast."""
+"""The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate``, ``mmtrain-export`` and
+``mmtrain-ensemble``, each a thin ``@hydra.main`` over a plain function with its own primary config in
+mmtrain/conf/. Heavy imports wait until a run needs them so ``--help`` and ``--cfg job`` stay fast."""
 
 from __future__ import annotations
 
@@ -103,6 +103,12 @@ def export_main() -> None:
     export_job()
 
 
+def ensemble_main() -> None:
+    offline()
+    precheck("mmtrain-ensemble", "ensemble")
+    ensemble_job()
+
+
 @hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="predict")
 def predict_job(cfg: DictConfig) -> None:
     from mmtrain.predict import predict
@@ -122,6 +128,13 @@ def export_job(cfg: DictConfig) -> None:
     from mmtrain.export import export
 
     command(cfg, "export", export)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="ensemble")
+def ensemble_job(cfg: DictConfig) -> None:
+    from mmtrain.ensemble import ensemble
+
+    command(cfg, "ensemble", ensemble)
 
 
 def command(cfg: DictConfig, config_name: str, function) -> None:

@@ -238,6 +238,8 @@ def export(cfg: DictConfig) -> Path:
             f"another output=<folder>."
         )
     model = load_model(cfg.run)
+    if hasattr(model, "export_refusal"):  # an ensemble or boosted trees: not one network
+        raise model.export_refusal()
     path = write(model.module, cfg.format, folder, cfg.opset)
     diff = check(model.module, folder, example_inputs(signature(model.module), batch=2, length=5))
     log.info("Exported network vs PyTorch on example inputs: max |diff| = %.2e", diff)

@@ -26,6 +26,7 @@ ROBUSTNESS = "robustness"  # .csv and .png
 PREDICTIONS = "predictions"  # <split>.parquet: val and test predictions, what ensembling reads
 PREDICTED_TASKS = "tasks.json"  # in predictions/: the tasks, monitored metric and targets
 ENSEMBLE = "ensemble.json"  # an ensemble dir: its members, method and weights
+DISAGREEMENT = "disagreement"  # an ensemble dir: _<task>.csv and .png, members deciding differently
 MEMBERS = "members"  # an ensemble dir: each member's model, packed (member_<i>/)
 GBM = "gbm"  # a model=gbm run: the boosted trees and what they read (gbm/model.json, gbm/<task>.txt)
 SIGNATURE = "signature.json"  # mmtrain-export's description of the exported network

@@ -69,12 +69,43 @@ def read(run_dir: Path, split: str) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
+def value_columns(task: str, spec: dict) -> list[str]:
+    return TASKS.get(spec["type"]).value_columns(task, spec["classes"])
+
+
 def values(frame: pd.DataFrame, task: str, spec: dict) -> np.ndarray:
-    """[N, K] what a member predicts for ``task``: probabilities per class, or the value."""
-    return frame[TASKS.get(spec["type"]).value_columns(task, spec["classes"])].to_numpy(np.float64)
+    """[N, K] what a model predicts for ``task``: probabilities per class, or the value."""
+    return frame[value_columns(task, spec)].to_numpy(np.float64)
 
 
 def targets(frame: pd.DataFrame, task: str, spec: dict) -> torch.Tensor:
     if spec["type"] == "multilabel":
-        return torch.as_tensor(frame[[f"target_{task}_{label}" for label in spec["classes"]]].to_numpy())
-    return torch.as_tensor(frame[f"target_{task}"].to_numpy())
+        return torch.as_tensor(
+            frame[[f"target_{task}_{label}" for label in spec["classes"]]].to_numpy().copy()
+        )
+    return torch.as_tensor(frame[f"target_{task}"].to_numpy().copy())
+
+
+def outputs_of(tasks: dict, values: dict) -> dict[str, torch.Tensor]:
+    """{task: outputs} whose probabilities (or values) are ``values`` {task: [N, K]}."""
+    return {
+        t: TASKS.get(tasks[t]["type"]).outputs_of(torch.as_tensor(v, dtype=torch.float32))
+        for t, v in values.items()
+    }
+
+
+def metrics(tasks: dict, values: dict, frame: pd.DataFrame, stage: str) -> dict[str, float]:
+    """The run's metrics (``<stage>/<task>/<metric>``, as training writes them) of combined ``values``
+    {task: [N, K]} against the targets kept in the predictions ``frame`` of the same rows."""
+    from mmtrain.model.metrics import StageMetrics
+
+    collected = StageMetrics(tasks)
+    targets_of = {t: targets(frame, t, s) for t, s in tasks.items()}
+    collected.update(outputs_of(tasks, values), targets_of, {t: {} for t in tasks})
+    return collected.compute(stage)
+
+
+def combined_frame(tasks: dict, values: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """The predictions frame of combined ``values`` for the rows (and targets) of ``frame``."""
+    targets_of = {t: targets(frame, t, s).numpy() for t, s in tasks.items()}
+    return frame_of(tasks, frame["row"], frame["id"], outputs_of(tasks, values), targets_of, {})
