@@ -29,9 +29,12 @@ from mmtrain.model.module import MultimodalModule
 from mmtrain.model.network import check_shapes
 from mmtrain.reporting.results import (
     plot_curves,
+    plot_importance,
     print_summary,
     reset_peak_memory,
     write_confusions,
+    write_gbm_info,
+    write_rows,
     write_run_info,
 )
 from mmtrain.reporting.run_report import write as write_report
@@ -105,6 +108,8 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
 def run_one(cfg: DictConfig) -> dict[str, float]:
     """One training run (one fold, with cross-validation): see ``run``."""
     reset_peak_memory()
+    if cfg.model.get("kind", "neural") == "gbm":
+        return run_gbm(cfg)
     phases = Phases()
     out_dir = Path(cfg.paths.output_dir)
     log.info("Run dir: %s", out_dir)
@@ -128,6 +133,54 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
         metrics, confusion = evaluate_splits(trainer, module, datamodule, eval_ckpt, test_splits(cfg))
     if trainer.is_global_zero:
         write_outputs(cfg, trainer, module, datamodule, eval_ckpt, metrics, confusion, loggers, phases)
+    return metrics
+
+
+def run_gbm(cfg: DictConfig) -> dict[str, float]:
+    """model=gbm: boosted trees (training/gbm.py) on the same data, split, tasks and calibration as a
+    network, written to the same kind of run dir (metrics.json, predictions/, run.json, report.md), with
+    the trees in gbm/ and their feature importance per modality."""
+    from mmtrain.inference.gbm import outputs_of
+    from mmtrain.training import gbm
+
+    phases, out_dir = Phases(), Path(cfg.paths.output_dir)
+    log.info("Run dir: %s", out_dir)
+    with phases("prepare"):
+        table: MultimodalTable = build(cfg.data.source, "data.source")
+        modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)
+        resolve_monitor(cfg, tasks)
+        encoders = encoder_configs(cfg, table, modalities)
+    with phases("train"):
+        result = gbm.train(
+            OmegaConf.to_container(cfg.model, resolve=True),
+            table,
+            modalities,
+            tasks,
+            encoders,
+            OmegaConf.to_container(cfg.decision, resolve=True),
+            cfg.seed,
+            cache_dir=cfg.cache_dir,
+            device=devices.device(cfg.trainer),
+            precision=str(cfg.trainer.precision),
+        )
+    spec = data_spec(table, modalities, list(tasks))
+    gbm.save(out_dir / artefacts.GBM, result, spec, tasks, table.preprocessing)
+    folder, calibration, metrics = out_dir / artefacts.PREDICTIONS, result["calibration"], {}
+    predictions.write_tasks(folder, tasks, (cfg.monitor, cfg.monitor_mode), table.spec)
+    for split, rows in result["rows"].items():
+        values = result["values"][split]
+        outputs = {t: outputs_of(tasks[t], v) for t, v in values.items()}
+        targets = {t: table.targets[t][rows] for t in tasks}
+        frame = predictions.frame_of(tasks, rows, table.row_ids(rows), outputs, targets, calibration)
+        frame.to_parquet(folder / f"{split}.parquet", index=False)
+        metrics.update(predictions.metrics(tasks, values, frame, split, calibration))
+    write_results(out_dir, cfg, metrics, {}, tasks, None)
+    importance = gbm.importance(result, tasks)
+    write_rows(out_dir / f"{artefacts.IMPORTANCE}.csv", importance)
+    plot_importance(importance, out_dir / f"{artefacts.IMPORTANCE}.png")
+    write_gbm_info(out_dir, cfg, table, modalities, tasks, encoders, result, dict(phases))
+    write_report(out_dir)
+    print_summary(metrics, out_dir, None)
     return metrics
 
 

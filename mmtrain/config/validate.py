@@ -113,6 +113,33 @@ def validate(cfg: DictConfig) -> None:
     check_modalities(cfg)
     check_heads(cfg)
     check_settings(cfg)
+    check_model(cfg)
+
+
+MODEL_KINDS = ("neural", "gbm")
+
+
+def check_model(cfg: DictConfig) -> None:
+    """model=neural|gbm, and the trees' settings in range."""
+    kind = cfg.model.get("kind", "neural")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"model.kind={kind} is not known: choose model=neural or model=gbm.")
+    if kind != "gbm":
+        return
+    positive = {"learning_rate": float, "max_rounds": int, "early_stopping": int, "min_data_in_leaf": int}
+    for key, kind_of in positive.items():
+        value = cfg.model[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"model.{key}={value} must be a positive {kind_of.__name__}.")
+    if not isinstance(cfg.model.num_leaves, int) or cfg.model.num_leaves < 2:
+        raise ConfigError(f"model.num_leaves={cfg.model.num_leaves} must be a whole number of 2 or more.")
+    if not 0 < cfg.model.feature_fraction <= 1:
+        raise ConfigError(f"model.feature_fraction={cfg.model.feature_fraction} must be in (0, 1].")
+    dims = cfg.model.embedding_dims
+    if dims is not None and (not isinstance(dims, int) or dims < 1):
+        raise ConfigError(
+            f"model.embedding_dims={dims} must be a whole number of 1 or more, or null (no PCA)."
+        )
 
 
 def check_data(cfg: DictConfig) -> None:

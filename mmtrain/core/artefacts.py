@@ -23,6 +23,7 @@ RELIABILITY = "reliability"  # .csv and .png
 CONTRIBUTION = "contribution"  # .csv and .png
 FUSION_WEIGHTS = "fusion_weights"  # .csv and .png
 ROBUSTNESS = "robustness"  # .csv and .png
+IMPORTANCE = "importance"  # .csv and .png: model=gbm feature importance (gain) per feature and modality
 PREDICTIONS = "predictions"  # <split>.parquet: val and test predictions, what ensembling reads
 PREDICTED_TASKS = "tasks.json"  # in predictions/: the tasks, monitored metric and targets
 ENSEMBLE = "ensemble.json"  # an ensemble dir: its members, method and weights

@@ -94,14 +94,19 @@ def outputs_of(tasks: dict, values: dict) -> dict[str, torch.Tensor]:
     }
 
 
-def metrics(tasks: dict, values: dict, frame: pd.DataFrame, stage: str) -> dict[str, float]:
-    """The run's metrics (``<stage>/<task>/<metric>``, as training writes them) of combined ``values``
-    {task: [N, K]} against the targets kept in the predictions ``frame`` of the same rows."""
+def metrics(
+    tasks: dict, values: dict, frame: pd.DataFrame, stage: str, calibration: dict | None = None
+) -> dict[str, float]:
+    """The run's metrics (``<stage>/<task>/<metric>``, as training writes them) of ``values``
+    {task: [N, K]} against the targets kept in the predictions ``frame`` of the same rows; ece/nll
+    after ``calibration`` (of those values' outputs), the _raw ones before."""
     from mmtrain.model.metrics import StageMetrics
 
     collected = StageMetrics(tasks)
     targets_of = {t: targets(frame, t, s) for t, s in tasks.items()}
-    collected.update(outputs_of(tasks, values), targets_of, {t: {} for t in tasks})
+    collected.update(
+        outputs_of(tasks, values), targets_of, {t: (calibration or {}).get(t) or {} for t in tasks}
+    )
     return collected.compute(stage)
 
 

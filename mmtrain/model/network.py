@@ -104,6 +104,7 @@ def build_model(cfg: dict, modalities: list[str], tasks: dict[str, dict]) -> Mul
     settings, fusion_cfg = dict(cfg.get("model") or {}), dict(cfg["fusion"])
     if "modality_dropout" in fusion_cfg:  # checkpoints written before it became model.modality_dropout
         settings.setdefault("modality_dropout", fusion_cfg.pop("modality_dropout"))
+    settings.pop("kind", None)  # model=neural (the group option that chose this network)
     modality_dropout = settings.pop("modality_dropout", 0.0)
     aux, aux_weight = settings.pop("aux_heads", False), settings.pop("aux_weight", 0.3)
     if settings:

@@ -179,6 +179,23 @@ def plot_contributions(rows: list[dict], png: Path) -> None:
     plt.close(fig)
 
 
+def plot_importance(rows: list[dict], png: Path, top: int = 20) -> None:
+    """model=gbm: each modality's share of the trees' gain, and the ``top`` features."""
+    plt = _pyplot()
+    shares: dict[str, float] = {}
+    for r in rows:
+        shares[r["modality"]] = shares.get(r["modality"], 0.0) + r["share"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.3 * min(top, len(rows)) + 2.2))
+    left.bar(list(shares), list(shares.values()), color="tab:blue")
+    left.set_title("share of the gain per modality", fontsize=9)
+    chosen = rows[:top][::-1]
+    right.barh([r["feature"] for r in chosen], [r["share"] for r in chosen], color="tab:orange")
+    right.set_title(f"top {len(chosen)} features (share of the gain)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def plot_fusion_weights(rows: list[dict], png: Path, fusion: str) -> None:
     """Bars of the fusion's mean weight per modality (or member), ± one std over the rows."""
     plt = _pyplot()
@@ -330,6 +347,46 @@ def write_run_info(
         **peak_memory(),
         "splits": data_summary(table),
         "calibration": module.calibration,
+        "columns": table.columns,
+        "dropped": table.dropped,
+    }
+    (out_dir / artefacts.RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def write_gbm_info(out_dir: Path, cfg, table, modalities, tasks, encoders, result, wall: dict) -> None:
+    """run.json of a model=gbm run, with the facts report.md states for a network's."""
+    import json
+
+    from mmtrain.training.gbm import leaves
+
+    spec = table.spec or {}
+    pca = result["features"].pca
+    info = {
+        "kind": "train",
+        "checkpoint": None,
+        "data": cfg.data.get("path") or cfg.data.name,
+        "modalities": [
+            {
+                "name": m,
+                "type": table.modality_types[m],
+                "columns": (spec.get("modalities") or {}).get(m, {}),
+                "encoder": "the columns as they are"
+                if table.modality_types[m] == "tabular"
+                else f"mean of {encoders[m]['_target_'].rsplit('.', 1)[-1]} features"
+                + (f", PCA to {len(pca[m]['components'])}" if m in pca else ""),
+                "pretrained": table.modality_types[m] != "tabular",
+                "frozen": True,
+            }
+            for m in modalities
+        ],
+        "fusion": f"gradient-boosted trees (LightGBM) on {len(result['names'])} features",
+        "tasks": {t: {"type": s["type"], "classes": s["classes"]} for t, s in tasks.items()},
+        "parameters": {"trainable": leaves(result), "frozen": 0},  # the trees' leaves
+        "epochs": {},
+        "wall_s": wall,
+        **peak_memory(),
+        "splits": data_summary(table),
+        "calibration": result["calibration"],
         "columns": table.columns,
         "dropped": table.dropped,
     }

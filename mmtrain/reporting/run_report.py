@@ -56,6 +56,7 @@ def write(run_dir: Path) -> Path:
     lines += _calibration(info, metrics, run_dir)
     lines += _contribution(run_dir, info)
     lines += _fusion_weights(run_dir)
+    lines += _importance(run_dir)
     lines += _robustness(run_dir)
     lines += [
         "---",
@@ -270,6 +271,21 @@ def _fusion_weights(run_dir: Path) -> list[str]:
     ]
     lines += _table(pd.read_csv(path))
     return lines + ["![fusion weights](fusion_weights.png)", ""]
+
+
+def _importance(run_dir: Path) -> list[str]:
+    path = run_dir / f"{artefacts.IMPORTANCE}.csv"
+    if not path.is_file():
+        return []
+    rows = pd.read_csv(path)
+    shares = rows.groupby("modality", sort=False)["share"].sum().reset_index()
+    return (
+        ["## What the trees use", "", "Share of the trees' gain per modality:", ""]
+        + _table(shares)
+        + ["Top features:", ""]
+        + _table(rows.head(10)[["feature", "modality", "share"]])
+        + [f"![importance]({artefacts.IMPORTANCE}.png)", ""]
+    )
 
 
 def _robustness(run_dir: Path) -> list[str]:
