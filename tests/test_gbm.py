@@ -145,3 +145,26 @@ def test_bad_gbm_settings_are_named(table, tmp_path, override, message):
 
     with pytest.raises(ConfigError, match=message):
         validate(gbm_cfg(tmp_path / "run", table, override))
+
+
+def test_bagging_a_cv_run_uses_out_of_fold_val_and_averages_the_fold_models(table, tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from mmtrain.ensemble import ensemble
+
+    run(gbm_cfg(tmp_path / "cv", table, "cv.folds=3"))
+    with initialize_config_module("mmtrain.conf", version_base="1.3"):
+        metrics = ensemble(compose("ensemble", overrides=[f"runs={tmp_path / 'cv'}"]))
+    out = tmp_path / "cv" / "ensemble"
+    val = pd.read_parquet(out / "predictions" / "val.parquet")
+    folds = [pd.read_parquet(tmp_path / "cv" / f"fold_{k}" / "predictions" / "val.parquet") for k in range(3)]
+    assert len(val) == sum(
+        len(f) for f in folds
+    )  # every train + val row, each scored by the fold that held it out
+    assert metrics["val/y/acc"] > 0.6
+    frame = pd.read_csv(table)
+    new = frame.drop(columns=["y"]).head(20)
+    columns = ["prob_y_high", "prob_y_low", "prob_y_mid"]
+    bagged = load_model(out).predict(new)[columns].to_numpy()
+    each = [load_model(tmp_path / "cv" / f"fold_{k}").predict(new)[columns].to_numpy() for k in range(3)]
+    np.testing.assert_allclose(bagged, np.mean(each, axis=0), atol=1e-6)
