@@ -30,6 +30,22 @@ def test_ft_transformer_gives_one_token_per_column_and_mlp_one():
     assert mlp(x, mask).tokens.shape == (3, 1, 16)
 
 
+@pytest.mark.parametrize("encoder", [TabularMLPEncoder, FTTransformerEncoder])
+def test_a_high_cardinality_category_drops_to_unknown_in_training_only(encoder):
+    """An id-like column (200 train values, each twice) is regularised; a 3-value column is not."""
+    rows = [(float(i), f"shopper{i % 200}", ["a", "b", "c"][i % 3]) for i in range(400)]
+    pre = MODALITIES.get("tabular").fit({"numeric": ["x"], "categorical": ["shopper", "colour"]}, rows)
+    model = encoder(pre, dim=16, category_dropout=0.5)
+    x, _ = pad(apply_tabular(pre, rows))
+    _, _, codes = model.train().split(x)
+    assert 0.35 < (codes[:, 0] == 0).float().mean() < 0.65  # shopper: about half dropped to unknown
+    assert (codes[:, 1] > 0).all()  # colour: low cardinality, untouched
+    _, _, codes = model.eval().split(x)
+    assert (codes[:, 0] > 0).all()
+    with pytest.raises(ConfigError, match="category_dropout=1.0 must be in"):
+        encoder(pre, category_dropout=1.0)
+
+
 def test_tabular_encoder_without_columns_is_a_clear_error():
     with pytest.raises(ConfigError, match="needs the data's columns: use it for a modality of type tabular"):
         TabularMLPEncoder(None)

@@ -14,12 +14,15 @@ from torch import nn
 
 from mmtrain.core.errors import ConfigError
 from mmtrain.encoders.base import Encoder, EncoderOutput
+from mmtrain.modalities.tabular import RARE_FROM
 from mmtrain.modalities.tabular import apply as apply_tabular
 
 
 class _TabularEncoder(Encoder):
-    def __init__(self, preprocessing: dict | None, embed_dim: int):
+    def __init__(self, preprocessing: dict | None, embed_dim: int, category_dropout: float = 0.0):
         super().__init__()
+        if not 0 <= category_dropout < 1:
+            raise ConfigError(f"encoder (tabular) category_dropout={category_dropout} must be in [0, 1).")
         if not preprocessing:
             raise ConfigError(
                 "A tabular encoder needs the data's columns: use it for a modality of type tabular "
@@ -28,6 +31,11 @@ class _TabularEncoder(Encoder):
         self.preprocessing = preprocessing
         self.num_numeric = len(preprocessing["numeric"])
         self.embeddings = nn.ModuleList(nn.Embedding(len(v) + 1, embed_dim) for v in preprocessing["vocab"])
+        # A column with more train values than RARE_FROM is high-cardinality (an id, a shopper): in
+        # training its categories drop to "unknown" with probability category_dropout, so the network
+        # cannot memorise rows through it and learns what to do with a value it has never seen.
+        wide = [len(v) > RARE_FROM for v in preprocessing["vocab"]]
+        self.register_buffer("drop_rate", torch.tensor(wide, dtype=torch.float32) * category_dropout, False)
 
     def featurize(self, raws: list[tuple]) -> list[torch.Tensor]:
         return apply_tabular(self.preprocessing, raws)
@@ -43,9 +51,13 @@ class _TabularEncoder(Encoder):
         }
 
     def split(self, x: torch.Tensor):
-        """x [B, 1, F] -> values [B, n], missing flags [B, n], category indices [B, c]."""
+        """x [B, 1, F] -> values [B, n], missing flags [B, n], category indices [B, c] (in training, those
+        of high-cardinality columns dropped to 0 = unknown with probability category_dropout)."""
         x, n = x[:, 0], self.num_numeric
-        return x[:, :n], x[:, n : 2 * n], x[:, 2 * n :].long()
+        codes = x[:, 2 * n :].long()
+        if self.training and bool(self.drop_rate.any()):
+            codes = codes.masked_fill(torch.rand_like(codes, dtype=torch.float32) < self.drop_rate, 0)
+        return x[:, :n], x[:, n : 2 * n], codes
 
 
 class TabularMLPEncoder(_TabularEncoder):
@@ -59,8 +71,9 @@ class TabularMLPEncoder(_TabularEncoder):
         layers: int = 2,
         embed_dim: int = 8,
         dropout: float = 0.1,
+        category_dropout: float = 0.2,
     ):
-        super().__init__(preprocessing, embed_dim)
+        super().__init__(preprocessing, embed_dim, category_dropout)
         width = 2 * self.num_numeric + embed_dim * len(self.embeddings)
         blocks = []
         for _ in range(layers - 1):
@@ -88,8 +101,9 @@ class FTTransformerEncoder(_TabularEncoder):
         layers: int = 2,
         heads: int = 4,
         dropout: float = 0.1,
+        category_dropout: float = 0.2,
     ):
-        super().__init__(preprocessing, dim)
+        super().__init__(preprocessing, dim, category_dropout)
         if dim % heads:
             raise ConfigError(f"encoder (FT-Transformer) dim={dim} must be divisible by heads={heads}.")
         n = self.num_numeric
