@@ -30,6 +30,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     model = load_model(cfg.run)
+    if not hasattr(model, "module"):  # an ensemble or model=gbm: no network to run a trainer on
+        return evaluate_predictions(cfg, model, out_dir)
     table, _ = model.table_of(
         cfg.data.path,
         on_bad_row=cfg.data.on_bad_row,
@@ -69,4 +71,31 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
         write(out_dir)
         results.print_summary(metrics, out_dir, None)
+    return metrics
+
+
+def evaluate_predictions(cfg: DictConfig, model, out_dir: Path) -> dict[str, float]:
+    """An ensemble dir or a model=gbm run on a labelled file: the predictions mmtrain-predict makes for
+    its rows, scored against their targets with the run's metrics (per split, as for a network)."""
+    from mmtrain.data.files import locate
+    from mmtrain.data.manifest import read_manifest
+    from mmtrain.evaluation import predictions
+    from mmtrain.reporting import results, run_report
+
+    path = Path(str(cfg.data.path)).expanduser()
+    reader = model.models[0] if hasattr(model, "models") else model  # reads the targets as training did
+    table, kept = reader.table_of(path, cfg.data.on_bad_row, out_dir, True, cfg.data.split_column)
+    frame = read_manifest(path).iloc[kept].reset_index(drop=True)
+    device = devices.named("auto")
+    predicted = model.predict(frame, locate(path)[2], "error", cfg.data.batch_size, cfg.cache_dir, device)
+    tasks, metrics = model.tasks, {}
+    for split in dict.fromkeys(table.split):
+        rows = table.split == split
+        values = {t: predictions.values(predicted[rows], t, s) for t, s in tasks.items()}
+        targets = predictions.targets_frame(tasks, {t: table.targets[t][rows] for t in tasks})
+        metrics.update(predictions.metrics(tasks, values, targets, split))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / artefacts.METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    run_report.write_metrics(out_dir, f"Evaluation of `{cfg.run}` on `{path.name}`", metrics)
+    results.print_summary(metrics, out_dir, None)
     return metrics

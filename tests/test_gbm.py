@@ -168,3 +168,34 @@ def test_bagging_a_cv_run_uses_out_of_fold_val_and_averages_the_fold_models(tabl
     bagged = load_model(out).predict(new)[columns].to_numpy()
     each = [load_model(tmp_path / "cv" / f"fold_{k}").predict(new)[columns].to_numpy() for k in range(3)]
     np.testing.assert_allclose(bagged, np.mean(each, axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["gbm", "ensemble"])
+def test_mmtrain_evaluate_scores_a_gbm_run_and_an_ensemble_as_their_own_predictions(table, tmp_path, which):
+    from hydra import compose, initialize_config_module
+
+    from mmtrain.ensemble import ensemble
+    from mmtrain.evaluate import evaluate
+
+    run(gbm_cfg(tmp_path / "runs" / "gbm", table))
+    run_dir = tmp_path / "runs" / "gbm"
+    if which == "ensemble":
+        with initialize_config_module("mmtrain.conf", version_base="1.3"):
+            ensemble(compose("ensemble", overrides=[f"runs={tmp_path / 'runs'}"]))
+        run_dir = tmp_path / "runs" / "ensemble"
+    labelled = tmp_path / "labelled.csv"
+    pd.read_csv(table).assign(part=lambda f: np.where(np.arange(len(f)) < 300, "a", "b")).to_csv(labelled)
+    with initialize_config_module("mmtrain.conf", version_base="1.3"):
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                f"run={run_dir}",
+                f"data.path={labelled}",
+                "data.split_column=part",
+                f"paths.output_dir={tmp_path / 'e'}",
+            ],
+        )
+    metrics = evaluate(cfg)
+    assert metrics["a/y/acc"] > 0.6 and metrics["b/y/acc"] > 0.6 and "b/y/f1_macro" in metrics
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "| metric | a | b |" in report and "| y/f1_macro |" in report

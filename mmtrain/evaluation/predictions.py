@@ -49,6 +49,18 @@ def read_tasks(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def targets_frame(tasks: dict, targets: dict) -> pd.DataFrame:
+    """The ``target_`` columns of a predictions frame, from encoded targets {task: array}."""
+    columns = {}
+    for task, spec in tasks.items():
+        y = np.asarray(targets[task])
+        if y.ndim == 2:
+            columns.update({f"target_{task}_{label}": y[:, i] for i, label in enumerate(spec["classes"])})
+        else:
+            columns[f"target_{task}"] = y
+    return pd.DataFrame(columns)
+
+
 def frame_of(tasks: dict, rows, ids, outputs: dict, targets: dict, calibration: dict) -> pd.DataFrame:
     """The predictions frame of one split, sorted by row: ``row``, ``id``, then per task the columns
     predict writes and ``target_<task>`` (``target_<task>_<label>`` per label of a multilabel task)."""
@@ -56,11 +68,7 @@ def frame_of(tasks: dict, rows, ids, outputs: dict, targets: dict, calibration: 
     for task, spec in tasks.items():
         kind = TASKS.get(spec["type"])
         columns.update(kind.predictions(task, outputs[task], spec["classes"], (calibration or {}).get(task)))
-        y = np.asarray(targets[task])
-        if y.ndim == 2:
-            columns.update({f"target_{task}_{label}": y[:, i] for i, label in enumerate(spec["classes"])})
-        else:
-            columns[f"target_{task}"] = y
+    columns.update(targets_frame(tasks, targets).to_dict("series"))
     return pd.DataFrame(columns).sort_values("row", kind="stable").reset_index(drop=True)
 
 

@@ -67,6 +67,13 @@ def write(run_dir: Path) -> Path:
     return path
 
 
+def write_metrics(run_dir: Path, title: str, metrics: dict) -> Path:
+    """report.md of a run dir that holds metrics only (an ensemble or trees evaluated on a file)."""
+    path = Path(run_dir) / artefacts.REPORT
+    path.write_text("\n".join([f"# {title}", "", *_metrics(metrics, Path(run_dir))]) + "\n")
+    return path
+
+
 def _what(info: dict) -> list[str]:
     lines = ["## What was trained", ""]
     frame = pd.DataFrame(
