@@ -1,6 +1,7 @@
-"""The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate``, ``mmtrain-export`` and
-``mmtrain-ensemble``, each a thin ``@hydra.main`` over a plain function with its own primary config in
-mmtrain/conf/. Heavy imports wait until a run needs them so ``--help`` and ``--cfg job`` stay fast."""
+"""The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate``, ``mmtrain-export``,
+``mmtrain-ensemble`` and ``mmtrain-serve``, each a thin ``@hydra.main`` over a plain function with its
+own primary config in mmtrain/conf/. Heavy imports wait until a run needs them so ``--help`` and
+``--cfg job`` stay fast."""
 
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ def export_main() -> None:
     export_job()
 
 
+def serve_main() -> None:
+    offline()
+    precheck("mmtrain-serve", "serve")
+    serve_job()
+
+
 def ensemble_main() -> None:
     offline()
     precheck("mmtrain-ensemble", "ensemble")
@@ -135,6 +142,13 @@ def ensemble_job(cfg: DictConfig) -> None:
     from mmtrain.ensemble import ensemble
 
     command(cfg, "ensemble", ensemble)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="serve")
+def serve_job(cfg: DictConfig) -> None:
+    from mmtrain.serve import serve
+
+    command(cfg, "serve", serve)
 
 
 def command(cfg: DictConfig, config_name: str, function) -> None:

@@ -1,5 +1,6 @@
 """``mmtrain-report <dir>``: a sweep dir -> its leaderboard (leaderboard.md/csv/png over every job
-under it); a run dir (it holds run.json) -> its report.md again, from its own files."""
+under it); a run dir (it holds run.json) -> its report.md again, from its own files; an ensemble dir ->
+its report.md (as mmtrain-ensemble wrote it)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def report(folder: Path) -> Path:
     """The leaderboard of a sweep dir, or the report.md of a run dir; returns the file written."""
     if not folder.is_dir():
         raise SystemExit(f"mmtrain-report: {folder} is not a directory.")
+    if (folder / artefacts.ENSEMBLE).is_file():  # written whole by mmtrain-ensemble from its members
+        return folder / artefacts.REPORT
     if (folder / artefacts.RUN_INFO).is_file():
         from mmtrain.reporting.run_report import write
 

@@ -28,6 +28,8 @@ class EnsembleModel:
             [load_model(self.path / m) for m in member["models"]] for member in self.spec["members"]
         ]
         self.models = [model for member in self.members for model in member]
+        modalities = {m: spec for model in self.models for m, spec in model.spec["modalities"].items()}
+        self.spec = {**self.models[0].spec, "modalities": modalities}  # what the members read, together
 
     def columns(self, targets: bool = False) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -1,0 +1,276 @@
+"""mmtrain-serve on loopback: a real uvicorn server around a trained text + audio + tabular multitask
+model. Predictions over HTTP equal mmtrain-predict's; concurrent requests each get their own rows back;
+every kind of bad input gets its 4xx and message and the next good request still succeeds; file paths
+only inside serve.allow_root; /metrics counts what was sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import toy_data
+from conftest import make_cfg
+
+from mmtrain import load_model
+from mmtrain.serving.app import ServeSettings, build_app
+from mmtrain.train import run
+
+INPUTS = ["text", "audio", "likes", "country"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    manifest = toy_data.build(root / "data", rows=60)
+    cfg = make_cfg(
+        root / "run",
+        "data=manifest",
+        f"data.path={manifest}",
+        "data.split_column=split",
+        "++data.modalities.text.column=text",
+        "++data.modalities.audio.column=audio",
+        "++data.modalities.meta.numeric=[likes]",
+        "++data.modalities.meta.categorical=[country]",
+        "++data.targets.label.column=label",
+        "++data.targets.tags.column=tags",
+        "++data.targets.tags.type=multilabel",
+        "++data.targets.score.column=score",
+        "++data.targets.score.type=regression",
+        "trainer.max_epochs=2",
+    )
+    run(cfg)
+    return root / "run", manifest
+
+
+class Server:
+    def __init__(self, run_dir, **settings):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        app = build_app(load_model(run_dir), ServeSettings(**settings), "cpu", "test")
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while self.get("/health")[0] != 200:  # ready once loaded and warmed up
+            assert time.monotonic() < deadline, "the server never became ready"
+            time.sleep(0.05)
+
+    def request(self, path: str, data: bytes | None = None, headers: dict | None = None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except urllib.error.URLError:
+            return 0, b""
+
+    def get(self, path: str):
+        return self.request(path)
+
+    def post(self, body, content_type="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        status, raw = self.request("/predict", data, {"content-type": content_type})
+        return status, json.loads(raw) if raw else None
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    allowed = tmp_path_factory.mktemp("allowed")
+    (allowed / "clip.wav").write_bytes((trained[1].parent / "media" / "0.wav").read_bytes())
+    s = Server(trained[0], max_batch_size=8, batch_timeout=20, allow_root=str(allowed), passthrough=["note"])
+    s.allowed = allowed
+    yield s
+    s.close()
+
+
+def request_rows(manifest: Path, count: int, media: str = "b64") -> list[dict]:
+    frame = pd.read_csv(manifest).head(count)
+    rows = []
+    for _, r in frame.iterrows():
+        audio = (manifest.parent / r["audio"]).read_bytes()
+        rows.append(
+            {
+                "id": r["id"],
+                "text": r["text"],
+                "audio": {"b64": base64.b64encode(audio).decode()} if media == "b64" else r["id"],
+                "likes": float(r["likes"]),
+                "country": r["country"],
+            }
+        )
+    return rows
+
+
+def test_predictions_over_http_equal_mmtrain_predict(trained, server):
+    run_dir, manifest = trained
+    frame = pd.read_csv(manifest).head(12)
+    expected = load_model(run_dir).predict(frame[["id", *INPUTS]], root=manifest.parent)
+    status, body = server.post({"rows": request_rows(manifest, 12)})
+    assert status == 200, body
+    got = pd.DataFrame(body["rows"])
+    assert list(got.columns)[: len(expected.columns)] == list(expected.columns)
+    probs = [c for c in expected.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(got[probs].to_numpy(float), expected[probs].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(got["pred_score"], expected["pred_score"], atol=1e-5)
+    assert (got["pred_label"] == expected["pred_label"]).all() and (
+        got["pred_tags"] == expected["pred_tags"]
+    ).all()
+    assert (got["id"] == frame["id"]).all()
+
+
+def test_media_as_multipart_parts_and_a_missing_modality(trained, server):
+    run_dir, manifest = trained
+    rows = request_rows(manifest, 3, media="parts")
+    rows[2].pop("audio")  # no audio in this row: present_audio 0, as in training
+    boundary = uuid.uuid4().hex
+    parts = [(None, "rows", json.dumps(rows).encode())]
+    parts += [
+        (f"{r['id']}.wav", r["id"], (manifest.parent / "media" / f"{i}.wav").read_bytes())
+        for i, r in enumerate(rows[:2])
+    ]
+    body = b""
+    for filename, name, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    status, answer = server.post(body, f"multipart/form-data; boundary={boundary}")
+    assert status == 200, answer
+    assert [r["present_audio"] for r in answer["rows"]] == [1, 1, 0]
+    frame = pd.read_csv(manifest).head(3)[["id", *INPUTS]]
+    frame.loc[2, "audio"] = None
+    expected = load_model(run_dir).predict(frame, root=manifest.parent)
+    np.testing.assert_allclose(
+        pd.DataFrame(answer["rows"])[["prob_label_neg", "prob_label_pos"]].to_numpy(float),
+        expected[["prob_label_neg", "prob_label_pos"]].to_numpy(float),
+        atol=1e-6,
+    )
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(trained, server):
+    _, manifest = trained
+    rows = request_rows(manifest, 24)
+
+    def send(i):
+        return server.post({"rows": [rows[i]]})
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(send, range(24)))
+    assert all(status == 200 for status, _ in answers)
+    assert [body["rows"][0]["id"] for _, body in answers] == [r["id"] for r in rows]
+    metrics = server.get("/metrics")[1].decode()
+    batched = [line for line in metrics.splitlines() if line.startswith('mmtrain_batch_rows_bucket{le="1"}')]
+    count = [line for line in metrics.splitlines() if line.startswith("mmtrain_batch_rows_count")]
+    assert int(batched[0].split()[-1]) < int(count[0].split()[-1])  # some batches held more than one row
+
+
+GOOD = {"rows": [{"text": "a bright tech report", "likes": 1.5, "country": "fr"}]}
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, message",
+    [
+        (b"", "application/json", 400, "The body is empty"),
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        ({"rows": []}, "application/json", 400, "non-empty list"),
+        ({"items": [1]}, "application/json", 400, '{"rows": ['),
+        (
+            {"rows": [{"txt": "typo"}]},
+            "application/json",
+            400,
+            "'txt' is not an input column (did you mean 'text'?)",
+        ),
+        ({"rows": [{"text": None, "likes": None}]}, "application/json", 400, "row 0 has no input"),
+        (
+            {"rows": [{"text": 42}]},
+            "application/json",
+            400,
+            "row 0, column 'text': expected text, got a number",
+        ),
+        (
+            {"rows": [{"likes": "many"}]},
+            "application/json",
+            400,
+            "column 'likes': expected a number, got text",
+        ),
+        (b'{"rows": [{"likes": NaN}]}', "application/json", 400, "not a finite number"),
+        (b'{"rows": [{"likes": Infinity}]}', "application/json", 400, "not a finite number"),
+        ({"rows": [{"audio": {"b64": "%%%not base64"}}]}, "application/json", 400, "is not base64"),
+        (
+            {"rows": [{"audio": {"b64": base64.b64encode(b"not a wav at all").decode()}}]},
+            "application/json",
+            400,
+            "cannot be read",
+        ),
+        ({"rows": [{"audio": "../../etc/passwd"}]}, "application/json", 403, "outside serve.allow_root"),
+        ({"rows": [{"audio": "/etc/passwd"}]}, "application/json", 403, "outside serve.allow_root"),
+        ({"rows": [GOOD["rows"][0]] * 1001}, "application/json", 413, "serve.max_rows=1000"),
+        (b"x" * (33 * 2**20), "application/json", 413, "over serve.max_body_mb"),
+        (b"rows=1", "application/xml", 415, "is not read"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_the_server_goes_on(server, body, content_type, status, message):
+    got, answer = server.post(body, content_type)
+    assert got == status and message in answer["message"], answer
+    assert server.post(GOOD)[0] == 200
+
+
+def test_file_paths_only_inside_the_allowed_root(trained, server):
+    status, body = server.post({"rows": [{"text": "steady", "audio": "clip.wav"}]})
+    assert status == 200 and body["rows"][0]["present_audio"] == 1
+    (server.allowed / "link.wav").symlink_to(trained[1].parent / "media" / "1.wav")  # a symlink out of it
+    status, body = server.post({"rows": [{"text": "steady", "audio": "link.wav"}]})
+    assert status == 403 and "outside serve.allow_root" in body["message"]
+
+
+def test_paths_are_refused_without_an_allowed_root(trained):
+    s = Server(trained[0])
+    try:
+        status, body = s.post(
+            {"rows": [{"text": "steady", "audio": str(trained[1].parent / "media" / "0.wav")}]}
+        )
+        assert status == 403 and "file paths are refused" in body["message"]
+    finally:
+        s.close()
+
+
+def test_health_metadata_metrics_and_passthrough(trained, server):
+    assert server.get("/health") == (200, b"ok")
+    meta = json.loads(server.get("/metadata")[1])
+    assert meta["columns"]["likes"] == {"modality": "meta", "type": "tabular", "kind": "numeric"}
+    assert meta["tasks"]["label"]["classes"] == ["neg", "neu", "pos"] and len(meta["fingerprint"]) == 64
+    before = server.get("/metrics")[1].decode()
+    status, body = server.post({"rows": [{"text": "bright", "note": "keep me"}, {"text": "bleak"}]})
+    assert status == 200 and body["rows"][0]["note"] == "keep me"
+    assert server.post({"rows": [{"texts": "typo"}]})[0] == 400
+    after = server.get("/metrics")[1].decode()
+
+    def value(text, name):
+        return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)), 0.0)
+
+    assert value(after, "mmtrain_rows_total") == value(before, "mmtrain_rows_total") + 2
+    key = 'mmtrain_rows_without_modality_total{modality="audio"}'
+    assert value(after, key) == value(before, key) + 2
+    key = 'mmtrain_errors_total{kind="unknown_column"}'
+    assert value(after, key) == value(before, key) + 1
+    key = 'mmtrain_requests_total{status="200"}'
+    assert value(after, key) == value(before, key) + 1
