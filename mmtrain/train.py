@@ -189,6 +189,8 @@ def make_trainer(cfg: DictConfig) -> tuple[L.Trainer, list]:
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.callbacks or {}).items()]
     if cfg.get("balance"):  # modality balance (training/balance.py) acts on gradients, as a callback
         callbacks.append(build(cfg.balance, "balance"))
+    if cfg.get("trial") is not None:  # a job of hydra/sweeper=mmtrain_optuna: report to its trial (pruning)
+        callbacks.append(trial_reporter(cfg))
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.logger or {}).items()]
     trainer: L.Trainer = build(
         cfg.trainer,
@@ -203,6 +205,19 @@ def make_trainer(cfg: DictConfig) -> tuple[L.Trainer, list]:
             if hasattr(lg, "log_run_config"):  # the tracking loggers (mmtrain.runtime.tracking)
                 lg.log_run_config(cfg)
     return trainer, loggers
+
+
+def trial_reporter(cfg: DictConfig):
+    from hydra.core.hydra_config import HydraConfig
+
+    from mmtrain.sweeping.pruning import ReportToTrial
+    from mmtrain.sweeping.study import storage_url
+
+    hydra = HydraConfig.get()
+    storage, sweeper = storage_url(hydra.sweeper.storage, hydra.sweep.dir), hydra.sweeper
+    return ReportToTrial(
+        storage, sweeper.study_name, cfg.trial, cfg.monitor, sweeper.get("pruner"), cfg.paths.output_dir
+    )
 
 
 def finish_best(cfg: DictConfig, trainer, module, datamodule, best: str) -> None:

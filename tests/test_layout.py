@@ -14,7 +14,7 @@ LAYERS = [
     ("modalities", "tasks"),
     ("encoders", "fusion"),
     ("data", "model"),
-    ("training", "evaluation", "inference", "ensembling", "serving", "reporting", "config"),
+    ("training", "evaluation", "inference", "ensembling", "serving", "sweeping", "reporting", "config"),
 ]  # below: the commands, at the top level
 COMMANDS = len(LAYERS)
 

@@ -53,8 +53,10 @@ def test_sweep_records_failed_jobs_and_writes_the_leaderboard(tmp_path):
     failed = json.loads((tmp_path / "2" / "failed.json").read_text())
     assert "fusion.dim=30 must be divisible by fusion.heads=4" in failed["error"]
     board = (tmp_path / "leaderboard.csv").read_text().splitlines()
-    assert board[1].startswith("fusion.dim=32,2,0,")  # the varying override only; 2 runs, 0 failed
-    assert board[2].startswith("fusion.dim=30,0,2,")
+    assert board[1].startswith(
+        "fusion.dim=32,2,0,0,"
+    )  # the varying override only; 2 runs, 0 failed, 0 pruned
+    assert board[2].startswith("fusion.dim=30,0,2,0,")
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "## Failed jobs" in markdown and "± " in markdown
     header = board[0].split(",")

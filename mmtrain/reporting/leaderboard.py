@@ -40,7 +40,9 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
     common = [o for o in (found[0][1] if found else []) if all(o in other for _, other in found)]
     jobs = []
     for job_dir, overrides in found:
-        config = [o for o in overrides if o not in common and not o.startswith(("seed=", "cv.fold="))]
+        config = [
+            o for o in overrides if o not in common and not o.startswith(("seed=", "cv.fold=", "trial="))
+        ]
         seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "")
         job = {
             "dir": str(job_dir.relative_to(sweep_dir)),
@@ -48,6 +50,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str]]:
             "seed": seed,
             "metrics": None,
             "error": None,
+            "pruned": (job_dir / artefacts.PRUNED).is_file(),  # stopped early by the study's pruner
         }
         job["cost"] = cost(job_dir / artefacts.RUN_INFO)
         metrics, failed = job_dir / artefacts.METRICS, job_dir / artefacts.FAILED
@@ -100,7 +103,10 @@ def leaderboard(jobs: list[dict], metric: str, mode: str = "max") -> list[dict]:
     """Rows per configuration, best first: runs, failed, mean and std of every metric."""
     rows: dict[str, dict] = {}
     for job in jobs:
-        row = rows.setdefault(job["config"], {"config": job["config"], "runs": 0, "failed": 0, "values": {}})
+        row = rows.setdefault(
+            job["config"], {"config": job["config"], "runs": 0, "failed": 0, "pruned": 0, "values": {}}
+        )
+        row["pruned"] += job.get("pruned", False)
         if job["metrics"] is None or not math.isfinite(job["metrics"].get(metric, math.nan)):
             row["failed"] += 1
             continue
@@ -111,7 +117,7 @@ def leaderboard(jobs: list[dict], metric: str, mode: str = "max") -> list[dict]:
             row.setdefault("costs", {}).setdefault(key, []).append(value)
     table = []
     for row in rows.values():
-        out = {"config": row["config"], "runs": row["runs"], "failed": row["failed"]}
+        out = {"config": row["config"], "runs": row["runs"], "failed": row["failed"], "pruned": row["pruned"]}
         out.update({key: statistics.fmean(values) for key, values in row.get("costs", {}).items()})
         for key, values in sorted(row["values"].items()):
             out[f"{key} mean"] = statistics.fmean(values)
@@ -138,8 +144,9 @@ def write(sweep_dir: Path) -> Path:
         f"Sorted by `{metric}` (mean ± std over seeds). "
         f"Every job also had: `{' '.join(common) or '(nothing)'}`.",
         "",
-        f"| rank | config | runs | failed | {metric} | trainable / total params | train s | peak MB |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| rank | config | runs | failed | pruned | {metric} | trainable / total params | train s "
+        "| peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rank, row in enumerate(table, 1):
         mean = row.get(f"{metric} mean")
@@ -150,8 +157,10 @@ def write(sweep_dir: Path) -> Path:
         )
         spent = f"{row['train s']:.1f} | {row['peak MB']:.0f}" if "train s" in row else "— | —"
         lines.append(
-            f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {score} | {size} | {spent} |"
+            f"| {rank} | `{row['config']}` | {row['runs']} | {row['failed']} | {row['pruned']} | {score} | "
+            f"{size} | {spent} |"
         )
+    lines += study_best(sweep_dir)
     failed = [job for job in jobs if job["metrics"] is None]
     if failed:
         lines += ["", "## Failed jobs", ""] + [
@@ -160,6 +169,24 @@ def write(sweep_dir: Path) -> Path:
     (sweep_dir / "leaderboard.md").write_text("\n".join(lines) + "\n")
     plot(table, metric, sweep_dir / "leaderboard.png", jobs)
     return sweep_dir / "leaderboard.md"
+
+
+def study_best(sweep_dir: Path) -> list[str]:
+    """The Optuna study's best trial, as its drivers last wrote it (optimization_results.yaml)."""
+    found = [
+        yaml.safe_load(p.read_text()) or {}
+        for p in sorted(sweep_dir.glob("**/" + artefacts.OPTIMIZATION_RESULTS))
+    ]
+    found = [r for r in found if "best_value" in r]
+    if not found:
+        return []
+    best = max(found, key=lambda r: r.get("trials", 0))  # the latest view of the study
+    params = " ".join(f"{k}={v}" for k, v in best["best_params"].items())
+    return [
+        "",
+        f"Study `{best.get('study')}` ({best.get('trials')} trials over {len(found)} driver(s)): best trial "
+        f"{best['best_trial']}, value {best['best_value']:.4f}: `{params}`.",
+    ]
 
 
 def plot(table: list[dict], metric: str, png: Path, jobs: list[dict] = ()) -> None:
