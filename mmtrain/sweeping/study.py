@@ -16,6 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
+import time
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -57,7 +60,18 @@ def storage_of(url: str):
             f"hydra.sweeper.storage={url}: give SQLite an absolute path (sqlite:////abs/path/study.db, four "
             f"slashes), so that every driver opens the same file whatever its working directory."
         )
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    engine = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):  # drivers writing at once wait for the file lock instead of failing
+        engine["connect_args"] = {"timeout": 120}
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):  # drivers started together race to create the schema: the losers retry
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def distribution(override):
@@ -139,10 +153,20 @@ class StudySweeper(Sweeper):
             storage=storage_of(self.storage_url),
             study_name=self.study_name,
             direction=self.direction,
-            sampler=built(self.sampler),
+            sampler=self.driver_sampler(),
             pruner=built(self.pruner),
             load_if_exists=True,
         )
+
+    def driver_sampler(self):
+        """The sampler, its seed offset by this driver's sweep dir: drivers sharing a study with one
+        seeded sampler config would otherwise all draw the same trials (a driver stays reproducible)."""
+        node = self.config.hydra.sweeper.get("sampler")
+        if not isinstance(node, DictConfig) or node.get("seed") is None:
+            return built(self.sampler)
+        node = OmegaConf.to_container(node)
+        node["seed"] = int(node["seed"]) + zlib.crc32(str(self.sweep_dir).encode()) % 100_003
+        return instantiate(node)
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
@@ -214,7 +238,8 @@ class StudySweeper(Sweeper):
         return state.COMPLETE, value, None
 
     def check_failures(self, study) -> None:
-        """Stop a study whose failed share of finished trials is over max_failure_rate (from 4 trials on)."""
+        """Stop the driver when the failed share of the study's finished trials is over max_failure_rate
+        (from 4 finished trials on), naming the most common reason."""
         import optuna
 
         state = optuna.trial.TrialState
@@ -222,11 +247,14 @@ class StudySweeper(Sweeper):
         failed = [t for t in finished if t.state == state.FAIL and t.user_attrs.get(REASON) != STOPPED]
         if len(finished) >= 4 and len(failed) / len(finished) > self.max_failure_rate:
             reason, count = Counter(t.user_attrs.get(REASON, "unknown") for t in failed).most_common(1)[0]
-            raise ConfigError(
-                f"Study '{study.study_name}': {len(failed)} of {len(finished)} finished trials failed, over "
-                f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Most common reason ({count}): "
-                f"{reason}"
+            self.write_results(study)
+            print(
+                f"mmtrain: error: study '{study.study_name}': {len(failed)} of {len(finished)} finished "
+                f"trials failed, over hydra.sweeper.max_failure_rate={self.max_failure_rate}; the driver "
+                f"stops. Most common reason ({count} trials): {reason}",
+                file=sys.stderr,
             )
+            raise SystemExit(2)  # a plain message, not Hydra's traceback of the sweeper
 
     def write_results(self, study) -> None:
         import optuna
