@@ -252,7 +252,10 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
             with autocast(precision, device):
                 return encoder.featurize(raws)
         finally:
-            encoder.unload()  # a frozen network's weights are not needed to train on its features
+            if not getattr(
+                encoder, "resident", False
+            ):  # a server keeps it (inference.RowReader.keep_resident)
+                encoder.unload()  # a frozen network's weights are not needed to train on its features
             encoder.to(home)
 
     return featurize

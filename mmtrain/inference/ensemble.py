@@ -31,6 +31,10 @@ class EnsembleModel:
         modalities = {m: spec for model in self.models for m, spec in model.spec["modalities"].items()}
         self.spec = {**self.models[0].spec, "modalities": modalities}  # what the members read, together
 
+    def keep_resident(self) -> None:
+        for model in self.models:
+            model.keep_resident()
+
     def columns(self, targets: bool = False) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for model in self.models:

@@ -36,6 +36,8 @@ class Features:
         self.modalities = modalities  # name -> modality type
         self.encoders = encoders  # non-tabular name -> encoder config (a frozen pretrained one)
         self.pca = pca  # name -> {"mean": [D], "components": [k, D]}
+        self.built: dict = {}  # name -> its encoder, kept while resident (a server)
+        self.resident = False
 
     @classmethod
     def fit(cls, table, modalities: list[str], encoders: dict, dims: int | None, train: np.ndarray, **store):
@@ -57,7 +59,9 @@ class Features:
         return {"modalities": self.modalities, "encoders": self.encoders, "pca": self.pca}
 
     def embeddings(self, table, m: str, cache_dir=None, device="cpu", precision="32-true") -> np.ndarray:
-        encoder = build(self.encoders[m], f"encoder_for.{m}")
+        encoder = self.built.get(m) or build(self.encoders[m], f"encoder_for.{m}")
+        if self.resident:
+            encoder.resident, self.built[m] = True, encoder
         if encoder.cache_key() is None:
             raise ConfigError(
                 f"model=gbm reads modality '{m}' ({self.modalities[m]}) as the pooled features of a frozen "
@@ -149,6 +153,9 @@ class GbmModel(RowReader):
         self.features = Features(**saved["features"])
         self.calibration = saved["calibration"]
         self.boosters = {t: boosters(self.folder, t, s) for t, s in self.tasks.items()}
+
+    def keep_resident(self) -> None:
+        self.features.resident = True
 
     def outputs(self, table, batch_size: int = 64, cache_dir=None, device="cpu"):
         x, *_ = self.features.matrix(table, self.preprocessing, cache_dir=cache_dir, device=device)

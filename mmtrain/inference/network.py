@@ -68,6 +68,10 @@ class TrainedModel(RowReader):
         dm.setup()
         return dm
 
+    def keep_resident(self) -> None:
+        for encoder in self.module.model.encoders.values():
+            encoder.resident = True
+
     def outputs(self, table, batch_size: int = 64, cache_dir=None, device="cpu"):
         """(outputs {task: [N, K]}, present [N, M]) of the network over the table's rows."""
         dm = self.datamodule(table, batch_size, cache_dir, device=device)

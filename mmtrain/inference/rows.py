@@ -33,6 +33,10 @@ class RowReader:
         """(outputs {task: [N, K]} as the model gives them, present [N, M] bool) for the table's rows."""
         raise NotImplementedError
 
+    def keep_resident(self) -> None:
+        """Keep frozen encoders' networks loaded between calls (a server predicts again and again; a
+        run lets them go once their features are computed)."""
+
     def columns(self, targets: bool = False) -> dict[str, list[str]]:
         """What the model reads: {modality (or "target <task>"): its columns}."""
         out = {m: MODALITIES.get(s["type"]).columns(s) for m, s in self.spec["modalities"].items()}

@@ -150,6 +150,7 @@ def loads(text) -> object:
 
 
 def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -> FastAPI:
+    model.keep_resident()
     signature = Signature.of(model, settings.passthrough)
     modalities = list(model.spec["modalities"])
     metrics = Metrics(modalities)
