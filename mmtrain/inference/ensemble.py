@@ -22,10 +22,10 @@ class EnsembleModel:
         from mmtrain.inference import load_model
 
         self.path = Path(path)
-        self.spec = json.loads((self.path / artefacts.ENSEMBLE).read_text())
-        self.tasks = self.spec["tasks"]
+        self.saved = json.loads((self.path / artefacts.ENSEMBLE).read_text())
+        self.tasks = self.saved["tasks"]
         self.members = [
-            [load_model(self.path / m) for m in member["models"]] for member in self.spec["members"]
+            [load_model(self.path / m) for m in member["models"]] for member in self.saved["members"]
         ]
         self.models = [model for member in self.members for model in member]
         modalities = {m: spec for model in self.models for m, spec in model.spec["modalities"].items()}
@@ -94,7 +94,7 @@ class EnsembleModel:
             per_member = [
                 np.mean([predictions.values(o, task, spec) for o in member], axis=0) for member in outs
             ]
-            values[task] = combine(spec, self.spec["combine"][task], per_member)
+            values[task] = combine(spec, self.saved["combine"][task], per_member)
         combined = predictions.frame_of(
             self.tasks,
             np.arange(len(first)),
@@ -117,7 +117,7 @@ class EnsembleModel:
         return pd.DataFrame(columns)
 
     def export_refusal(self) -> ConfigError:
-        names = ", ".join(str(self.path / m) for member in self.spec["members"] for m in member["models"])
+        names = ", ".join(str(self.path / m) for member in self.saved["members"] for m in member["models"])
         return ConfigError(
             f"run={self.path} is an ensemble of {len(self.models)} models: ONNX exports one network, so "
             f"export each member instead (mmtrain-export run=<member>; its models: {names}) and combine "
