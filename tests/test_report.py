@@ -20,8 +20,8 @@ def test_a_sweep_dir_gets_a_leaderboard_and_a_single_run_no_spread(tmp_path):
     job(tmp_path / "1", ["fusion=late", "seed=1"], 0.8)
     job(tmp_path / "2", ["fusion=early", "seed=0"], 0.6)
     text = report(tmp_path).read_text()
-    assert "| `fusion=late` | 2 | 0 | 0.7500 ± 0.0707 |" in text
-    assert "| `fusion=early` | 1 | 0 | 0.6000 |" in text  # one run: no "± 0.0000"
+    assert "| `fusion=late` | 2 | 0 | 0 | 0.7500 ± 0.0707 |" in text  # runs, failed, pruned
+    assert "| `fusion=early` | 1 | 0 | 0 | 0.6000 |" in text  # one run: no "± 0.0000"
 
 
 def test_a_run_dir_gets_its_report_md_again(tmp_path):

@@ -173,6 +173,10 @@ class StudySweeper(Sweeper):
 
         space, fixed = search_space(self.params, arguments)
         study, driver = self.study(), str(self.sweep_dir)
+        # a restarted driver numbers its jobs after the ones already in its sweep dir (a job dir reused
+        # would resume the old trial's checkpoint)
+        jobs = [int(p.name) for p in self.sweep_dir.glob("*") if p.name.isdigit()]
+        self.job_idx = max(jobs, default=-1) + 1
         mine = self.recover(study, driver)
         log.info(
             "Study '%s' (%s): %d trials so far, %d of them this driver's; running %d more.",
