@@ -23,14 +23,17 @@ class ReportToTrial(L.Callback):
         from mmtrain.sweeping.study import storage_of
 
         loaded = optuna.load_study(
-            study_name=study, storage=storage_of(storage), pruner=instantiate(pruner) if pruner else None
+            study_name=study,
+            storage=storage_of(storage),
+            pruner=instantiate(pruner) if pruner else optuna.pruners.NopPruner(),  # null: never prune
         )
         trial_id = next(t._trial_id for t in loaded.get_trials(deepcopy=False) if t.number == trial)
         self.trial, self.monitor, self.out_dir = optuna.Trial(loaded, trial_id), monitor, Path(out_dir)
         (self.out_dir / artefacts.PRUNED).unlink(missing_ok=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        fitting = trainer.state.fn == "fit"  # not the final validation of the best checkpoint
+        if trainer.sanity_checking or not fitting or self.monitor not in trainer.callback_metrics:
             return
         prune = False
         if trainer.is_global_zero:

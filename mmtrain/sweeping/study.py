@@ -154,7 +154,8 @@ class StudySweeper(Sweeper):
             study_name=self.study_name,
             direction=self.direction,
             sampler=self.driver_sampler(),
-            pruner=built(self.pruner),
+            pruner=built(self.pruner)
+            or optuna.pruners.NopPruner(),  # null: none (Optuna's default is median)
             load_if_exists=True,
         )
 
