@@ -25,7 +25,7 @@ FAST = [
     "encoder.audio.channels=32",
     "encoder.audio.layers=2",
     "fusion.dim=32",
-    "data.source.num_samples=400",
+    "data.source.num_samples=800",
     "data.batch_size=32",
     "trainer.enable_progress_bar=false",
     "~callbacks.early_stopping",
