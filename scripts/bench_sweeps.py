@@ -16,20 +16,9 @@ import time
 from pathlib import Path
 
 import optuna
+from bench_resume_and_sweeps import SMALL  # the small models every sweep benchmark uses
 
-FAST = [
-    "encoder/text=scratch",
-    "encoder.text.dim=32",
-    "encoder.text.layers=1",
-    "encoder.text.heads=2",
-    "encoder.audio.channels=32",
-    "encoder.audio.layers=2",
-    "fusion.dim=32",
-    "data.source.num_samples=800",
-    "data.batch_size=32",
-    "trainer.enable_progress_bar=false",
-    "~callbacks.early_stopping",
-]
+FAST = [*SMALL, "data.source.num_samples=800", "~callbacks.early_stopping"]
 
 
 def sweep(out: Path, name: str, trials: int, epochs: int, pruner: list[str]) -> tuple[float, int, list]:

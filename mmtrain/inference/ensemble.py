@@ -15,6 +15,7 @@ from mmtrain.core.errors import ConfigError
 from mmtrain.data.preflight import BadRows
 from mmtrain.ensembling.selection import combine
 from mmtrain.evaluation import predictions
+from mmtrain.tasks import TASKS
 
 
 class EnsembleModel:
@@ -95,18 +96,10 @@ class EnsembleModel:
                 np.mean([predictions.values(o, task, spec) for o in member], axis=0) for member in outs
             ]
             values[task] = combine(spec, self.saved["combine"][task], per_member)
-        combined = predictions.frame_of(
-            self.tasks,
-            np.arange(len(first)),
-            np.arange(len(first)),
-            predictions.outputs_of(self.tasks, values),
-            {t: np.zeros(len(first)) for t in self.tasks},
-            {},
-        )
+        outputs = predictions.outputs_of(self.tasks, values)
         columns = {first.columns[0]: first[first.columns[0]].to_numpy()}
-        columns.update(
-            {c: combined[c].to_numpy() for c in combined.columns if c.startswith(("pred_", "prob_"))}
-        )
+        for task, spec in self.tasks.items():
+            columns.update(TASKS.get(spec["type"]).predictions(task, outputs[task], spec["classes"], None))
         for member in outs:
             for c in member[0].columns:
                 if c.startswith("present_") and c not in columns:

@@ -41,19 +41,20 @@ class Features:
 
     @classmethod
     def fit(cls, table, modalities: list[str], encoders: dict, dims: int | None, train: np.ndarray, **store):
-        """Features for ``modalities`` of ``table``, the PCA fitted on the ``train`` rows."""
+        """(features for ``modalities`` of ``table``, the PCA fitted on the ``train`` rows; the embeddings
+        computed for it, which ``matrix`` takes so that they are not computed twice)."""
         from sklearn.decomposition import PCA
 
         types = {m: table.modality_types[m] for m in modalities}
         embedded = {m: encoders[m] for m in modalities if types[m] != "tabular"}
-        features = cls(types, embedded, {})
+        features, computed = cls(types, embedded, {}), {}
         for m in embedded:
-            vectors = features.embeddings(table, m, **store)
+            vectors = computed[m] = features.embeddings(table, m, **store)
             rows = train[~np.isnan(vectors[train]).any(1)]
             if dims and len(rows) > dims and vectors.shape[1] > dims:
                 pca = PCA(dims, random_state=0).fit(vectors[rows])
                 features.pca[m] = {"mean": pca.mean_.tolist(), "components": pca.components_.tolist()}
-        return features
+        return features, computed
 
     def state(self) -> dict:
         return {"modalities": self.modalities, "encoders": self.encoders, "pca": self.pca}
@@ -79,16 +80,18 @@ class Features:
         return out
 
     def matrix(
-        self, table, preprocessing: dict, **store
+        self, table, preprocessing: dict, computed: dict | None = None, **store
     ) -> tuple[np.ndarray, list[str], list[int], list[str]]:
-        """(X [N, F], feature names, the categorical features' indices, each feature's modality)."""
+        """(X [N, F], feature names, the categorical features' indices, each feature's modality);
+        ``computed``: embeddings of this table already computed (by ``fit``)."""
         blocks, names, categorical, groups = [], [], [], []
         for m, kind in self.modalities.items():
             if kind == "tabular":
                 block, block_names, cats = tabular_block(table.modalities[m], preprocessing[m])
                 categorical += [len(names) + i for i in cats]
             else:
-                block = self.embeddings(table, m, **store)
+                block = (computed or {}).get(m)
+                block = self.embeddings(table, m, **store) if block is None else block
                 if m in self.pca:
                     p = self.pca[m]
                     block = (block - np.asarray(p["mean"])) @ np.asarray(p["components"]).T

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from mmtrain.core.errors import ConfigError
+from mmtrain.data.preflight import BadRows
 from mmtrain.serving.batcher import Batcher
 from mmtrain.serving.metrics import Metrics
 from mmtrain.serving.requests import BadRequest, Signature, frame_of, rows_of
@@ -156,8 +157,10 @@ def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -
     metrics = Metrics(modalities)
     ready = threading.Event()
 
-    def predict(frame: pd.DataFrame) -> pd.DataFrame:
-        return model.predict(frame, "/", "error", max(len(frame), 1), None, device)
+    def predict(frame: pd.DataFrame, checked: bool = True) -> pd.DataFrame:
+        """The model over rows the handler has checked already (no bad row: not decoded twice)."""
+        bad = BadRows(len(frame)) if checked else None
+        return model.predict(frame, "/", "error", max(len(frame), 1), None, device, bad)
 
     batcher = Batcher(
         predict, settings.max_batch_size, settings.batch_timeout, settings.workers, metrics.batch
@@ -175,7 +178,7 @@ def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -
 
     def warm_up() -> None:
         try:
-            predict(warm_up_frame(signature))
+            predict(warm_up_frame(signature), checked=False)
             ready.set()
             log.info("mmtrain-serve: model loaded and warmed up; ready.")
         except Exception:  # noqa: BLE001  (the server stays up, answering /health 503, and says why)

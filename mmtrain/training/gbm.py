@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mmtrain.evaluation.calibration import fit_checked
 from mmtrain.inference.gbm import MODEL, Features, model_names, outputs_of, values_of
@@ -80,8 +81,10 @@ def train(
     """Fit the trees of every task -> {"features", "boosters" {task: [booster]}, "calibration",
     "values" {split: {task: [N, K]}}, "rows" {split: rows}, "names", "groups"}."""
     train_rows = table.indices("train")
-    features = Features.fit(table, modalities, encoders, settings["embedding_dims"], train_rows, **store)
-    x, names, categorical, groups = features.matrix(table, table.preprocessing, **store)
+    features, computed = Features.fit(
+        table, modalities, encoders, settings["embedding_dims"], train_rows, **store
+    )
+    x, names, categorical, groups = features.matrix(table, table.preprocessing, computed, **store)
     log.info("model=gbm: %d features (%d categorical) from %s", len(names), len(categorical), modalities)
     splits = list(dict.fromkeys(s for s in table.split if s != "train"))
     rows = {s: table.indices(s) for s in splits}
@@ -105,7 +108,7 @@ def train(
             values[split][task] = values_of(spec, raw)
         outputs = outputs_of(spec, values["val"][task])
         calibration[task] = fit_checked(
-            kind, *labelled(spec["type"], outputs, torch_targets(y_all[rows["val"]])), decision
+            kind, *labelled(spec["type"], outputs, torch.as_tensor(y_all[rows["val"]])), decision
         )
     return {
         "features": features,
@@ -116,12 +119,6 @@ def train(
         "names": names,
         "groups": groups,
     }
-
-
-def torch_targets(y: np.ndarray):
-    import torch
-
-    return torch.as_tensor(y)
 
 
 def save(folder: Path, result: dict, data_spec: dict, tasks: dict, preprocessing: dict) -> None:
