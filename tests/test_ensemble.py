@@ -164,3 +164,15 @@ def test_export_of_an_ensemble_says_to_export_each_member(runs, tmp_path):
         cfg = compose("export", overrides=[f"run={tmp_path / 'ens'}", f"output={tmp_path / 'onnx'}"])
     with pytest.raises(ConfigError, match="export each member instead"):
         export(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("ensemble.method=vote", "ensemble.method=vote is not known: use greedy or stack"),
+        ("ensemble.size=0", r"ensemble.size=0 must be 1 or more"),
+    ],
+)
+def test_bad_ensemble_settings_are_named(runs, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        ensemble(ensemble_cfg(runs[0], f"output={tmp_path / 'e'}", override))

@@ -274,3 +274,20 @@ def test_health_metadata_metrics_and_passthrough(trained, server):
     assert value(after, key) == value(before, key) + 1
     key = 'mmtrain_requests_total{status="200"}'
     assert value(after, key) == value(before, key) + 1
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"max_batch_size": 0}, "serve.max_batch_size=0 must be a whole number of 1 or more"),
+        ({"workers": 1.5}, "serve.workers=1.5 must be a whole number"),
+        ({"timeout_s": 0}, "serve.timeout_s=0 must be positive"),
+        ({"batch_timeout": -1}, r"serve.batch_timeout=-1 \(ms\) must be 0 or more"),
+        ({"allow_root": "/no/such/folder"}, "serve.allow_root=/no/such/folder is not a folder"),
+    ],
+)
+def test_bad_serve_settings_are_named(settings, message):
+    from mmtrain.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        ServeSettings(**settings)
