@@ -18,12 +18,10 @@ def serve(cfg: DictConfig) -> None:
 
     import uvicorn
 
-    from mmtrain.inference import load_model
     from mmtrain.serving.app import ServeSettings, build_app
 
     settings = ServeSettings(**OmegaConf.to_container(cfg.serve, resolve=True))
-    model = load_model(cfg.run)
-    app = build_app(model, settings, devices.named(cfg.device), version("mmtrain"))
+    app = build_app(cfg.run, settings, devices.named(cfg.device), version("mmtrain"))
     log.info(
         "mmtrain-serve: %s on http://%s:%d (POST /predict, GET /health /metadata /metrics)",
         cfg.run,

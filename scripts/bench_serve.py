@@ -7,7 +7,7 @@ Starts `mmtrain-serve run=<run dir>` (default: trains the default model first in
   2. throughput with 16 concurrent clients sending 1-row requests (rows/s, and the ratio to 1.);
   3. latency of 1 client sending 1-row requests (p50, p99);
   4. 2,000 requests, half good and half bad (every kind the server refuses): 5xx count, whether the
-     server restarted, and its RSS after the first 100 requests and at the end.
+     server restarted, and its RSS (with its worker processes) after the first 100 requests and at the end.
     python scripts/bench_serve.py --out /tmp/bench_serve [--run <run dir>]
 """
 
@@ -29,10 +29,13 @@ import pandas as pd
 
 
 def rss_mb(pid: int) -> float:
+    """RSS of the process and its children (the server's worker processes)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return total + sum(rss_mb(int(child)) for child in children)
 
 
 def rows_of(frame: pd.DataFrame, root: Path) -> list[dict]:
@@ -177,9 +180,12 @@ def main() -> None:
         p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
         print(f"1 client, 1-row requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         errors, first, last = asyncio.run(mixed(url, bodies, 2000, server.pid))
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        died = sum(float(line.split()[-1]) for line in metrics.splitlines() if 'kind="worker_died"' in line)
         print(
             f"2,000 requests (half bad, {len(BAD)} kinds): {errors} server errors, restarted: "
-            f"{server.poll() is not None}, RSS {first:.0f} MB after 100 -> {last:.0f} MB "
+            f"{server.poll() is not None}, worker processes replaced: {died:.0f}, "
+            f"RSS {first:.0f} MB after 100 -> {last:.0f} MB "
             f"({last / first:.2f}x)"
         )
     finally:

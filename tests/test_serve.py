@@ -60,7 +60,7 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        app = build_app(load_model(run_dir), ServeSettings(**settings), "cpu", "test")
+        app = build_app(run_dir, ServeSettings(**settings), "cpu", "test")
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -291,3 +291,52 @@ def test_bad_serve_settings_are_named(settings, message):
 
     with pytest.raises(ConfigError, match=message):
         ServeSettings(**settings)
+
+
+def test_a_batch_waits_for_requests_on_their_way_and_only_for_them():
+    """A lone request is predicted at once even with an hour-long batch_timeout; a request still being
+    read when the worker takes the first one joins that batch."""
+    import asyncio
+
+    from mmtrain.serving.batcher import Batcher
+
+    sizes = []
+
+    def predict(frame):
+        sizes.append(len(frame))
+        return frame
+
+    batcher = Batcher([predict], max_rows=2, timeout_ms=3_600_000)
+
+    async def scenario():
+        with batcher.arrival():
+            alone = batcher.submit(pd.DataFrame({"x": [0]}))
+        assert (await asyncio.wait_for(batcher.answer(alone, 60), 60))["x"].tolist() == [0]
+        with batcher.arrival():  # b is on its way while a is queued
+            with batcher.arrival():
+                a = batcher.submit(pd.DataFrame({"x": [1]}))
+            b = batcher.submit(pd.DataFrame({"x": [2]}))
+        return (await batcher.answer(a, 60))["x"].tolist(), (await batcher.answer(b, 60))["x"].tolist()
+
+    assert asyncio.run(scenario()) == ([1], [2])
+    assert sizes == [1, 2]
+
+
+def test_a_worker_that_runs_past_the_timeout_is_replaced(trained):
+    """serve.workers are processes: one stopped for running past serve.timeout_s fails only its batch
+    (WorkerDied, said why) and a fresh one predicts the same (a worker that dies is replaced alike)."""
+    from mmtrain.serving.workers import Worker, WorkerDied
+
+    run_dir, manifest = trained
+    frame = pd.read_csv(manifest).head(3)[INPUTS]
+    frame["audio"] = [str(manifest.parent / a) for a in frame["audio"]]
+    worker = Worker(run_dir, "cpu", 1, timeout_s=60)
+    try:
+        first = worker.predict(frame, checked=False)
+        worker.timeout_s = 1e-4
+        with pytest.raises(WorkerDied, match=r"ran past serve.timeout_s=0.0001 s and was stopped"):
+            worker.predict(frame, checked=False)
+        worker.timeout_s = 60
+        pd.testing.assert_frame_equal(worker.predict(frame, checked=False), first)
+    finally:
+        worker.close()

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mmtrain.core.files import atomic_write
-from mmtrain.runtime.devices import autocast, autocast_dtype
+from mmtrain.runtime.devices import autocast, autocast_dtype, place
 from mmtrain.runtime.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
     def featurize(raws: list) -> list[torch.Tensor]:
         home = next(encoder.parameters(), torch.empty(0)).device
         encoder.load()
-        encoder.to(device)
+        place(encoder, device)
         try:
             with autocast(precision, device):
                 return encoder.featurize(raws)
@@ -256,7 +256,7 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
                 encoder, "resident", False
             ):  # a server keeps it (inference.RowReader.keep_resident)
                 encoder.unload()  # a frozen network's weights are not needed to train on its features
-            encoder.to(home)
+            place(encoder, home)
 
     return featurize
 

@@ -17,7 +17,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from mmtrain.core import artefacts
 from mmtrain.modalities import MODALITIES
-from mmtrain.runtime.devices import autocast
+from mmtrain.runtime.devices import autocast, place
 from mmtrain.tasks import TASKS, labelled
 
 NOISE_LEVELS = [round(0.1 * i, 1) for i in range(10)]  # 0 ... 0.9
@@ -45,7 +45,7 @@ def run(model, loader, device="cpu", fuse=None, precision: str | None = None):
     """The model over every batch: (outputs {task: [N, K]}, targets {task: [N, ...]}, present [N, M]).
     fuse(outs, present) -> {key: {task: outputs}} replaces the plain forward to get several
     variants of each batch from one encoding. ``precision``: the trainer's (bf16-mixed autocasts)."""
-    model.eval().to(device)
+    place(model.eval(), device)
     results, targets, present = [], [], []
     for batch in loader:
         batch = move_data_to_device(batch, device)

@@ -61,7 +61,8 @@ class TrainedModel(RowReader):
             list(table.tasks),
             featurizers(encoders, cache_dir, device, self.precision),
             {m: encoders[m].empty_input() for m in self.modalities},
-            LoaderSettings(batch_size),
+            # rows that fit one batch (a server's call): workers would only add a fork per call
+            LoaderSettings(batch_size, num_workers=0 if len(table) <= batch_size else "auto"),
             test_split=test_split,
             per_batch=decoded_per_batch(encoders, table, self.modalities),
         )

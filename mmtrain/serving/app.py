@@ -16,6 +16,7 @@ import math
 import tempfile
 import threading
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from mmtrain.core.errors import ConfigError
-from mmtrain.data.preflight import BadRows
+from mmtrain.inference import load_model
 from mmtrain.serving.batcher import Batcher
 from mmtrain.serving.metrics import Metrics
 from mmtrain.serving.requests import BadRequest, Signature, frame_of, rows_of
+from mmtrain.serving.workers import WorkerDied, start_workers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class ServeSettings:
 
     max_batch_size: int = 32  # rows predicted in one call at most
     batch_timeout: float = 10.0  # ms the first waiting request waits for others to join its batch
-    workers: int = 1  # inference threads sharing the model
+    workers: int = 1  # inference processes, each with its own copy of the model
     allow_root: str | None = None  # a folder request paths may point into; None: no file paths at all
     passthrough: tuple = ()  # request keys echoed back unchanged (besides the id column)
     max_body_mb: float = 32.0
@@ -150,20 +152,17 @@ def loads(text) -> object:
         raise BadRequest(400, "invalid_json", f"The body is not valid JSON ({err}).") from err
 
 
-def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -> FastAPI:
-    model.keep_resident()
+def build_app(run, settings: ServeSettings, device="cpu", version: str = "") -> FastAPI:
+    """The app serving ``run`` (what load_model takes): this process reads and checks requests with
+    the model's signature, ``settings.workers`` processes predict (serving/workers.py)."""
+    model = load_model(run)
     signature = Signature.of(model, settings.passthrough)
     modalities = list(model.spec["modalities"])
     metrics = Metrics(modalities)
     ready = threading.Event()
-
-    def predict(frame: pd.DataFrame, checked: bool = True) -> pd.DataFrame:
-        """The model over rows the handler has checked already (no bad row: not decoded twice)."""
-        bad = BadRows(len(frame)) if checked else None
-        return model.predict(frame, "/", "error", max(len(frame), 1), None, device, bad)
-
+    workers = start_workers(run, device, settings.workers, settings.timeout_s)
     batcher = Batcher(
-        predict, settings.max_batch_size, settings.batch_timeout, settings.workers, metrics.batch
+        [w.predict for w in workers], settings.max_batch_size, settings.batch_timeout, metrics.batch
     )
     metadata = {
         "columns": signature.describe(),
@@ -178,13 +177,20 @@ def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -
 
     def warm_up() -> None:
         try:
-            predict(warm_up_frame(signature), checked=False)
+            for worker in workers:
+                worker.predict(warm_up_frame(signature), checked=False)
             ready.set()
             log.info("mmtrain-serve: model loaded and warmed up; ready.")
         except Exception:  # noqa: BLE001  (the server stays up, answering /health 503, and says why)
             log.exception("mmtrain-serve: the warm-up prediction failed; /health stays 'not ready'.")
 
-    app = FastAPI(title="mmtrain", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        for worker in workers:
+            worker.close()
+
+    app = FastAPI(title="mmtrain", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     threading.Thread(target=warm_up, daemon=True, name="mmtrain-serve-warm-up").start()
 
     @app.get("/health")
@@ -205,20 +211,23 @@ def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -
     async def post_predict(request: Request):
         start = time.perf_counter()
         try:
-            body, files = await parse(request, await read_body(request, int(settings.max_body_mb * 2**20)))
-            rows = rows_of(body)
             with tempfile.TemporaryDirectory(prefix="mmtrain-serve-") as folder:
-                frame, echoes = frame_of(
-                    rows, signature, files, Path(folder), settings.allow_root, settings.max_rows
-                )
-                bad = await asyncio.to_thread(model.check, frame, Path("/"))
-                if bad.rows:
-                    first = "; ".join(
-                        f"row {r}: " + ", ".join(f"{c}: {why}" for _, c, why in problems)
-                        for r, problems in sorted(bad.rows.items())[:5]
+                with batcher.arrival():
+                    body, files = await parse(
+                        request, await read_body(request, int(settings.max_body_mb * 2**20))
                     )
-                    raise BadRequest(400, "bad_cell", f"{len(bad.rows)} row(s) cannot be read ({first}).")
-                out = await batcher.submit(frame, settings.timeout_s)
+                    frame, echoes = frame_of(
+                        rows_of(body), signature, files, Path(folder), settings.allow_root, settings.max_rows
+                    )
+                    bad = await asyncio.to_thread(model.check, frame, Path("/"))
+                    if bad.rows:
+                        first = "; ".join(
+                            f"row {r}: " + ", ".join(f"{c}: {why}" for _, c, why in problems)
+                            for r, problems in sorted(bad.rows.items())[:5]
+                        )
+                        raise BadRequest(400, "bad_cell", f"{len(bad.rows)} row(s) cannot be read ({first}).")
+                    job = batcher.submit(frame)
+                out = await batcher.answer(job, settings.timeout_s)
         except BadRequest as err:
             metrics.request(err.status, time.perf_counter() - start, err.kind)
             return refused(err)
@@ -228,6 +237,9 @@ def build_app(model, settings: ServeSettings, device="cpu", version: str = "") -
                 {"error": "timeout", "message": f"No answer within serve.timeout_s={settings.timeout_s} s."},
                 status_code=504,
             )
+        except WorkerDied as err:
+            metrics.request(503, time.perf_counter() - start, "worker_died")
+            return JSONResponse({"error": "worker_died", "message": f"{err} Send it again."}, status_code=503)
         except ConfigError as err:  # the rows' data, as the model's own checks put it
             metrics.request(400, time.perf_counter() - start, "bad_cell")
             return JSONResponse({"error": "bad_cell", "message": str(err)}, status_code=400)
