@@ -5,14 +5,13 @@ failing trial is recorded while the sweep goes on (slow)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import local_postgres
 import optuna
 import pytest
 from conftest import FAST
@@ -83,37 +82,10 @@ def test_two_drivers_share_one_sqlite_study(tmp_path):
 
 @pytest.fixture
 def postgres():
-    """A real PostgreSQL on a free port for this test (initdb + pg_ctl; as the postgres user when root,
-    in a folder of its own outside pytest's private tmp dir), stopped and removed after."""
-    import tempfile
-
-    found = [Path(p).parent for p in [shutil.which("pg_ctl")] if p] + sorted(
-        Path("/usr/lib/postgresql").glob("*/bin")
-    )
-    if not found:
+    if local_postgres.bin_dir() is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    bin_dir, folder = found[0], Path(tempfile.mkdtemp(prefix="mmtrain-pg-"))
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(folder, "postgres")
-    data = folder / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "mmtrain", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    # the server's output goes to its log file: pipes it inherited would keep subprocess.run waiting
-    start = [*ctl, "-o", f"-p {port} -k {folder} -h 127.0.0.1", "-l", str(folder / "log"), "-w", "start"]
-    subprocess.run(start, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-    try:
-        yield f"postgresql://mmtrain@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+    with local_postgres.running_postgres() as url:
+        yield url
 
 
 def test_two_drivers_share_one_postgresql_study(tmp_path, postgres):
