@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
+import mmtrain.cli
 import mmtrain.runtime.logs
 
-mmtrain.runtime.logs.setup()  # as the entry points do
+mmtrain.cli.offline()  # as the entry points do: no hub look-ups (each hangs ~46 s without a network)
+mmtrain.runtime.logs.setup()
 
 # Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
 FAST = [

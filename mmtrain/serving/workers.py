@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 
 import pandas as pd
@@ -28,6 +29,7 @@ def serve_rows(run: str, device: str, threads: int, conn) -> None:
     from mmtrain.data.preflight import BadRows
     from mmtrain.inference import load_model
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
     torch.set_num_threads(threads)
     model = load_model(run)
     model.keep_resident()
