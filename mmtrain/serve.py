@@ -20,6 +20,8 @@ def serve(cfg: DictConfig) -> None:
 
     from mmtrain.serving.app import ServeSettings, build_app
 
+    # every request's rows are checked and read like a file's: their per-call INFO lines are noise here
+    logging.getLogger("mmtrain.data").setLevel(logging.WARNING)
     settings = ServeSettings(**OmegaConf.to_container(cfg.serve, resolve=True))
     app = build_app(cfg.run, settings, devices.named(cfg.device), version("mmtrain"))
     log.info(

@@ -68,6 +68,7 @@ def run(cfg: DictConfig, validated: bool = False) -> dict[str, float]:
     in turn (``cross_validate``). ``validated``: the caller (the CLI) has checked the config already."""
     if not validated:
         validate(cfg)
+    devices.use_cores()
     if cfg.get("cv") and cfg.cv.folds and cfg.cv.get("fold") is None:
         return cross_validate(cfg)
     return run_one(cfg)

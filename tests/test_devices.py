@@ -3,6 +3,8 @@ trainer.devices, and the training precision kept in the checkpoint for predict a
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -57,3 +59,21 @@ def test_predict_runs_in_the_precision_the_model_was_trained_in(cfg_factory, tmp
         pd.read_csv(manifest).drop(columns=["sentiment", "tags", "move"]), root=manifest.parent
     )
     assert len(predictions) == 30 and np.isfinite(predictions.filter(like="prob_").to_numpy()).all()
+
+
+def test_a_slurm_task_uses_the_cores_it_was_given(monkeypatch):
+    """Not every core of the node: torch's threads and the DataLoader workers follow
+    SLURM_CPUS_PER_TASK (else the process's CPU affinity)."""
+    from mmtrain.data.datamodule import worker_count
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    try:
+        assert devices.cores() == 3 and worker_count("auto", ["audio"]) == 2
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        assert devices.use_cores() == 1 and torch.get_num_threads() == 1
+        assert worker_count("auto", ["audio"]) == 1 and worker_count("auto", []) == 0
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+        assert devices.cores() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(threads)

@@ -7,7 +7,6 @@ number of rows beyond the table and the cheap features."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 from mmtrain.core.errors import ConfigError
 from mmtrain.core.tensors import pad
 from mmtrain.data.table import MultimodalTable
+from mmtrain.runtime import devices
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("random", "balanced")
@@ -96,7 +96,7 @@ def worker_count(num_workers, per_batch: list[str]) -> int:
     """data.num_workers: a number, or auto = one per spare core (at most 4) when some modality is
     decoded per batch, else 0 (features in memory: workers would only add start-up time)."""
     if num_workers == "auto":
-        return min(4, max(1, (os.cpu_count() or 2) - 1)) if per_batch else 0
+        return min(4, max(1, devices.cores() - 1)) if per_batch else 0
     if not (isinstance(num_workers, int) and num_workers >= 0):
         raise ConfigError(
             f"data.num_workers={num_workers} must be auto or a whole number >= 0 (0: load in the "

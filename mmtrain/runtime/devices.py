@@ -13,6 +13,22 @@ import os
 import torch
 
 
+def cores() -> int:
+    """The CPU cores this process may use: what Slurm allotted the task (SLURM_CPUS_PER_TASK), else the
+    CPUs it may run on (its affinity: a container's or cgroup's limit), not every core of the node."""
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(allotted) if allotted.isdigit() and int(allotted) > 0 else len(os.sched_getaffinity(0))
+
+
+def use_cores() -> int:
+    """Torch's CPU threads at most ``cores()`` (torch's own default, one per physical core, is kept when
+    it is fewer): on a shared node, a job that runs a thread per core of the node goes many times slower
+    than its own cores allow (OpenMP's threads wait actively). Returns the threads used."""
+    if cores() < torch.get_num_threads():
+        torch.set_num_threads(cores())
+    return torch.get_num_threads()
+
+
 def on_gpu(trainer_cfg) -> bool:
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())

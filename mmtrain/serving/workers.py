@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 
 import pandas as pd
 
 from mmtrain.core.errors import ConfigError, summary
+from mmtrain.runtime import devices
 
 log = logging.getLogger(__name__)
 
@@ -129,5 +129,5 @@ class Worker:
 
 def start_workers(run, device, count: int, timeout_s: float) -> list[Worker]:
     """``count`` workers sharing the machine's cores (each at least one torch thread)."""
-    threads = max(1, (os.cpu_count() or 1) // count)
+    threads = max(1, devices.cores() // count)
     return [Worker(run, device, threads, timeout_s) for _ in range(count)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 
 from mmtrain.evaluation.calibration import fit_checked
 from mmtrain.inference.gbm import MODEL, Features, model_names, outputs_of, values_of
+from mmtrain.runtime import devices
 from mmtrain.tasks import TASKS, labelled
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def params_of(settings: dict, spec: dict, seed: int) -> dict:
         "cat_smooth": settings["cat_smooth"],
         "seed": seed,
         "deterministic": True,
-        "num_threads": len(os.sched_getaffinity(0)),
+        "num_threads": devices.cores(),
         "verbose": -1,
     }
     if spec["type"] == "multiclass":
