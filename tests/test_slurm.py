@@ -111,3 +111,42 @@ def test_ddp_over_two_slurm_tasks(slurm, tmp_path):
     logs = "\n".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.*"))
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in logs and "GLOBAL_RANK: 1, MEMBER: 2/2" in logs, logs[-2000:]
     assert not (tmp_path / "0" / "failed.json").exists()
+
+
+def test_sweep_array_drivers_share_one_study(slurm, tmp_path):
+    """scripts/slurm/sweep_array.sh as a user submits it: a job array of 2 drivers, one study (a journal
+    file here; PostgreSQL in scripts/bench_sweeps.py drivers), one leaderboard over both."""
+    import optuna
+
+    submitted = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--array=0-1",
+            "--cpus-per-task=1",
+            f"--chdir={tmp_path}",
+            f"--output={tmp_path}/slurm-%a.out",
+            str(REPO / "scripts" / "slurm" / "sweep_array.sh"),
+            "hparams_search=fusion_optuna",
+            "study=arr",
+            f"storage=journal:{tmp_path / 'study.log'}",
+            "trials=1",
+            *[f for f in FAST if not f.startswith(("data.source.num_samples", "trainer.max_epochs"))],
+            "data.source.num_samples=120",
+            "trainer.max_epochs=1",
+        ],
+        env={**os.environ, "MMTRAIN": str(Path(sys.executable).parent / "mmtrain")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    logs = "".join(p.read_text()[-2000:] for p in tmp_path.glob("slurm-*.out"))
+    assert submitted.returncode == 0, submitted.stderr + logs
+    from mmtrain.sweeping.study import storage_of
+
+    storage = storage_of(f"journal:{tmp_path / 'study.log'}")
+    trials = optuna.load_study(study_name="arr", storage=storage).trials
+    assert len(trials) == 2 and len({t.user_attrs["driver"] for t in trials}) == 2, logs
+    from mmtrain.reporting.leaderboard import write
+
+    assert "Study `arr` (2 trials over 2 driver(s))" in write(tmp_path / "multirun" / "arr").read_text()
