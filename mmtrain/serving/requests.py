@@ -87,8 +87,8 @@ def frame_of(
                     f"row {i}: '{key}' is not an input column"
                     + (f" (did you mean '{near}'?)" if near else "")
                     + f". The model reads {sorted(signature.columns)}; the id column '{signature.id_column}'"
-                    + (f" and {signature.passthrough}" if signature.passthrough else "")
-                    + " are echoed back. Leave a column out (or null) when the row lacks it.",
+                    + (f" and {list(signature.passthrough)} are" if signature.passthrough else " is")
+                    + " echoed back. Leave a column out (or null) when the row lacks it.",
                 )
         cell = {
             c: cell_of(row.get(c), c, spec, i, files, folder, allow_root)
