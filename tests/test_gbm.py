@@ -127,8 +127,18 @@ def test_a_gbm_run_and_a_network_join_one_ensemble(table, tmp_path):
     metrics = ensemble(cfg)
     spec = json.loads((tmp_path / "runs" / "ensemble" / "ensemble.json").read_text())
     assert len(spec["members"]) == 2 and metrics["val/y/f1_macro"] >= 0.5
-    preds = load_model(tmp_path / "runs" / "ensemble").predict(pd.read_csv(table).drop(columns=["y"]))
+    rows = pd.read_csv(table).drop(columns=["y"])
+    preds = load_model(tmp_path / "runs" / "ensemble").predict(rows)
     assert len(preds) == 600 and preds["pred_y"].isin(["high", "mid", "low"]).all()
+    from mmtrain.serving.workers import Worker  # mmtrain-serve's worker process serves it like a run
+
+    worker = Worker(tmp_path / "runs" / "ensemble", "cpu", 1, timeout_s=120)
+    try:
+        served = worker.predict(rows.head(5), checked=False)
+    finally:
+        worker.close()
+    probs = ["prob_y_high", "prob_y_low", "prob_y_mid"]
+    np.testing.assert_allclose(served[probs].to_numpy(), preds[probs].head(5).to_numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize(
