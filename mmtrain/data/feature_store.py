@@ -252,10 +252,10 @@ def on_device(encoder, device: torch.device, precision: str) -> Callable[[list],
             with autocast(precision, device):
                 return encoder.featurize(raws)
         finally:
-            if not getattr(
-                encoder, "resident", False
-            ):  # a server keeps it (inference.RowReader.keep_resident)
-                encoder.unload()  # a frozen network's weights are not needed to train on its features
+            # a frozen network's weights are not needed to train on its features; a server keeps them
+            # (inference.RowReader.keep_resident)
+            if not getattr(encoder, "resident", False):
+                encoder.unload()
             place(encoder, home)
 
     return featurize

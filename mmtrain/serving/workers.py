@@ -75,26 +75,21 @@ class Worker:
             raise TimeoutError
         return self.conn.recv()
 
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until the model is loaded (raises ConfigError if the process could not load it)."""
-        with self.lock:
-            self._wait_ready(timeout)
-
-    def _wait_ready(self, timeout: float | None) -> None:
+    def wait_ready(self) -> None:
+        """Block until the model is loaded (the first call after a start)."""
         if self.ready:
             return
         try:
-            kind, _ = self.receive(timeout)
-        except (EOFError, OSError, TimeoutError) as err:
-            raise ConfigError(
+            self.ready = self.conn.recv()[0] == "ready"
+        except (EOFError, OSError) as err:  # a server fault (500), not the client's rows (400)
+            raise RuntimeError(
                 f"mmtrain-serve: the worker process could not load the model {self.args[0]} "
                 f"(exit code {self.process.exitcode}); its log above says why."
             ) from err
-        self.ready = kind == "ready"
 
     def predict(self, frame: pd.DataFrame, checked: bool = True) -> pd.DataFrame:
         with self.lock:
-            self._wait_ready(None)
+            self.wait_ready()
             try:
                 self.conn.send((frame, checked))
                 kind, value = self.receive(self.timeout_s)
