@@ -234,6 +234,20 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_goes_on(server, body, content
     assert server.post(GOOD)[0] == 200
 
 
+def test_a_missing_value_text_reads_as_missing_as_in_training(trained, server):
+    """'?' (the run's data.na_values) and '' are missing cells, as mmtrain-predict reads them in a file;
+    any other word in a numeric column stays a 400 (above)."""
+    row = {"text": "a bright tech report", "likes": "?", "country": ""}
+    status, answer = server.post({"rows": [row]})
+    assert status == 200, answer
+    expected = load_model(trained[0]).predict(pd.DataFrame([{**row, "audio": None}]))
+    np.testing.assert_allclose(
+        [answer["rows"][0]["prob_label_neg"], answer["rows"][0]["prob_label_pos"]],
+        expected[["prob_label_neg", "prob_label_pos"]].to_numpy(float)[0],
+        atol=1e-6,
+    )
+
+
 def test_file_paths_only_inside_the_allowed_root(trained, server):
     status, body = server.post({"rows": [{"text": "steady", "audio": "clip.wav"}]})
     assert status == 200 and body["rows"][0]["present_audio"] == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmtrain.core.errors import closest
+from mmtrain.data.schema import Missing
 from mmtrain.modalities import MODALITIES
 
 MEDIA = ("image", "audio")
@@ -30,11 +31,13 @@ class BadRequest(Exception):
 
 @dataclass
 class Signature:
-    """What a model reads: each input column's modality, its type and (tabular) kind; the id column."""
+    """What a model reads: each input column's modality, its type and (tabular) kind; the id column;
+    the cell texts its training read as missing (data.na_values, e.g. "?")."""
 
     columns: dict[str, tuple[str, str, str]]  # column -> (modality, modality type, kind)
     id_column: str | None
     passthrough: list[str] = field(default_factory=list)
+    missing: frozenset = frozenset()
 
     @classmethod
     def of(cls, model, passthrough=()) -> Signature:
@@ -44,7 +47,8 @@ class Signature:
             for column in MODALITIES.get(spec["type"]).columns(spec):
                 kind = kind_of.get(column, spec["type"]).split(", ")[-1]
                 columns[column] = (m, spec["type"], kind)
-        return cls(columns, model.spec.get("id_column") or "id", list(passthrough))
+        missing = Missing.of(model.spec.get("missing")).sentinels | {""}
+        return cls(columns, model.spec.get("id_column") or "id", list(passthrough), missing)
 
     def describe(self) -> dict:
         return {c: {"modality": m, "type": t, "kind": k} for c, (m, t, k) in self.columns.items()}
@@ -91,7 +95,7 @@ def frame_of(
                     + " echoed back. Leave a column out (or null) when the row lacks it.",
                 )
         cell = {
-            c: cell_of(row.get(c), c, spec, i, files, folder, allow_root)
+            c: cell_of(row.get(c), c, spec, i, files, folder, allow_root, signature.missing)
             for c, spec in signature.columns.items()
         }
         if all(v is None for v in cell.values()):
@@ -106,11 +110,11 @@ def frame_of(
     return frame, echoes
 
 
-def cell_of(value, column: str, spec: tuple, row: int, files, folder: Path, allow_root):
-    """One checked cell (None when missing)."""
+def cell_of(value, column: str, spec: tuple, row: int, files, folder: Path, allow_root, missing: frozenset):
+    """One checked cell (None when missing: null, or a text in ``missing``, as training read a file)."""
     _, modality_type, kind = spec
     where = f"row {row}, column '{column}'"
-    if value is None:
+    if value is None or isinstance(value, str) and value.strip() in missing:
         return None
     if modality_type in MEDIA:
         return media_cell(value, where, modality_type, files, folder, allow_root)
