@@ -1,7 +1,7 @@
 """The commands: ``mmtrain`` (train), ``mmtrain-predict``, ``mmtrain-evaluate``, ``mmtrain-export``,
-``mmtrain-ensemble`` and ``mmtrain-serve``, each a thin ``@hydra.main`` over a plain function with its
-own primary config in mmtrain/conf/. Heavy imports wait until a run needs them so ``--help`` and
-``--cfg job`` stay fast."""
+``mmtrain-ensemble``, ``mmtrain-serve`` and ``mmtrain-models``, each a thin ``@hydra.main`` over a plain
+function with its own primary config in mmtrain/conf/. Heavy imports wait until a run needs them so
+``--help`` and ``--cfg job`` stay fast."""
 
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ OPEN_MAPS = ("data.modalities.", "data.targets.", "encoder_for.")
 
 def offline() -> None:
     """The commands run offline by default: no hub look-ups (which hang ~46 s without a network)
-    unless the user sets HF_HUB_OFFLINE=0 themselves. Set before transformers/timm are imported;
-    ``import mmtrain`` itself changes no environment variable."""
+    unless the user sets HF_HUB_OFFLINE=0 themselves; off a terminal, no library progress bars. Set
+    before transformers/timm are imported; ``import mmtrain`` itself changes no environment variable."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
+    if not sys.stderr.isatty():  # transformers' "Loading weights" bar: a line per model load in a log file
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def main() -> None:
@@ -110,6 +112,16 @@ def serve_main() -> None:
     serve_job()
 
 
+def models_main() -> None:
+    """``mmtrain-models get mpnet whisper_base`` reads as ``action=get names=[mpnet,whisper_base]``."""
+    words = [a for a in sys.argv[1:] if "=" not in a and not a.startswith("-")]
+    if words:
+        rest = [a for a in sys.argv[1:] if a not in words]
+        sys.argv = [sys.argv[0], f"action={words[0]}", f"names=[{','.join(words[1:])}]", *rest]
+    precheck("mmtrain-models", "models")
+    models_job()
+
+
 def ensemble_main() -> None:
     offline()
     precheck("mmtrain-ensemble", "ensemble")
@@ -149,6 +161,13 @@ def serve_job(cfg: DictConfig) -> None:
     from mmtrain.serve import serve
 
     command(cfg, "serve", serve)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mmtrain.conf", config_name="models")
+def models_job(cfg: DictConfig) -> None:
+    from mmtrain.models import models
+
+    command(cfg, "models", models)
 
 
 def command(cfg: DictConfig, config_name: str, function) -> None:

@@ -16,12 +16,14 @@ import mmtrain.runtime.logs
 mmtrain.cli.offline()  # as the entry points do: no hub look-ups (each hangs ~46 s without a network)
 mmtrain.runtime.logs.setup()
 
-# Small and fast, but the same code paths as a real run: a scratch text model, a small audio CNN.
+# Small and fast, but the same code paths as a real run: a scratch text model, the image CNN, a small
+# audio CNN.
 FAST = [
     "encoder/text=scratch",
     "encoder.text.dim=32",
     "encoder.text.layers=1",
     "encoder.text.heads=2",
+    "encoder/image=cnn",
     "encoder.audio.channels=32",
     "encoder.audio.layers=2",
     "fusion.dim=32",

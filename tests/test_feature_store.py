@@ -120,6 +120,21 @@ def test_frozen_features_follow_the_runs_autocast(tmp_path):
     assert 0 < (bf16[0] - fp32[0]).abs().max() < 0.1
 
 
+@pytest.mark.parametrize("store", [True, False])
+def test_a_frozen_network_is_loaded_once_per_featurizing_pass(tmp_path, monkeypatch, store):
+    encoder = HFTextEncoder(freeze=True, max_length=16)
+    loads, unloads = [], []
+    load, unload = encoder.load, encoder.unload
+    # counted when a call builds the network or lets it go (featurize asks for it per shard too)
+    monkeypatch.setattr(encoder, "load", lambda: loads.append("model" not in encoder._modules) or load())
+    monkeypatch.setattr(encoder, "unload", lambda: unloads.append("model" in encoder._modules) or unload())
+    featurize = featurizers({"text": encoder}, tmp_path if store else None)["text"]
+    assert len(featurize([f"text {i}" for i in range(10)])) == 10  # 3 shards of 4 rows
+    assert sum(loads) == 1 and sum(unloads) == 1 and "model" not in encoder._modules
+    featurize([f"more text {i}" for i in range(5)])  # a second pass loads again, once
+    assert sum(loads) == 2 and sum(unloads) == 2
+
+
 def test_second_run_reads_frozen_minilm_features_from_disk(cfg_factory, monkeypatch):
     cfg = cfg_factory("encoder/text=minilm", "modalities=[text]")
     _, first = prepare(cfg)

@@ -32,6 +32,7 @@ TINY = [
     "encoder.audio.channels=8",
     "encoder.audio.layers=1",
     "encoder.audio.sample_rate=8000",
+    "encoder/image=cnn",
     "encoder.image.width=8",
     "encoder.image.layers=1",
     "encoder.image.image_size=8",

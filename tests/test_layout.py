@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent / "mmtrain"
 LAYERS = [
     ("core",),
     ("runtime",),
-    ("modalities", "tasks"),
+    ("modalities", "tasks", "backbones"),
     ("encoders", "fusion"),
     ("data", "model"),
     ("training", "evaluation", "inference", "ensembling", "serving", "sweeping", "reporting", "config"),

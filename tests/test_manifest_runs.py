@@ -17,6 +17,7 @@ QUICK = [
     "trainer.max_epochs=8",
     "optim.optimizer.lr=3e-3",
     "data.batch_size=16",
+    "encoder/image=cnn",
     "encoder.image.image_size=16",
     "encoder.image.layers=2",
     "encoder.image.width=8",

@@ -240,23 +240,44 @@ def encoded_in_chunks(
     return run
 
 
-def on_device(encoder, device: torch.device, precision: str) -> Callable[[list], list[torch.Tensor]]:
-    """The encoder's featurize run on ``device`` (the trainer's) under ``precision``'s autocast; the
-    encoder goes back where it was afterwards (Lightning moves the model when training starts)."""
+class OnDevice:
+    """The encoder's featurize run on ``device`` (the trainer's) under ``precision``'s autocast. Its
+    network is loaded at the first call and kept for the whole featurizing pass, however many shards
+    that pass computes (a 110 M-parameter model takes seconds to load); ``close`` ends the pass: the
+    network is let go and the encoder goes back where it was (Lightning moves the model when training
+    starts)."""
 
-    def featurize(raws: list) -> list[torch.Tensor]:
-        home = next(encoder.parameters(), torch.empty(0)).device
-        encoder.load()
-        place(encoder, device)
+    def __init__(self, encoder, device: torch.device, precision: str):
+        self.encoder, self.device, self.precision = encoder, device, precision
+        self.home: torch.device | None = None  # set while a pass holds the network on ``device``
+
+    def __call__(self, raws: list) -> list[torch.Tensor]:
+        if self.home is None:
+            self.home = next(self.encoder.parameters(), torch.empty(0)).device
+            self.encoder.load()
+            place(self.encoder, self.device)
+        with autocast(self.precision, self.device):
+            return self.encoder.featurize(raws)
+
+    def close(self) -> None:
+        if self.home is None:
+            return
+        # a frozen network's weights are not needed to train on its features; a server keeps them
+        # (inference.RowReader.keep_resident)
+        if not getattr(self.encoder, "resident", False):
+            self.encoder.unload()
+        place(self.encoder, self.home)
+        self.home = None
+
+
+def one_pass(run: Callable[[list], Sequence[torch.Tensor]], frozen: OnDevice):
+    """``run`` (the store or the in-memory chunks over ``frozen``) as one featurizing pass per call."""
+
+    def featurize(raws: list) -> Sequence[torch.Tensor]:
         try:
-            with autocast(precision, device):
-                return encoder.featurize(raws)
+            return run(raws)
         finally:
-            # a frozen network's weights are not needed to train on its features; a server keeps them
-            # (inference.RowReader.keep_resident)
-            if not getattr(encoder, "resident", False):
-                encoder.unload()
-            place(encoder, home)
+            frozen.close()
 
     return featurize
 
@@ -279,14 +300,15 @@ def featurizers(
             out[m] = encoder.featurize
             continue
         dtype = autocast_dtype(precision, device)
-        frozen = on_device(encoder, device, precision)
+        frozen = OnDevice(encoder, device, precision)
         key = {**key, "autocast": str(dtype) if dtype else None}  # bf16 features differ from fp32 ones
         name = f"{m} on {device}" + (f" (autocast {str(dtype).removeprefix('torch.')})" if dtype else "")
-        out[m] = (
+        run = (
             FeatureStore(frozen, key, cache_dir, share, name)
             if cache_dir
             else encoded_in_chunks(frozen, name)
         )
+        out[m] = one_pass(run, frozen)
     return out
 
 

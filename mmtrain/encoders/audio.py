@@ -1,5 +1,6 @@
-"""Audio encoders: over log-mel frames a small 1-D CNN (default) or a small transformer; or any
-transformers audio model (wav2vec2, HuBERT, WavLM, AST-style) from a local folder.
+"""Audio encoders: over log-mel frames a small 1-D CNN (default) or a small transformer; Whisper's
+pretrained encoder (a named backbone); or any transformers audio model (wav2vec2, HuBERT, WavLM,
+AST-style) from a local folder.
 
 Inputs are waveforms at the encoder's rate or audio files (``Path``: read with soundfile at any
 rate, resampled). The log-mel front end (``torch.stft`` with librosa's mel filters) has no
@@ -15,6 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.backbones.catalog import Backbone
+from mmtrain.backbones.convert import load_into, read_ctranslate2, whisper_encoder
+from mmtrain.backbones.locate import resolve
 from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.media import load_audio
 from mmtrain.core.tensors import attendable, masked_mean
@@ -27,7 +31,6 @@ from mmtrain.encoders.base import (
     set_trainable,
     transformer_layer_ids,
 )
-from mmtrain.encoders.text import resolve_model_path
 
 
 def waveforms(raws: list, sample_rate: int) -> list[torch.Tensor]:
@@ -206,7 +209,7 @@ class HFAudioEncoder(Encoder):
         super().__init__()
         from transformers import AutoFeatureExtractor, AutoModel
 
-        self.path = self.model_path = resolve_model_path(model, "encoder.audio.model")
+        self.path = self.model_path = resolve(model, "encoder.audio.model")
         self.reference = model_reference(model)
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(self.path)
@@ -290,4 +293,130 @@ class HFAudioEncoder(Encoder):
         else:
             tokens, token_mask = self._hidden(x, mask)
         tokens = tokens * token_mask.unsqueeze(-1)
+        return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))
+
+
+class WhisperNetwork(nn.Module):
+    """Whisper's audio encoder: two convolutions (the second halves the frame rate), learned positions,
+    pre-norm transformer blocks, a final norm. Runs on a clip's own frames rather than a 30-s window:
+    positions are sliced to the clip's length and padded frames are masked (zeroed between the
+    convolutions, left out of attention), so a clip's tokens do not depend on the padding after it."""
+
+    def __init__(self, mels: int, width: int, heads: int, layers: int, positions: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(mels, width, 3, padding=1)
+        self.conv2 = nn.Conv1d(width, width, 3, stride=2, padding=1)
+        self.position = nn.Parameter(torch.zeros(positions, width))
+        block = nn.TransformerEncoderLayer(
+            width, heads, 4 * width, 0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.body = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel [B, T, mels], mask [B, T] -> tokens [B, ceil(T / 2), width] and their mask."""
+        h = nn.functional.gelu(self.conv1(mel.transpose(1, 2))) * mask.unsqueeze(1)
+        h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
+        lengths = torch.div(mask.sum(1) + 1, 2, rounding_mode="floor")
+        token_mask = torch.arange(h.shape[1], device=h.device) < lengths.unsqueeze(1)
+        h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(token_mask))
+        return self.norm(h) * token_mask.unsqueeze(-1), token_mask
+
+
+class WhisperEncoder(Encoder):
+    """A pretrained Whisper encoder (a named backbone: ``whisper_base``, ``whisper_tiny_en``) over the
+    log-mel frames Whisper's feature extractor makes (16 kHz, 80 mel bins, 10 ms hop, log10 with an
+    8-decade floor), at most ``max_seconds`` per clip. Tokens: its last hidden states, 50 per second.
+    freeze=true: computed once and cached on disk; false: fine-tuned from the frames."""
+
+    pretrained = True
+    sample_rate = 16_000
+
+    def __init__(
+        self,
+        model: str = "whisper_base",
+        backbone: dict | None = None,
+        freeze: bool = True,
+        max_seconds: float = 30.0,
+        featurize_batch_size: int = 32,
+    ):
+        super().__init__()
+        import librosa
+
+        self.backbone = Backbone.of(backbone, "encoder.audio.backbone") if backbone else None
+        self.path = resolve(model, "encoder.audio.model", self.backbone)
+        self.model_path = str(Path(self.path) / "model.bin")
+        self.reference = self.backbone.name if self.backbone else model_reference(model)
+        state, sizes = whisper_encoder(read_ctranslate2(Path(self.model_path), "encoder/"))
+        self.model = WhisperNetwork(**sizes)
+        load_into(self.model, state, f"encoder.audio.model={model}")
+        max_frames = min(int(max_seconds * 100), 2 * sizes["positions"])
+        mel = librosa.filters.mel(
+            sr=self.sample_rate, n_fft=400, n_mels=sizes["mels"]
+        )  # Whisper's own filters
+        self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
+        self.register_buffer("window", torch.hann_window(400), persistent=False)
+        self.freeze, self.max_frames, self.featurize_batch_size = freeze, max_frames, featurize_batch_size
+        self.out_dim = sizes["width"]
+        set_trainable(self.model, not freeze)
+
+    def layer_ids(self) -> tuple[dict[str, int], int]:
+        layer_of, top = transformer_layer_ids(self.model)
+        layer_of.update(
+            {f"model.{n}": 0 for n, _ in self.model.named_parameters() if not n.startswith("body.")}
+        )
+        return layer_of, top
+
+    def cache_key(self) -> dict | None:
+        if not self.freeze:
+            return None
+        return {
+            "encoder": type(self).__name__,
+            "files": self.fingerprint(),
+            "max_frames": self.max_frames,
+            "format": 1,
+        }
+
+    @torch.no_grad()
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """A clip -> Whisper's log-mel frames [T, mels] of the clip alone (no 30-s padding), as
+        openai/whisper's log_mel_spectrogram computes them."""
+        wave = wave[: self.max_frames * 160]
+        wave = nn.functional.pad(wave, (0, max(0, 401 - len(wave))))  # at least one frame
+        spec = torch.stft(wave, 400, 160, window=self.window, return_complex=True)[:, :-1].abs() ** 2
+        log_spec = (self.mel @ spec).clamp(min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0).T.contiguous()
+
+    def input_spec(self) -> dict:
+        if self.freeze:
+            return {
+                "shape": ["batch", "length", self.out_dim],
+                "dtype": "float32",
+                "what": f"last hidden states of the frozen Whisper encoder {self.reference} over its log-mel "
+                "frames",
+            }
+        return {
+            "shape": ["batch", "length", self.model.conv1.in_channels],
+            "dtype": "float32",
+            "what": "Whisper's log-mel frames: mono 16 kHz, n_fft 400, hop 160, log10 floored 8 decades "
+            "below the clip's peak, (x + 4) / 4",
+        }
+
+    def featurize(self, raws: list) -> list[torch.Tensor]:
+        mels = [self.frames(w) for w in waveforms(raws, self.sample_rate)]
+        if not self.freeze:
+            return mels
+
+        def encode(x, mask):
+            tokens, token_mask = self.model(x, mask)
+            return [t[m] for t, m in zip(tokens, token_mask)]
+
+        return run_frozen(self.model, mels, self.featurize_batch_size, encode)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        if self.freeze:
+            tokens, token_mask = x * mask.unsqueeze(-1), mask
+        else:
+            tokens, token_mask = self.model(x, mask)
         return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))

