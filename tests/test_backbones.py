@@ -353,3 +353,23 @@ def _models() -> list[str]:
     import sys
 
     return [sys.executable, "-c", "import sys; from mmtrain.cli import models_main; sys.exit(models_main())"]
+
+
+def test_whisper_settings_are_checked_and_an_inner_block_can_be_the_output(tmp_path):
+    from mmtrain.encoders.audio import WhisperEncoder
+
+    folder, _ = tiny_whisper(tmp_path, mels=80, positions=1500)
+    with pytest.raises(ConfigError, match="output_layer=3: this Whisper encoder has blocks 1 to 2"):
+        WhisperEncoder(model=str(folder), output_layer=3)
+    with pytest.raises(ConfigError, match="augment needs encoder.audio.freeze=false"):
+        WhisperEncoder(model=str(folder), augment={"time_mask": 5})
+    clip = [np.random.default_rng(2).normal(0, 0.1, 4000).astype(np.float32)]
+    first, last = (WhisperEncoder(model=str(folder), output_layer=n).featurize(clip)[0] for n in (1, None))
+    assert first.shape == last.shape and not torch.allclose(first, last)
+    tuned = WhisperEncoder(model=str(folder), freeze=False, augment={"time_mask": 5, "freq_mask": 4})
+    x = tuned.featurize(clip)[0][None]
+    mask = torch.ones(x.shape[:2], dtype=torch.bool)
+    torch.manual_seed(0)
+    assert tuned.train()(x, mask).pooled.requires_grad and not torch.equal(
+        tuned.train()(x, mask).pooled, tuned.eval()(x, mask).pooled
+    )  # augmented in training only

@@ -113,7 +113,9 @@ def from_hub(backbone: Backbone) -> Path:
     from huggingface_hub import snapshot_download
 
     repo, _, revision = backbone.hub.partition("@")
-    return Path(snapshot_download(repo, revision=revision or None))
+    # the model folder only: hub repos also hold ONNX/OpenVINO copies many times its size
+    wanted = ["*.json", "*.txt", "*.safetensors", "*.model", *backbone.files]
+    return Path(snapshot_download(repo, revision=revision or None, allow_patterns=wanted))
 
 
 def verify(folder: Path, backbone: Backbone, where: str) -> None:

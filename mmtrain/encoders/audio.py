@@ -313,14 +313,21 @@ class WhisperNetwork(nn.Module):
         self.body = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel [B, T, mels], mask [B, T] -> tokens [B, ceil(T / 2), width] and their mask."""
+    def forward(
+        self, mel: torch.Tensor, mask: torch.Tensor, blocks: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel [B, T, mels], mask [B, T] -> tokens [B, ceil(T / 2), width] and their mask: the output
+        of the first ``blocks`` blocks, or (None) of them all through the final norm."""
         h = nn.functional.gelu(self.conv1(mel.transpose(1, 2))) * mask.unsqueeze(1)
         h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
         lengths = torch.div(mask.sum(1) + 1, 2, rounding_mode="floor")
         token_mask = torch.arange(h.shape[1], device=h.device) < lengths.unsqueeze(1)
-        h = self.body(h + self.position[: h.shape[1]], src_key_padding_mask=~attendable(token_mask))
-        return self.norm(h) * token_mask.unsqueeze(-1), token_mask
+        h = h + self.position[: h.shape[1]]
+        for block in self.body.layers[:blocks]:
+            h = block(h, src_key_padding_mask=~attendable(token_mask))
+        if blocks is None:
+            h = self.norm(h)
+        return h * token_mask.unsqueeze(-1), token_mask
 
 
 class WhisperEncoder(Encoder):
@@ -339,6 +346,8 @@ class WhisperEncoder(Encoder):
         freeze: bool = True,
         max_seconds: float = 30.0,
         featurize_batch_size: int = 32,
+        output_layer: int | None = None,
+        augment: dict | None = None,
     ):
         super().__init__()
         import librosa
@@ -357,6 +366,18 @@ class WhisperEncoder(Encoder):
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
         self.register_buffer("window", torch.hann_window(400), persistent=False)
         self.freeze, self.max_frames, self.featurize_batch_size = freeze, max_frames, featurize_batch_size
+        if output_layer is not None and not 1 <= output_layer <= sizes["layers"]:
+            raise ConfigError(
+                f"encoder.audio.output_layer={output_layer}: this Whisper encoder has blocks 1 to "
+                f"{sizes['layers']}; null takes the last one through the final norm."
+            )
+        if freeze and augment:
+            raise ConfigError(
+                "encoder.audio.augment needs encoder.audio.freeze=false: a frozen encoder's features are "
+                "computed once, before any augmentation could apply."
+            )
+        self.output_layer = output_layer
+        self.augment = SpecAugment(**(augment or {}))
         self.out_dim = sizes["width"]
         set_trainable(self.model, not freeze)
 
@@ -374,6 +395,7 @@ class WhisperEncoder(Encoder):
             "encoder": type(self).__name__,
             "files": self.fingerprint(),
             "max_frames": self.max_frames,
+            "output_layer": self.output_layer,
             "format": 1,
         }
 
@@ -409,7 +431,7 @@ class WhisperEncoder(Encoder):
             return mels
 
         def encode(x, mask):
-            tokens, token_mask = self.model(x, mask)
+            tokens, token_mask = self.model(x, mask, self.output_layer)
             return [t[m] for t, m in zip(tokens, token_mask)]
 
         return run_frozen(self.model, mels, self.featurize_batch_size, encode)
@@ -418,5 +440,5 @@ class WhisperEncoder(Encoder):
         if self.freeze:
             tokens, token_mask = x * mask.unsqueeze(-1), mask
         else:
-            tokens, token_mask = self.model(x, mask)
+            tokens, token_mask = self.model(self.augment(x, mask), mask, self.output_layer)
         return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))

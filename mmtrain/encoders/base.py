@@ -35,6 +35,7 @@ class Encoder(nn.Module):
     out_dim: int
     pretrained: bool = False  # pretrained weights train at optim.encoder_lr, with optim.layer_decay per layer
     model_path: str | None = None  # the local files (folder or weights file) pretrained weights come from
+    backbone = None  # a named backbone (backbones.catalog.Backbone) the weights are pinned to, if any
 
     def layer_ids(self) -> tuple[dict[str, int], int]:
         """(parameter name -> its layer, 0 = the input side, and the number of layers) for layer-wise

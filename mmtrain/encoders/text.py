@@ -141,7 +141,7 @@ class HFTextEncoder(Encoder):
             return None
         return {
             "encoder": type(self).__name__,
-            "model": self.path,
+            "model": self.reference,  # not its path: the same files found elsewhere are the same features
             "files": self.fingerprint(),
             "max_length": self.max_length,
             "format": 2,

@@ -164,6 +164,11 @@ class MultimodalModule(L.LightningModule):
         checkpoint["mmtrain"] = {
             "format": artefacts.CHECKPOINT_FORMAT,
             "model_files": {m: e.fingerprint() for m, e in self.model.encoders.items()},
+            "backbones": {  # which named model each encoder is, by the sha256 of its weights
+                m: {"name": e.backbone.name, "files": e.backbone.files}
+                for m, e in self.model.encoders.items()
+                if e.backbone is not None
+            },
             "precision": str(getattr(self._trainer, "precision", None) or "32-true"),
         }  # predict runs in it too
         checkpoint["calibration"] = self.calibration
