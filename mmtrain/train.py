@@ -115,6 +115,7 @@ def run_one(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     log.info("Run dir: %s", out_dir)
     check_arguments(cfg.trainer, "trainer")  # a misspelt +trainer.<key> fails before the data is read
+    cfg.trainer.precision = devices.precision(cfg.trainer)  # auto -> what this device runs fastest
     ckpt_path = checkpoints.resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
     with phases("prepare"):
         module, datamodule = prepare(cfg, ckpt_path, phases, validated=True)

@@ -3,9 +3,10 @@
 - get:      `mmtrain-models get mpnet` into an empty model cache, pip's cache off (wall s; target <= 180)
 - frozen:   frozen featurizing of short texts (tfns tweets), rows/s, fp32 and bf16 (mpnet target >= 100),
             minilm beside it
-- finetune: one fine-tuning step (batch 64, bf16 autocast, forward + backward + AdamW), mpnet / minilm
-            (target <= 6x)
+- finetune: one fine-tuning step (batch 64, precision=auto as the presets, forward + backward + AdamW),
+            mpnet / minilm (target <= 6x)
 - whisper:  frozen whisper_base features of avdigits' 3,000 clips, wall s (target <= 600)
+- image:    efficientnet_lite0 at 224 px: frozen images/s, and one fine-tuning step of 32 images (s)
 
 Usage:
     python scripts/bench_backbones.py [get frozen finetune whisper] [--texts ../shared/data/tfns/manifest.csv]
@@ -80,8 +81,10 @@ def bench_finetune(data: Path, steps: int = 5) -> dict:
     import torch
 
     from mmtrain.core.tensors import pad
+    from mmtrain.runtime import devices
 
-    rows, out = texts(data, 64), {}
+    precision = devices.precision({"accelerator": "cpu", "precision": "auto"})  # as the presets run
+    rows, out = texts(data, 64), {"finetune precision": precision}
     for name in ("mpnet", "minilm"):
         model = encoder(name, False)
         x, mask = pad(model.featurize(rows))
@@ -89,7 +92,7 @@ def bench_finetune(data: Path, steps: int = 5) -> dict:
         times = []
         for _ in range(steps + 1):
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with devices.autocast(precision, "cpu"):
                 loss = model(x, mask).pooled.float().pow(2).mean()
             loss.backward()
             optimizer.step()
@@ -123,9 +126,38 @@ def bench_whisper(manifest: Path) -> dict:
     }
 
 
+def bench_image(steps: int = 3) -> dict:
+    import torch
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from mmtrain.core.errors import build
+
+    with initialize_config_module("mmtrain.conf", version_base="1.3"):
+        node = OmegaConf.to_container(compose("train").encoder.image)
+    pixels = torch.randn(64, 1, 3, 224, 224)
+    mask = torch.ones(64, 1, dtype=torch.bool)
+    frozen = build(node, "encoder.image")
+    start = time.perf_counter()
+    with torch.inference_mode():
+        frozen.features(pixels[:, 0])
+    out = {"lite0 frozen images/s": round(64 / (time.perf_counter() - start), 1)}
+    tuned = build({**node, "freeze": False}, "encoder.image").train()
+    optimizer = torch.optim.AdamW([p for p in tuned.parameters() if p.requires_grad], lr=1e-4)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        tuned(pixels[:32], mask[:32]).pooled.pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    out["lite0 finetune s/step of 32"] = round(sorted(times)[len(times) // 2], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="*", default=["get", "frozen", "finetune", "whisper"])
+    parser.add_argument("what", nargs="*", default=["get", "frozen", "finetune", "whisper", "image"])
     parser.add_argument("--texts", type=Path, default=SHARED / "tfns" / "manifest.csv")
     parser.add_argument("--avdigits", type=Path, default=SHARED / "avdigits" / "manifest.csv")
     parser.add_argument("--out", type=Path, default=Path("bench/backbones"))
@@ -140,6 +172,7 @@ def main() -> None:
             "frozen": lambda: bench_frozen(args.texts),
             "finetune": lambda: bench_finetune(args.texts),
             "whisper": lambda: bench_whisper(args.avdigits),
+            "image": bench_image,
         }[what]()
         print(json.dumps(figures), flush=True)
         results.update(figures)

@@ -3,6 +3,8 @@ member's val/test score beside the ensemble's, each command's wall time and the 
 
 Portfolios (chosen on validation; docs/recipes.md has the evidence):
   tfns      finance tweets (../shared/data/tfns): preset=balanced seeds 0,1,2 + preset=fast + model=gbm
+  tfns_backbones  the same tweets on two backbones: preset=balanced and preset=fast on MiniLM, preset=fast and
+            model=gbm on frozen MPNet (`mmtrain-models get mpnet` first)
   avdigits  spoken digits + image_hard, val = a held-out training speaker, scored on test_speaker (an
             unseen speaker): late fusion seeds 0,1,2 + intermediate + each modality alone
 Runs go to --out/runs/<name> (an existing finished run is reused unless --fresh), the ensemble to
@@ -51,6 +53,18 @@ PORTFOLIOS = {
             "balanced_seed2": ["preset=balanced", "seed=2"],
             "fast": ["preset=fast"],
             "gbm": ["model=gbm"],
+        },
+    ),
+    # members on two backbones (MiniLM fine-tuned, MPNet frozen): they disagree more than seeds of one
+    "tfns_backbones": (
+        TFNS,
+        "label",
+        ["test"],
+        {
+            "balanced_minilm": ["preset=balanced"],
+            "fast_minilm": ["preset=fast"],
+            "fast_mpnet": ["preset=fast", "encoder/text=mpnet"],
+            "gbm_mpnet": ["model=gbm", "encoder/text=mpnet"],
         },
     ),
     "avdigits": (

@@ -37,6 +37,17 @@ def test_autocast_follows_the_precision():
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch, caplog, native):
+    monkeypatch.setattr(devices, "native_bf16", lambda device: native)
+    trainer = {"accelerator": "cpu", "precision": "auto"}
+    assert devices.precision(trainer) == ("bf16-mixed" if native else "32-true")
+    assert devices.precision({**trainer, "precision": "32-true"}) == "32-true"
+    caplog.clear()
+    assert devices.precision({**trainer, "precision": "bf16-mixed"}) == "bf16-mixed"  # as asked, but said
+    assert ("emulated" in caplog.text) is not native
+
+
 def test_predict_runs_in_the_precision_the_model_was_trained_in(cfg_factory, tmp_path):
     import numpy as np
     import pandas as pd

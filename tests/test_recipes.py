@@ -105,7 +105,7 @@ def test_presets_freeze_or_fine_tune_the_pretrained_encoders(tmp_path, toy_manif
     assert module.model.encoders["text"].freeze is frozen
     assert cfg.monitor == "val/label/f1_macro"
     if not frozen:
-        assert cfg.trainer.precision == "bf16-mixed" and cfg.average.method == "greedy"
+        assert cfg.trainer.precision == "auto" and cfg.average.method == "greedy"
 
 
 def test_the_val_loss_a_soup_is_judged_by_comes_from_the_one_inference_loop(cfg_factory):

@@ -166,6 +166,7 @@ class TimmImageEncoder(Encoder):
         self.augment = ImageAugment(**(augment or {}))
         self.out_dim = self.model.num_features
         set_trainable(self.model, not freeze)
+        self.model.to(memory_format=torch.channels_last)  # 1.6x faster convolutions on CPU (EfficientNet-Lite0)
 
     def load_backbone(self, model: str) -> str:
         """A named backbone's weights into the timm model; the weights file's path."""
@@ -181,6 +182,9 @@ class TimmImageEncoder(Encoder):
             state = efficientnet_to_timm(state, [len(stage) for stage in self.model.blocks])
         load_into(self.model, state, f"encoder.image.model={model}")
         return path
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(pixels.contiguous(memory_format=torch.channels_last))
 
     def layer_ids(self) -> tuple[dict[str, int], int]:
         """timm's own grouping of the model's layers (its group_matcher), as timm.optim uses it."""
@@ -221,11 +225,11 @@ class TimmImageEncoder(Encoder):
             self.model,
             pixels,
             self.featurize_batch_size,
-            lambda x, mask: list(feature_tokens(self.model.forward_features(x[:, 0]))),
+            lambda x, mask: list(feature_tokens(self.features(x[:, 0]))),
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        tokens = x if self.freeze else feature_tokens(self.model.forward_features(self.augment(x[:, 0])))
+        tokens = x if self.freeze else feature_tokens(self.features(self.augment(x[:, 0])))
         token_mask = pixel_mask(tokens, mask)
         tokens = tokens * token_mask.unsqueeze(-1)
         return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))
