@@ -114,9 +114,10 @@ def serve_main() -> None:
 
 def models_main() -> None:
     """``mmtrain-models get mpnet whisper_base`` reads as ``action=get names=[mpnet,whisper_base]``."""
-    words = [a for a in sys.argv[1:] if "=" not in a and not a.startswith("-")]
+    args = sys.argv[1:]
+    count = next((i for i, a in enumerate(args) if "=" in a or a.startswith("-")), len(args))
+    words, rest = args[:count], args[count:]  # the leading words; Hydra's flags and their values follow
     if words:
-        rest = [a for a in sys.argv[1:] if a not in words]
         sys.argv = [sys.argv[0], f"action={words[0]}", f"names=[{','.join(words[1:])}]", *rest]
     precheck("mmtrain-models", "models")
     models_job()

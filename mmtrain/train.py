@@ -109,13 +109,13 @@ def cross_validate(cfg: DictConfig) -> dict[str, float]:
 def run_one(cfg: DictConfig) -> dict[str, float]:
     """One training run (one fold, with cross-validation): see ``run``."""
     reset_peak_memory()
+    cfg.trainer.precision = devices.precision(cfg.trainer)  # auto -> what this device runs fastest
     if cfg.model.get("kind", "neural") == "gbm":
         return run_gbm(cfg)
     phases = Phases()
     out_dir = Path(cfg.paths.output_dir)
     log.info("Run dir: %s", out_dir)
     check_arguments(cfg.trainer, "trainer")  # a misspelt +trainer.<key> fails before the data is read
-    cfg.trainer.precision = devices.precision(cfg.trainer)  # auto -> what this device runs fastest
     ckpt_path = checkpoints.resolve_ckpt_path(cfg.ckpt_path, out_dir, cfg.auto_resume and cfg.train)
     with phases("prepare"):
         module, datamodule = prepare(cfg, ckpt_path, phases, validated=True)
@@ -345,6 +345,7 @@ def prepare(
     used, not one refitted on this data."""
     if not validated:
         validate(cfg)
+    cfg.trainer.precision = devices.precision(cfg.trainer)  # auto -> what this device runs fastest
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table: MultimodalTable = build(cfg.data.source, "data.source")
     modalities, tasks = list(cfg.modalities) or list(table.modalities), task_specs(cfg, table)

@@ -69,6 +69,26 @@ def test_a_folder_the_user_names_is_checked_against_the_pin(home, tmp_path):
         locate.resolve(str(bad), "encoder.text.model", backbone())
 
 
+def test_a_named_backbone_loads_by_name_or_from_a_copy_and_nothing_else(home, tmp_path):
+    folder_with(home / "tiny")
+    with pytest.raises(ConfigError, match="loads by its name or from a local folder holding a copy"):
+        locate.resolve("pkg://other/model", "encoder.text.model", backbone())
+    # a copy's path saved on another machine: the same pinned files by name here
+    assert locate.resolve(str(tmp_path / "gone"), "encoder.text.model", backbone()) == str(home / "tiny")
+
+
+def test_a_named_backbone_is_the_same_model_wherever_its_files_are(home, tmp_path):
+    from mmtrain.encoders.base import Encoder
+
+    first, second = Encoder(), Encoder()
+    first.backbone, first.model_path = backbone(), str(folder_with(tmp_path / "cache"))
+    second.backbone, second.model_path = backbone(), str(folder_with(tmp_path / "package"))
+    (tmp_path / "package" / "modules.json").write_text("{}")  # a side file only the package has
+    assert first.fingerprint() == second.fingerprint()
+    second.backbone = backbone(files={"weights.bin": sha(b"other")})
+    assert first.fingerprint() != second.fingerprint()
+
+
 def test_a_flipped_byte_fails_with_the_file_and_both_hashes(home):
     folder = folder_with(home / "tiny", b"weightz")
     with pytest.raises(ConfigError) as err:
@@ -347,6 +367,8 @@ def test_mmtrain_models_lists_every_backbone_and_refuses_an_unknown_name(tmp_pat
     assert "mmtrain-models get mpnet" in done.stdout  # not in the empty cache, not a package
     bad = run_cli("get", "mpnte", cwd=tmp_path, executable=[*_models()])
     assert bad.returncode == 2 and "did you mean mpnet?" in bad.stderr
+    composed = run_cli("get", "mpnet", "--cfg", "job", cwd=tmp_path, executable=[*_models()])
+    assert "action: get" in composed.stdout and "- mpnet" in composed.stdout  # Hydra's flags pass through
 
 
 def _models() -> list[str]:

@@ -9,6 +9,7 @@ import torch
 from conftest import make_cfg
 
 from mmtrain.data.datamodule import EpochSampler, LengthBuckets
+from mmtrain.runtime import devices
 from mmtrain.train import prepare, run
 from mmtrain.training.averaging import average_states
 
@@ -105,7 +106,9 @@ def test_presets_freeze_or_fine_tune_the_pretrained_encoders(tmp_path, toy_manif
     assert module.model.encoders["text"].freeze is frozen
     assert cfg.monitor == "val/label/f1_macro"
     if not frozen:
-        assert cfg.trainer.precision == "auto" and cfg.average.method == "greedy"
+        native = devices.native_bf16(torch.device("cpu"))  # precision=auto, made concrete by prepare
+        assert cfg.trainer.precision == ("bf16-mixed" if native else "32-true")
+        assert cfg.average.method == "greedy"
 
 
 def test_the_val_loss_a_soup_is_judged_by_comes_from_the_one_inference_loop(cfg_factory):

@@ -4,7 +4,7 @@ pinned files wherever it is loaded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
@@ -39,7 +39,8 @@ class Backbone:
             raise ConfigError(
                 f"{where}.{unknown[0]} is not a backbone setting; known: {', '.join(sorted(known))}."
             )
-        missing = sorted(k for k in ("name", "modality", "files") if not block.get(k))
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = sorted(k for k in required if not block.get(k))
         if missing:
             raise ConfigError(f"{where}.{missing[0]} must be set (a named backbone needs it).")
         return cls(**{k: _plain(v) for k, v in block.items()})

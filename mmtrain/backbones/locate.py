@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from mmtrain.backbones.catalog import Backbone
 from mmtrain.core.errors import ConfigError
 from mmtrain.core.files import atomic_write
 
+log = logging.getLogger("mmtrain")
 VERIFIED = "verified.json"  # in the model cache: path -> [size, mtime_ns, sha256] of files already hashed
 
 
@@ -44,12 +46,8 @@ def package_folder(reference: str) -> Path | None:
 
 def resolve(model: str, key: str, backbone: Backbone | None = None) -> str:
     """The local path ``model`` stands for (a hub id is returned as given: transformers looks it up)."""
-    if backbone is not None and model == backbone.name:
-        return str(locate(backbone, key))
-    if backbone is not None and Path(model).expanduser().is_dir():
-        folder = Path(model).expanduser()
-        verify(folder, backbone, f"{key}={model}")
-        return str(folder)
+    if backbone is not None:
+        return str(named_copy(model, key, backbone))
     if model.startswith("pkg://"):
         folder = package_folder(model[len("pkg://") :])
         if folder is None:
@@ -64,6 +62,30 @@ def resolve(model: str, key: str, backbone: Backbone | None = None) -> str:
             f"{key}={model}: no such folder. Give a folder holding a saved model (its config and weights)."
         )
     return model
+
+
+def named_copy(model: str, key: str, backbone: Backbone) -> Path:
+    """A named backbone's folder: by its name, or a local copy the user names (both verified). A copy's
+    path saved in a checkpoint from another machine falls back to the backbone by name: the pinned hashes
+    say it is the same model."""
+    folder = Path(model).expanduser()
+    if model != backbone.name and folder.is_dir():
+        verify(folder, backbone, f"{key}={model}")
+        return folder
+    if model != backbone.name and not model.startswith((".", "/", "~")):
+        raise ConfigError(
+            f"{key}={model}: this encoder is the named backbone '{backbone.name}', which loads by its name "
+            f"or from a local folder holding a copy of it. For another model use an unpinned encoder "
+            f"(encoder/<type>=hf with its model=..., or encoder/image=timm)."
+        )
+    if model != backbone.name:
+        log.info(
+            "%s=%s is not here: using the backbone %s by name (the same pinned files)",
+            key,
+            model,
+            backbone.name,
+        )
+    return locate(backbone, key)
 
 
 def sources(backbone: Backbone) -> list[tuple[str, Path | None]]:
@@ -146,10 +168,10 @@ def sha256(path: Path) -> str:
     model cache's verified.json (a 438 MB file takes ~1 s to hash)."""
     path = Path(path).resolve()
     stat = path.stat()
-    record = _verified()
-    known = _seen.get(str(path)) or tuple(record.get(str(path), ()))
-    if len(known) == 3 and known[:2] == (stat.st_size, stat.st_mtime_ns):
-        return known[2]
+    for known in (_seen.get(str(path), ()), (record := _verified()).get(str(path), ())):
+        if len(known) == 3 and tuple(known[:2]) == (stat.st_size, stat.st_mtime_ns):
+            _seen[str(path)] = tuple(known)
+            return known[2]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):

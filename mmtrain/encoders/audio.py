@@ -313,21 +313,22 @@ class WhisperNetwork(nn.Module):
         self.body = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 
-    def forward(
-        self, mel: torch.Tensor, mask: torch.Tensor, blocks: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel [B, T, mels], mask [B, T] -> tokens [B, ceil(T / 2), width] and their mask: the output
-        of the first ``blocks`` blocks, or (None) of them all through the final norm."""
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel [B, T, mels], mask [B, T] -> tokens [B, ceil(T / 2), width] and their mask."""
         h = nn.functional.gelu(self.conv1(mel.transpose(1, 2))) * mask.unsqueeze(1)
         h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
         lengths = torch.div(mask.sum(1) + 1, 2, rounding_mode="floor")
         token_mask = torch.arange(h.shape[1], device=h.device) < lengths.unsqueeze(1)
         h = h + self.position[: h.shape[1]]
-        for block in self.body.layers[:blocks]:
+        for block in self.body.layers:
             h = block(h, src_key_padding_mask=~attendable(token_mask))
-        if blocks is None:
-            h = self.norm(h)
-        return h * token_mask.unsqueeze(-1), token_mask
+        return self.norm(h) * token_mask.unsqueeze(-1), token_mask
+
+    def keep_blocks(self, blocks: int) -> None:
+        """Only the first ``blocks`` blocks, their output as it is (no final norm): what lies above is
+        never used, so it is neither kept nor trained."""
+        del self.body.layers[blocks:]
+        self.norm = nn.Identity()
 
 
 class WhisperEncoder(Encoder):
@@ -377,15 +378,16 @@ class WhisperEncoder(Encoder):
                 "computed once, before any augmentation could apply."
             )
         self.output_layer = output_layer
+        if output_layer is not None:
+            self.model.keep_blocks(output_layer)
         self.augment = SpecAugment(**(augment or {}))
         self.out_dim = sizes["width"]
         set_trainable(self.model, not freeze)
 
     def layer_ids(self) -> tuple[dict[str, int], int]:
         layer_of, top = transformer_layer_ids(self.model)
-        layer_of.update(
-            {f"model.{n}": 0 for n, _ in self.model.named_parameters() if not n.startswith("body.")}
-        )
+        front = ("conv1.", "conv2.", "position")  # the input side; the final norm stays on top
+        layer_of.update({f"model.{n}": 0 for n, _ in self.model.named_parameters() if n.startswith(front)})
         return layer_of, top
 
     def cache_key(self) -> dict | None:
@@ -431,7 +433,7 @@ class WhisperEncoder(Encoder):
             return mels
 
         def encode(x, mask):
-            tokens, token_mask = self.model(x, mask, self.output_layer)
+            tokens, token_mask = self.model(x, mask)
             return [t[m] for t, m in zip(tokens, token_mask)]
 
         return run_frozen(self.model, mels, self.featurize_batch_size, encode)
@@ -440,5 +442,5 @@ class WhisperEncoder(Encoder):
         if self.freeze:
             tokens, token_mask = x * mask.unsqueeze(-1), mask
         else:
-            tokens, token_mask = self.model(self.augment(x, mask), mask, self.output_layer)
+            tokens, token_mask = self.model(self.augment(x, mask), mask)
         return EncoderOutput(tokens, token_mask, masked_mean(tokens, token_mask))

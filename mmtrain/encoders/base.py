@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,11 @@ class Encoder(nn.Module):
         return sum(p.numel() for p in self.parameters() if not p.requires_grad)
 
     def fingerprint(self) -> str | None:
-        """Of the model files this encoder was built from; saved in checkpoints and checked on load."""
+        """Of the model files this encoder was built from; saved in checkpoints and checked on load. A
+        named backbone's are its pinned hashes (already verified): the same model found in the cache, a
+        package or the hub, whose folders hold different side files, is the same model."""
+        if self.backbone is not None:
+            return hashlib.sha256(json.dumps(self.backbone.files, sort_keys=True).encode()).hexdigest()
         return files_fingerprint(self.model_path)
 
     def featurize(self, raws: list) -> list[torch.Tensor]:

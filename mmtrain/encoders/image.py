@@ -166,7 +166,8 @@ class TimmImageEncoder(Encoder):
         self.augment = ImageAugment(**(augment or {}))
         self.out_dim = self.model.num_features
         set_trainable(self.model, not freeze)
-        self.model.to(memory_format=torch.channels_last)  # 1.6x faster convolutions on CPU (EfficientNet-Lite0)
+        # channels-last: EfficientNet-Lite0's convolutions ran 1.6x faster on CPU
+        self.model.to(memory_format=torch.channels_last)
 
     def load_backbone(self, model: str) -> str:
         """A named backbone's weights into the timm model; the weights file's path."""

@@ -141,7 +141,7 @@ class HFTextEncoder(Encoder):
             return None
         return {
             "encoder": type(self).__name__,
-            "model": self.reference,  # not its path: the same files found elsewhere are the same features
+            "model": self.backbone.name if self.backbone else self.model_name,  # not a path: files move
             "files": self.fingerprint(),
             "max_length": self.max_length,
             "format": 2,

@@ -92,9 +92,11 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware (a CUDA GPU that supports it; a CPU with AVX512-BF16
     or AMX). Elsewhere bf16 autocast is emulated: on an AVX2-only CPU a frozen MiniLM pass ran at 16
     rows/s in bf16 against 101 in fp32 (scripts/bench_backbones.py)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if device.type == "cuda":  # Ampere and later (is_bf16_supported also counts emulation)
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == "cpu" and (
+        torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    )
 
 
 def precision(trainer_cfg) -> str:
@@ -102,6 +104,8 @@ def precision(trainer_cfg) -> str:
     run's device computes bf16 natively, else 32-true. Said in the log either way, and a bf16 asked for
     explicitly on a device that emulates it is warned about."""
     value = str(trainer_cfg.get("precision", "32-true"))
+    if value != "auto" and not value.startswith("bf16"):
+        return value
     where = device(trainer_cfg)
     native = native_bf16(where)
     if value == "auto":
