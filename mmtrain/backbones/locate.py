@@ -166,18 +166,19 @@ _seen: dict[str, tuple[int, int, str]] = {}
 def sha256(path: Path) -> str:
     """The file's sha256, hashed once per (path, size, mtime): remembered in the process and in the
     model cache's verified.json (a 438 MB file takes ~1 s to hash)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    for known in (_seen.get(str(path), ()), (record := _verified()).get(str(path), ())):
-        if len(known) == 3 and tuple(known[:2]) == (stat.st_size, stat.st_mtime_ns):
-            _seen[str(path)] = tuple(known)
-            return known[2]
+    key, stat = str(Path(path).resolve()), Path(path).stat()
+    if _seen.get(key, ())[:2] == (stat.st_size, stat.st_mtime_ns):
+        return _seen[key][2]
+    record = _verified()  # read only when this process has not seen the file as it is
+    if tuple(record.get(key, ()))[:2] == (stat.st_size, stat.st_mtime_ns):
+        _seen[key] = tuple(record[key])
+        return record[key][2]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    _seen[str(path)] = (stat.st_size, stat.st_mtime_ns, digest.hexdigest())
-    record[str(path)] = list(_seen[str(path)])
+    _seen[key] = (stat.st_size, stat.st_mtime_ns, digest.hexdigest())
+    record[key] = list(_seen[key])
     try:
         atomic_write(model_home() / VERIFIED, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     except OSError:  # a read-only home: the hash is still remembered for this process

@@ -173,11 +173,13 @@ class TimmImageEncoder(Encoder):
         """A named backbone's weights into the timm model; the weights file's path."""
         from timm.models import load_state_dict
 
+        if self.backbone is None:
+            raise ConfigError(
+                f"encoder.image.model={model} names a pretrained backbone, and this encoder has no backbone "
+                "block: use a named one (encoder/image=efficientnet_lite0) or checkpoint_path=<weights file>."
+            )
         folder = resolve(model, "encoder.image.model", self.backbone)
-        files = (
-            list(self.backbone.files) if self.backbone else sorted(p.name for p in Path(folder).glob("*.pth"))
-        )
-        path = str(Path(folder) / files[0])
+        path = str(Path(folder) / next(iter(self.backbone.files)))
         state = load_state_dict(path, weights_only=True)
         if any(k.startswith("_blocks.") for k in state):  # EfficientNet-PyTorch names
             state = efficientnet_to_timm(state, [len(stage) for stage in self.model.blocks])
